@@ -1,0 +1,86 @@
+// Package tosssim is an in-memory Toss Payments core API (v1, version 2022-11-16) server for
+// tests and local runs. It keeps its own record of truth (payments, their cancels and the
+// transaction rows) and answers with the wire shapes and error codes of
+// /work/shared/toss-api.md, following its simulator checklist (§12).
+//
+// # Simulated
+//
+//   - Basic auth with "<secretKey>:" (§1): a missing or undecodable header, or one without
+//     ':', is 403 INCORRECT_BASIC_AUTH_FORMAT; a key that is not accepted is 401
+//     UNAUTHORIZED_KEY (§11.1). The password part is ignored.
+//   - TossPayments-Test-Code with a test_ key on every /v1 route: the named error is answered
+//     with its §8 status and nothing executes. Live keys ignore the header.
+//   - Idempotency-Key on POST /v1 routes (§2): matched on key, secret key, method and path,
+//     never on the body; the first business answer (status and body) is kept for
+//     Config.IdempotencyTTL and replayed byte for byte; a repeat while the first is running is
+//     409 IDEMPOTENT_REQUEST_PROCESSING; keys over 300 characters are 400
+//     INVALID_IDEMPOTENCY_KEY; the header is ignored on GET.
+//   - Buyer authentication (§3 steps 2–3) is replaced by POST /sim/v1/sessions (or
+//     Simulator.CreateSession), which leaves an IN_PROGRESS payment and answers 201
+//     {"paymentKey":"…"}. Its body is {"orderId", "amount" (number or decimal string),
+//     "orderName", "method"?, "confirmError"?, "confirmErrorTimes"?, "confirmErrorOutcome"?};
+//     see SessionRequest. It takes no auth.
+//   - POST /v1/payments/confirm (§4.1), GET /v1/payments/{paymentKey} (§4.2),
+//     GET /v1/payments/orders/{orderId} (§4.3), POST /v1/payments/{paymentKey}/cancel (§4.4,
+//     full and partial) and GET /v1/transactions (§4.5), with the §5.4 status transitions
+//     IN_PROGRESS → DONE | ABORTED | EXPIRED and DONE → PARTIAL_CANCELED → CANCELED.
+//   - The 10-minute confirm window, applied lazily by every route that touches the payment,
+//     and the 1-second rule between cancels (FORBIDDEN_CONSECUTIVE_REQUEST).
+//   - GET /sim/v1/stats, which reports the counters of Stats and the executed confirms per
+//     orderId for tests that run out of process.
+//
+// # Not simulated
+//
+// READY (the 30-minute window before authentication), virtual accounts (WAITING_FOR_DEPOSIT,
+// secret, refundReceiveAccount), transfers, phone and gift-certificate payments, billing,
+// escrow, cash receipts, settlements, webhooks, Accept-Language (messages are Korean only),
+// rate limiting (429) and any per-request API version. The card object carries fixed test
+// values, and card.acquireStatus stays READY after cancels. checkout.url and receipt URLs
+// point at Toss's hosts, as in real payloads; the simulator does not serve them.
+//
+// # Choices where toss-api.md is UNCONFIRMED
+//
+//   - A confirm whose orderId or amount differs from the session is 400 INVALID_REQUEST and
+//     leaves the payment IN_PROGRESS (§4.1, §13). It is checked after the payment's state, so
+//     a DONE payment answers ALREADY_PROCESSED_PAYMENT whatever the body says.
+//   - Confirm accepts the amount as a JSON number only; a string is 400 INVALID_REQUEST
+//     (§4.1). The session route accepts both.
+//   - A confirm of an ABORTED payment is 400 ALREADY_PROCESSED_PAYMENT (it was processed, and
+//     failed), the same as for DONE and canceled payments.
+//   - A confirm that arrives, under a different or no idempotency key, while another confirm
+//     of the same payment is still running is 400 ALREADY_PROCESSED_PAYMENT.
+//   - Error answers, 5xx included, are stored and replayed under their idempotency key like
+//     successes (§2: "UNCONFIRMED whether transient 5xx answers are stored"). Auth failures,
+//     Test-Code answers, 409 IDEMPOTENT_REQUEST_PROCESSING and INVALID_IDEMPOTENCY_KEY are
+//     not stored.
+//   - An unknown TossPayments-Test-Code is answered with status 400 and the code as given.
+//   - After a cancel, suppliedAmount and vat are recomputed from the balance
+//     (vat = round(balance/11), supplied = balance − vat), so a full cancel ends at 0/0 as in
+//     payment-canceled-full.json and supplied + vat = balance as in the PayPal sample.
+//   - A cancel appends a Transaction row with status CANCELED (balance now 0) or
+//     PARTIAL_CANCELED and amount = the cancelled amount, positive (§6, §13).
+//   - FORBIDDEN_CONSECUTIVE_REQUEST is checked before the payment's status and measured from
+//     the previous successful cancel of the same paymentKey.
+//   - GET /v1/transactions: limit above 5000 is 400 INVALID_REQUEST (§11.5); startDate after
+//     endDate gives an empty array; rows are ordered by transactionAt, then transactionKey.
+//   - The NOT_FOUND_PAYMENT message is the tables' "존재하지 않는 결제 정보 입니다." (the docs'
+//     error-object example omits "정보").
+//   - IN_PROGRESS payments show lastTransactionKey, secret and receipt as null; the
+//     payment-in-progress.json sample shows a key and a secret before approval.
+//
+// Choices about the simulator's own test hooks (no Toss counterpart):
+//
+//   - A session for an orderId whose payment is DONE or canceled is 409 DUPLICATED_ORDER_ID
+//     (the browser SDK's code for that case). A session for an orderId that is IN_PROGRESS,
+//     ABORTED or EXPIRED replaces the payment: the old paymentKey is forgotten (confirm 404
+//     NOT_FOUND_PAYMENT_SESSION, lookup 404 NOT_FOUND_PAYMENT), so an order never has two
+//     payments that could both be approved.
+//   - confirmError fires on the next executed confirm only, unless confirmErrorTimes says
+//     otherwise; idempotent replays do not consume it.
+//   - Stats.ConfirmsProcessed and ConfirmsFor count every executed confirm, including ones
+//     refused for a bad body or a bad state; ConfirmsFor keys on the orderId in the body.
+//
+// A Simulator is safe for concurrent use. One mutex guards the truth; it is never held while
+// writing to the network, and a confirm marks its payment as in flight between its checks
+// and its outcome, so a concurrent duplicate sees the in-flight state.
+package tosssim

@@ -1,0 +1,282 @@
+package tosssim
+
+import (
+	"maps"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/shopspring/decimal"
+)
+
+// Config configures a Simulator. The zero value is usable: New fills in the defaults.
+type Config struct {
+	// SecretKeys are the accepted secret keys. Empty accepts any key that starts with
+	// "test_sk_", "test_gsk_" or "test_ak_" (toss-api.md §1).
+	SecretKeys []string
+	// MID is the merchant id on every payment and transaction. Default "tosssimmid01".
+	MID string
+	// Now is the clock. Default time.Now; tests inject one to cross the confirm window and
+	// the one-second cancel rule without sleeping.
+	Now func() time.Time
+	// ConfirmWindow is how long an IN_PROGRESS payment may wait for its confirm before it is
+	// EXPIRED. Default 10 minutes (toss-api.md §3).
+	ConfirmWindow time.Duration
+	// IdempotencyTTL is how long a stored idempotent answer is replayed. Default 15 days (§2).
+	IdempotencyTTL time.Duration
+}
+
+const (
+	defaultMID            = "tosssimmid01"
+	defaultConfirmWindow  = 10 * time.Minute
+	defaultIdempotencyTTL = 15 * 24 * time.Hour
+	consecutiveCancelGap  = time.Second
+)
+
+// Status is a payment or transaction status (toss-api.md §5.4).
+type Status string
+
+// The statuses of toss-api.md §5.4. The simulator creates payments IN_PROGRESS, so READY and
+// WAITING_FOR_DEPOSIT never occur; they are listed so switches stay exhaustive.
+const (
+	StatusReady             Status = "READY"
+	StatusInProgress        Status = "IN_PROGRESS"
+	StatusWaitingForDeposit Status = "WAITING_FOR_DEPOSIT"
+	StatusDone              Status = "DONE"
+	StatusCanceled          Status = "CANCELED"
+	StatusPartialCanceled   Status = "PARTIAL_CANCELED"
+	StatusAborted           Status = "ABORTED"
+	StatusExpired           Status = "EXPIRED"
+)
+
+// Stats are the simulator's counters since New.
+type Stats struct {
+	// ConfirmRequests counts every POST /v1/payments/confirm that passed auth, including
+	// idempotent replays, 409s and Test-Code answers.
+	ConfirmRequests int `json:"confirmRequests"`
+	// ConfirmsProcessed counts the confirms that executed (not replays, 409s or Test-Codes).
+	ConfirmsProcessed int `json:"confirmsProcessed"`
+	// Approvals counts payments that became DONE.
+	Approvals int `json:"approvals"`
+	// CancelRequests counts every POST /v1/payments/{paymentKey}/cancel that passed auth.
+	CancelRequests int `json:"cancelRequests"`
+	// CancelsProcessed counts the cancels that executed (not replays, 409s or Test-Codes).
+	CancelsProcessed int `json:"cancelsProcessed"`
+}
+
+// PaymentView is the simulator's current truth about one payment, for assertions.
+type PaymentView struct {
+	PaymentKey         string
+	OrderID            string
+	OrderName          string
+	Method             string
+	Status             Status
+	TotalAmount        decimal.Decimal
+	BalanceAmount      decimal.Decimal
+	Approvals          int    // times the payment became DONE; more than 1 would be a simulator bug
+	Cancels            int    // entries in cancels[]
+	FailureCode        string // failure.code for ABORTED and EXPIRED payments
+	LastTransactionKey string
+}
+
+// SessionRequest opens a payment as if the buyer had just authenticated in the payment window.
+type SessionRequest struct {
+	OrderID   string          // 6–64 characters of A-Za-z0-9-_
+	Amount    decimal.Decimal // whole won, > 0
+	OrderName string          // ≤ 100 characters, may be empty
+	Method    string          // "카드" (default) or "간편결제" (a card paid through 토스페이)
+	// ConfirmError is an error code of toss-api.md §8 that the confirm of this payment answers
+	// instead of approving, ConfirmErrorTimes times (0 means once; negative means always).
+	ConfirmError      string
+	ConfirmErrorTimes int
+	// ConfirmErrorOutcome is the payment's status after a ConfirmError answer: ABORTED,
+	// IN_PROGRESS (unchanged) or DONE (approved although the answer was an error, as when a
+	// response is lost). Empty chooses IN_PROGRESS for unknown-outcome codes (PROVIDER_ERROR,
+	// CARD_PROCESSING_ERROR, *INTERNAL_SYSTEM_PROCESSING, UNKNOWN_PAYMENT_ERROR) and ABORTED
+	// for the rest.
+	ConfirmErrorOutcome Status
+}
+
+// Simulator is an in-memory Toss Payments server. It is safe for concurrent use.
+type Simulator struct {
+	cfg      Config
+	keys     map[string]bool // nil: accept the test prefixes
+	idem     *idemStore
+	handler  http.Handler
+	mu       sync.Mutex // guards everything below
+	byKey    map[string]*payment
+	byOrder  map[string]*payment
+	txs      []*transaction
+	txByKey  map[string]*transaction
+	stats    Stats
+	byOrderN map[string]int // executed confirms per orderId of the request
+
+	// beforeConfirmCommit, when set, runs between a confirm's checks and its outcome, with no
+	// lock held. Tests use it to hold a confirm in flight.
+	beforeConfirmCommit func(paymentKey string)
+}
+
+// New returns a Simulator with cfg's defaults filled in.
+func New(cfg Config) *Simulator {
+	if cfg.MID == "" {
+		cfg.MID = defaultMID
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.ConfirmWindow <= 0 {
+		cfg.ConfirmWindow = defaultConfirmWindow
+	}
+	if cfg.IdempotencyTTL <= 0 {
+		cfg.IdempotencyTTL = defaultIdempotencyTTL
+	}
+	s := &Simulator{
+		cfg:      cfg,
+		idem:     newIdemStore(cfg.IdempotencyTTL),
+		byKey:    map[string]*payment{},
+		byOrder:  map[string]*payment{},
+		txByKey:  map[string]*transaction{},
+		byOrderN: map[string]int{},
+	}
+	for _, k := range cfg.SecretKeys {
+		if k = strings.TrimSpace(k); k != "" {
+			if s.keys == nil {
+				s.keys = map[string]bool{}
+			}
+			s.keys[k] = true
+		}
+	}
+	s.handler = s.routes()
+	return s
+}
+
+// Handler returns the HTTP handler. Every route is relative, so it works at the root of a
+// server or behind http.StripPrefix.
+func (s *Simulator) Handler() http.Handler { return s.handler }
+
+// CreateSession opens an IN_PROGRESS card payment for orderID, like POST /sim/v1/sessions.
+// It returns the new paymentKey, or an *Error (400 INVALID_REQUEST for bad input, 409
+// DUPLICATED_ORDER_ID when the order is already approved or canceled).
+func (s *Simulator) CreateSession(orderID string, amount decimal.Decimal, orderName string) (string, error) {
+	return s.CreateSessionWith(SessionRequest{OrderID: orderID, Amount: amount, OrderName: orderName})
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Simulator) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
+}
+
+// ConfirmsFor returns how many confirms executed for orderID (the orderId in the request
+// body). Idempotent replays, 409s and Test-Code answers are not counted; they are in
+// Stats.ConfirmRequests only.
+func (s *Simulator) ConfirmsFor(orderID string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.byOrderN[orderID]
+}
+
+// Payment returns the current truth about the newest payment of orderID.
+func (s *Simulator) Payment(orderID string) (PaymentView, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.byOrder[orderID]
+	if p == nil {
+		return PaymentView{}, false
+	}
+	s.expireIfDue(p, s.cfg.Now())
+	v := PaymentView{
+		PaymentKey:         p.key,
+		OrderID:            p.orderID,
+		OrderName:          p.orderName,
+		Method:             p.method,
+		Status:             p.status,
+		TotalAmount:        p.total,
+		BalanceAmount:      p.balance,
+		Approvals:          p.approvals,
+		Cancels:            len(p.cancels),
+		LastTransactionKey: p.lastTxKey,
+	}
+	if p.failure != nil {
+		v.FailureCode = p.failure.Code
+	}
+	return v, true
+}
+
+func (s *Simulator) statsWithConfirms() (Stats, map[string]int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats, maps.Clone(s.byOrderN)
+}
+
+var orderIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{6,64}$`)
+
+// supportedMethods are the method labels a session may use; both end with a card object.
+var supportedMethods = map[string]bool{"카드": true, "간편결제": true}
+
+// CreateSessionWith opens an IN_PROGRESS payment as described by req. A session for an
+// orderId that is READY, IN_PROGRESS, ABORTED or EXPIRED replaces that payment, whose
+// paymentKey is then unknown; one for an orderId that is DONE or canceled is 409
+// DUPLICATED_ORDER_ID.
+func (s *Simulator) CreateSessionWith(req SessionRequest) (string, error) {
+	if req.Method == "" {
+		req.Method = "카드"
+	}
+	if !orderIDPattern.MatchString(req.OrderID) ||
+		!req.Amount.IsInteger() || !req.Amount.IsPositive() ||
+		utf8.RuneCountInString(req.OrderName) > 100 ||
+		!supportedMethods[req.Method] {
+		return "", apiError("INVALID_REQUEST")
+	}
+	if req.ConfirmError != "" {
+		if _, ok := errorTable[req.ConfirmError]; !ok {
+			return "", apiError("INVALID_REQUEST")
+		}
+	}
+	switch req.ConfirmErrorOutcome {
+	case "", StatusAborted, StatusInProgress, StatusDone:
+	default:
+		return "", apiError("INVALID_REQUEST")
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.cfg.Now()
+	if old := s.byOrder[req.OrderID]; old != nil {
+		s.expireIfDue(old, now)
+		if old.confirming {
+			// Its confirm already passed its checks; the order is as good as processed.
+			return "", apiError("DUPLICATED_ORDER_ID")
+		}
+		switch old.status {
+		case StatusDone, StatusCanceled, StatusPartialCanceled, StatusWaitingForDeposit:
+			return "", apiError("DUPLICATED_ORDER_ID")
+		case StatusReady, StatusInProgress, StatusAborted, StatusExpired:
+			delete(s.byKey, old.key)
+		}
+	}
+	p := &payment{
+		key:             s.newPaymentKey(now),
+		orderID:         req.OrderID,
+		orderName:       req.OrderName,
+		method:          req.Method,
+		total:           req.Amount,
+		balance:         req.Amount,
+		status:          StatusInProgress,
+		requestedAt:     now.Truncate(time.Second),
+		authenticatedAt: now,
+		confirmErr:      req.ConfirmError,
+		confirmErrLeft:  req.ConfirmErrorTimes,
+		confirmOutcome:  req.ConfirmErrorOutcome,
+	}
+	if p.confirmErr != "" && p.confirmErrLeft == 0 {
+		p.confirmErrLeft = 1
+	}
+	s.byKey[p.key] = p
+	s.byOrder[p.orderID] = p
+	return p.key, nil
+}
