@@ -23,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/paymentledger/ledger/internal/db"
 	"github.com/paymentledger/ledger/migrations"
 )
 
@@ -80,10 +81,11 @@ func NewDatabase(t testing.TB) string {
 	return withDatabase(ServerURL(), name)
 }
 
-// NewPool creates a database for t and returns a pool on it, closed in t.Cleanup.
+// NewPool creates a database for t and returns a pool on it (set up by db.Open), closed in
+// t.Cleanup.
 func NewPool(t testing.TB) *pgxpool.Pool {
 	t.Helper()
-	pool, err := pgxpool.New(context.Background(), NewDatabase(t))
+	pool, err := db.Open(context.Background(), NewDatabase(t))
 	if err != nil {
 		t.Fatalf("pgtest: pool: %v", err)
 	}

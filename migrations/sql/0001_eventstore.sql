@@ -6,6 +6,9 @@ CREATE TABLE event_streams (
     stream_id  text        PRIMARY KEY,
     version    bigint      NOT NULL CHECK (version >= 0),
     last_hash  bytea       NOT NULL,
+    -- The transaction that appended the stream's last events (NULL before the first). An append
+    -- must run in a newer transaction, or its events would sort before them in the global log.
+    last_transaction_id xid8,
     created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now()
 );

@@ -1,0 +1,139 @@
+// Package commands holds one handler per use case of the command side: load the payment's
+// stream, decide with the domain, append with the expected version, and call the PSP outside any
+// database transaction. Handlers take and return plain Go values; HTTP lives in httpapi.
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/paymentledger/ledger/domain"
+	"github.com/paymentledger/ledger/eventstore"
+	"github.com/paymentledger/ledger/psp/toss"
+)
+
+// EventStore is what the handlers need of the event store.
+type EventStore interface {
+	Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion, events []eventstore.EventData) (eventstore.AppendResult, error)
+	ReadStream(ctx context.Context, stream string, from int64) ([]eventstore.RecordedEvent, error)
+}
+
+// PSP is what the handlers need of the payment service provider.
+type PSP interface {
+	Confirm(ctx context.Context, req toss.ConfirmRequest, idempotencyKey string) (*toss.Payment, error)
+}
+
+var (
+	_ EventStore = (*eventstore.Postgres)(nil)
+	_ PSP        = (*toss.Client)(nil)
+)
+
+// Config holds the handlers' settings.
+type Config struct {
+	Merchant    domain.MerchantID // the default merchant until merchant API keys exist
+	CheckoutTTL time.Duration     // default domain.DefaultCheckoutTTL
+	// PSPTimeout bounds one PSP call. The call runs on a context detached from the caller's, so
+	// a client that hangs up cannot leave a payment EXECUTING with nothing recorded.
+	PSPTimeout time.Duration // default 40s
+}
+
+// Service runs the command handlers. It is safe for concurrent use.
+type Service struct {
+	store  EventStore
+	psp    PSP
+	cfg    Config
+	now    func() time.Time
+	logger *slog.Logger
+}
+
+// New returns a Service. now is the clock (time.Now in production).
+func New(store EventStore, psp PSP, cfg Config, now func() time.Time, logger *slog.Logger) (*Service, error) {
+	if cfg.Merchant == "" {
+		return nil, errors.New("commands: a merchant id is required")
+	}
+	if cfg.CheckoutTTL <= 0 {
+		cfg.CheckoutTTL = domain.DefaultCheckoutTTL
+	}
+	if cfg.PSPTimeout <= 0 {
+		cfg.PSPTimeout = 40 * time.Second
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Service{store: store, psp: psp, cfg: cfg, now: now, logger: logger}, nil
+}
+
+// load reads a payment's stream and folds it. A missing stream is ErrPaymentNotFound.
+func (s *Service) load(ctx context.Context, id domain.OrderID) (domain.Payment, []eventstore.RecordedEvent, error) {
+	recs, err := s.store.ReadStream(ctx, domain.StreamName(id), 1)
+	if errors.Is(err, eventstore.ErrStreamNotFound) {
+		return domain.Payment{}, nil, domain.Errorf(domain.ErrPaymentNotFound, "no payment with orderId %s", id)
+	}
+	if err != nil {
+		return domain.Payment{}, nil, fmt.Errorf("load %s: %w", id, err)
+	}
+	events, err := DecodeEvents(recs)
+	if err != nil {
+		return domain.Payment{}, nil, fmt.Errorf("load %s: %w", id, err)
+	}
+	p, err := domain.Rebuild(events)
+	if err != nil {
+		return domain.Payment{}, nil, fmt.Errorf("load %s: %w", id, err)
+	}
+	return p, recs, nil
+}
+
+// DecodeEvents turns stored events into domain events.
+func DecodeEvents(recs []eventstore.RecordedEvent) ([]domain.Event, error) {
+	events := make([]domain.Event, 0, len(recs))
+	for _, r := range recs {
+		e, err := domain.UnmarshalEvent(r.Type, r.SchemaVersion, r.Data)
+		if err != nil {
+			return nil, fmt.Errorf("%s v%d: %w", r.StreamID, r.Version, err)
+		}
+		events = append(events, e)
+	}
+	return events, nil
+}
+
+// encode turns domain events into events to append, all with the same metadata.
+func encode(events []domain.Event, meta eventstore.Metadata) ([]eventstore.EventData, error) {
+	out := make([]eventstore.EventData, 0, len(events))
+	for _, e := range events {
+		data, err := domain.MarshalEvent(e)
+		if err != nil {
+			return nil, err
+		}
+		m := meta
+		m.MerchantID = string(e.Header().MerchantID)
+		out = append(out, eventstore.EventData{
+			ID:            uuid.New(),
+			Type:          string(e.EventType()),
+			SchemaVersion: domain.SchemaVersion,
+			Data:          data,
+			Metadata:      m,
+		})
+	}
+	return out, nil
+}
+
+// append writes events at the payment's current version (the optimistic lock).
+func (s *Service) append(ctx context.Context, p domain.Payment, events []domain.Event, meta eventstore.Metadata) error {
+	data, err := encode(events, meta)
+	if err != nil {
+		return err
+	}
+	_, err = s.store.Append(ctx, domain.StreamName(p.OrderID), eventstore.Exact(p.Version), data)
+	return err
+}
+
+// newMetadata starts the metadata of a request: one correlation id per request.
+func newMetadata(actor string) eventstore.Metadata {
+	id := uuid.New()
+	return eventstore.Metadata{CorrelationID: id, CausationID: id, Actor: actor}
+}

@@ -1,0 +1,206 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/paymentledger/ledger/domain"
+	"github.com/paymentledger/ledger/eventstore"
+	"github.com/paymentledger/ledger/psp/toss"
+)
+
+// ConfirmInput is what Toss's successUrl hands the browser.
+type ConfirmInput struct {
+	PaymentKey domain.PaymentKey
+	OrderID    domain.OrderID
+	Amount     decimal.Decimal
+}
+
+// ConfirmResult is a payment's state as the confirm left it.
+type ConfirmResult struct {
+	OrderID    domain.OrderID
+	PaymentKey domain.PaymentKey
+	Status     domain.Status
+	ApprovedAt time.Time // zero unless approved
+	Failure    *domain.Failure
+}
+
+// maxAppendRetries bounds how often a handler re-reads and re-decides after losing an
+// optimistic-lock race. Each retry sees a newer state, so a few are plenty.
+const maxAppendRetries = 8
+
+// recordTimeout bounds the recording of a PSP outcome.
+const recordTimeout = 15 * time.Second
+
+// Confirm approves a payment with the PSP, at most once.
+//
+//  1. Load the payment and decide (domain.DecideConfirm): a tampered amount is rejected and
+//     recorded without a PSP call; a payment already confirming or confirmed answers from its
+//     state without a PSP call.
+//  2. Append ConfirmationStarted at the loaded version. Of concurrent confirms exactly one
+//     append succeeds; the others re-read, see EXECUTING (or the outcome) and call nothing.
+//  3. Call the PSP outside any transaction with the attempt's idempotency key, on a context
+//     detached from the caller's so the outcome is recorded even if the caller hangs up.
+//  4. Append the outcome: approved, rejected, expired, or unknown (never a failure for a timeout).
+func (s *Service) Confirm(ctx context.Context, in ConfirmInput) (ConfirmResult, error) {
+	cmd := domain.ConfirmCommand{PaymentKey: in.PaymentKey, OrderID: in.OrderID, Amount: in.Amount}
+	meta := newMetadata("merchant")
+	for range maxAppendRetries {
+		p, _, err := s.load(ctx, in.OrderID)
+		if err != nil {
+			return ConfirmResult{}, err
+		}
+		events, err := p.DecideConfirm(cmd, s.now())
+		if err != nil {
+			return ConfirmResult{}, err
+		}
+		if len(events) == 0 {
+			return resultOf(p), nil
+		}
+		err = s.append(ctx, p, events, meta)
+		if errors.Is(err, eventstore.ErrWrongExpectedVersion) {
+			continue // someone else moved the payment: decide again on the new state
+		}
+		if err != nil {
+			return ConfirmResult{}, fmt.Errorf("confirm %s: %w", in.OrderID, err)
+		}
+		for _, e := range events {
+			if err := p.Apply(e); err != nil {
+				return ConfirmResult{}, err
+			}
+		}
+		switch p.Status {
+		case domain.StatusFailure: // our own validation refused it (and it is recorded)
+			return ConfirmResult{}, domain.Errorf(domain.ErrAmountMismatch, "%s; the payment is marked failed and the PSP was not called", p.Failure.Message)
+		case domain.StatusExpired:
+			return ConfirmResult{}, domain.Errorf(domain.ErrCheckoutExpired, "order %s expired at %s before it was confirmed", p.OrderID, p.ExpiresAt.UTC().Format(time.RFC3339))
+		}
+		return s.callPSP(ctx, p, meta)
+	}
+	return ConfirmResult{}, domain.Errorf(domain.ErrConcurrentModification, "order %s kept changing while confirming", in.OrderID)
+}
+
+// callPSP makes the confirm call of the payment's current attempt and records its outcome.
+func (s *Service) callPSP(ctx context.Context, p domain.Payment, meta eventstore.Metadata) (ConfirmResult, error) {
+	// Detached from the caller: once ConfirmationStarted is stored, the call and the recording of
+	// its outcome must run to the end even if the caller hangs up. Separate deadlines, so a PSP
+	// call that uses all of its time still leaves time to record UNKNOWN.
+	detached := context.WithoutCancel(ctx)
+	callCtx, cancelCall := context.WithTimeout(detached, s.cfg.PSPTimeout)
+	defer cancelCall()
+	start := time.Now()
+	pay, pspErr := s.psp.Confirm(callCtx, toss.ConfirmRequest{
+		PaymentKey: string(p.PaymentKey), OrderID: string(p.OrderID), Amount: p.TotalAmount,
+	}, p.PSPIdempotencyKey)
+	s.logger.InfoContext(ctx, "psp confirm", "orderId", p.OrderID, "attempt", p.Attempt,
+		"idempotencyKey", p.PSPIdempotencyKey, "ms", time.Since(start).Milliseconds(), "error", errString(pspErr))
+	recordCtx, cancelRecord := context.WithTimeout(detached, recordTimeout)
+	defer cancelRecord()
+	return s.recordOutcome(recordCtx, p.OrderID, p.Attempt, pay, pspErr, meta)
+}
+
+// recordOutcome appends what the PSP said about attempt. If the payment moved on meanwhile
+// (another process recorded this attempt's outcome), it answers from the newer state.
+func (s *Service) recordOutcome(ctx context.Context, id domain.OrderID, attempt int, pay *toss.Payment, pspErr error, meta eventstore.Metadata) (ConfirmResult, error) {
+	for range maxAppendRetries {
+		p, _, err := s.load(ctx, id)
+		if err != nil {
+			return ConfirmResult{}, err
+		}
+		if p.Attempt != attempt || (p.Status != domain.StatusExecuting && p.Status != domain.StatusUnknown) {
+			return resultOf(p), nil
+		}
+		events, err := s.outcomeEvents(ctx, p, pay, pspErr)
+		if err != nil {
+			return ConfirmResult{}, err
+		}
+		err = s.append(ctx, p, events, meta)
+		if errors.Is(err, eventstore.ErrWrongExpectedVersion) {
+			continue
+		}
+		if err != nil {
+			return ConfirmResult{}, fmt.Errorf("record outcome of %s: %w", id, err)
+		}
+		for _, e := range events {
+			if err := p.Apply(e); err != nil {
+				return ConfirmResult{}, err
+			}
+		}
+		return resultOf(p), nil
+	}
+	return ConfirmResult{}, domain.Errorf(domain.ErrConcurrentModification, "order %s kept changing while recording the PSP outcome", id)
+}
+
+// outcomeEvents classifies the PSP's answer (toss-api.md §9.3) into the payment's next events.
+func (s *Service) outcomeEvents(ctx context.Context, p domain.Payment, pay *toss.Payment, pspErr error) ([]domain.Event, error) {
+	now := s.now()
+	if pspErr == nil {
+		if pay.Status != toss.StatusDone {
+			return p.DecideUnknown("UNEXPECTED_STATUS", fmt.Sprintf("confirm answered status %s", pay.Status), now)
+		}
+		approvedAt := now
+		if pay.ApprovedAt != nil {
+			approvedAt = *pay.ApprovedAt
+		}
+		events, err := p.DecideApproved(domain.Approval{
+			PaymentKey:         domain.PaymentKey(pay.PaymentKey),
+			OrderID:            domain.OrderID(pay.OrderID),
+			TotalAmount:        pay.TotalAmount,
+			ApprovedAt:         approvedAt,
+			Method:             pay.Method,
+			LastTransactionKey: pay.LastTransactionKey,
+		}, now)
+		if errors.Is(err, domain.ErrPSPResponseMismatch) {
+			// Never record an approval we cannot match; leave it for a person and the read-back.
+			s.logger.ErrorContext(ctx, "psp approval does not match the payment", "orderId", p.OrderID, "error", err)
+			return p.DecideUnknown(domain.ErrPSPResponseMismatch.Code, err.Error(), now)
+		}
+		return events, err
+	}
+
+	var te *toss.Error
+	errors.As(pspErr, &te)
+	switch toss.ClassOf(pspErr) {
+	case toss.ClassFinal:
+		if te.Code == "NOT_FOUND_PAYMENT_SESSION" {
+			return p.DecideExpired("Toss payment session expired: "+te.Message, now)
+		}
+		return p.DecideRejected(te.Code, te.Message, now)
+	case toss.ClassMerchantConfig:
+		s.logger.ErrorContext(ctx, "Toss refused our credentials or setup; fix the merchant configuration",
+			"orderId", p.OrderID, "code", te.Code, "message", te.Message)
+		return p.DecideRejected(te.Code, te.Message, now)
+	}
+	return p.DecideUnknown(unknownCode(te, pspErr), pspErr.Error(), now)
+}
+
+// unknownCode names an unknown outcome: the PSP's code, or TIMEOUT / NETWORK_ERROR / HTTP_nnn.
+func unknownCode(te *toss.Error, err error) string {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return "TIMEOUT"
+	case te == nil || te.HTTPStatus == 0:
+		return "NETWORK_ERROR"
+	case te.Code != "":
+		return te.Code
+	}
+	return fmt.Sprintf("HTTP_%d", te.HTTPStatus)
+}
+
+func resultOf(p domain.Payment) ConfirmResult {
+	return ConfirmResult{
+		OrderID: p.OrderID, PaymentKey: p.PaymentKey, Status: p.Status,
+		ApprovedAt: p.ApprovedAt, Failure: p.Failure,
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}

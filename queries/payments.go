@@ -1,0 +1,245 @@
+// Package queries holds the read-side services: they answer questions from the read models the
+// projections maintain (and, for a payment's history, from its event stream). They take and
+// return plain Go values; the JSON field names are the query API's.
+package queries
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/shopspring/decimal"
+
+	"github.com/paymentledger/ledger/domain"
+	"github.com/paymentledger/ledger/eventstore"
+)
+
+// StreamReader is what the payment history needs of the event store.
+type StreamReader interface {
+	ReadStream(ctx context.Context, stream string, from int64) ([]eventstore.RecordedEvent, error)
+}
+
+// Service answers payment queries for one merchant.
+type Service struct {
+	pool     *pgxpool.Pool
+	events   StreamReader
+	merchant domain.MerchantID
+}
+
+// New returns a Service scoped to merchant.
+func New(pool *pgxpool.Pool, events StreamReader, merchant domain.MerchantID) *Service {
+	return &Service{pool: pool, events: events, merchant: merchant}
+}
+
+// Payment is one payment as the read model shows it.
+type Payment struct {
+	OrderID            string          `json:"orderId"`
+	MerchantID         string          `json:"merchantId"`
+	BuyerID            string          `json:"buyerId"`
+	OrderName          string          `json:"orderName"`
+	Amount             decimal.Decimal `json:"amount"`
+	Currency           string          `json:"currency"`
+	Status             string          `json:"status"`
+	PaymentKey         string          `json:"paymentKey,omitempty"`
+	Method             string          `json:"method,omitempty"`
+	Attempt            int             `json:"attempt"`
+	ApprovedAt         *time.Time      `json:"approvedAt,omitempty"`
+	LastTransactionKey string          `json:"lastTransactionKey,omitempty"`
+	Failure            *Failure        `json:"failure,omitempty"`
+	ExpiresAt          time.Time       `json:"expiresAt"`
+	CreatedAt          time.Time       `json:"createdAt"`
+	UpdatedAt          time.Time       `json:"updatedAt"`
+	Lines              []Line          `json:"lines,omitempty"`
+	History            []HistoryEntry  `json:"history,omitempty"`
+}
+
+// Failure is why a payment failed, expired, or why its outcome is unknown.
+type Failure struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Source  string `json:"source,omitempty"`
+}
+
+// Line is one seller's part of an order.
+type Line struct {
+	LineID    string          `json:"lineId"`
+	SellerID  string          `json:"sellerId"`
+	ProductID string          `json:"productId"`
+	Amount    decimal.Decimal `json:"amount"`
+	Status    string          `json:"status"`
+}
+
+// HistoryEntry is one stored event of the payment.
+type HistoryEntry struct {
+	Version    int64           `json:"version"`
+	Type       string          `json:"type"`
+	EventID    string          `json:"eventId"`
+	RecordedAt time.Time       `json:"recordedAt"`
+	Actor      string          `json:"actor"`
+	Data       json.RawMessage `json:"data"`
+}
+
+const paymentColumns = `order_id, merchant_id, buyer_id, order_name, total_amount, currency, status,
+	COALESCE(payment_key, ''), COALESCE(method, ''), attempt, approved_at, COALESCE(last_transaction_key, ''),
+	failure_code, failure_message, failure_source, expires_at, created_at, updated_at`
+
+func scanPayment(row pgx.Row) (Payment, error) {
+	var p Payment
+	var code, msg, source *string
+	err := row.Scan(&p.OrderID, &p.MerchantID, &p.BuyerID, &p.OrderName, &p.Amount, &p.Currency, &p.Status,
+		&p.PaymentKey, &p.Method, &p.Attempt, &p.ApprovedAt, &p.LastTransactionKey,
+		&code, &msg, &source, &p.ExpiresAt, &p.CreatedAt, &p.UpdatedAt)
+	if err != nil {
+		return Payment{}, err
+	}
+	if code != nil {
+		p.Failure = &Failure{Code: *code, Message: deref(msg), Source: deref(source)}
+	}
+	return p, nil
+}
+
+// Payment returns one payment with its lines and its event history.
+func (s *Service) Payment(ctx context.Context, orderID string) (Payment, error) {
+	p, err := scanPayment(s.pool.QueryRow(ctx,
+		`SELECT `+paymentColumns+` FROM payment_orders WHERE order_id = $1 AND merchant_id = $2`, orderID, s.merchant))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Payment{}, domain.Errorf(domain.ErrPaymentNotFound, "no payment with orderId %s", orderID)
+	}
+	if err != nil {
+		return Payment{}, fmt.Errorf("query payment %s: %w", orderID, err)
+	}
+	rows, err := s.pool.Query(ctx, `
+		SELECT line_id, seller_id, product_id, amount, status FROM payment_order_lines
+		WHERE order_id = $1 ORDER BY length(line_id), line_id`, orderID)
+	if err != nil {
+		return Payment{}, fmt.Errorf("query lines of %s: %w", orderID, err)
+	}
+	p.Lines, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Line, error) {
+		var l Line
+		return l, r.Scan(&l.LineID, &l.SellerID, &l.ProductID, &l.Amount, &l.Status)
+	})
+	if err != nil {
+		return Payment{}, fmt.Errorf("query lines of %s: %w", orderID, err)
+	}
+	recs, err := s.events.ReadStream(ctx, domain.StreamName(domain.OrderID(orderID)), 1)
+	if err != nil {
+		return Payment{}, fmt.Errorf("history of %s: %w", orderID, err)
+	}
+	for _, r := range recs {
+		p.History = append(p.History, HistoryEntry{
+			Version: r.Version, Type: r.Type, EventID: r.ID.String(),
+			RecordedAt: r.RecordedAt, Actor: r.Metadata.Actor, Data: json.RawMessage(r.Data),
+		})
+	}
+	return p, nil
+}
+
+// ListQuery selects a page of payments, newest first.
+type ListQuery struct {
+	Limit  int    // 1–100, default 20
+	Cursor string // from the previous page's NextCursor; empty for the first page
+	Status string // optional filter
+}
+
+// Page is one page of payments. NextCursor is empty on the last page.
+type Page struct {
+	Payments   []Payment `json:"payments"`
+	NextCursor string    `json:"nextCursor,omitempty"`
+}
+
+// Limits of ListPayments.
+const (
+	DefaultPageSize = 20
+	MaxPageSize     = 100
+)
+
+// ListPayments returns payments newest first, with keyset (cursor) pagination: a page never
+// repeats or skips a row because of inserts between requests.
+func (s *Service) ListPayments(ctx context.Context, q ListQuery) (Page, error) {
+	if q.Limit == 0 {
+		q.Limit = DefaultPageSize
+	}
+	if q.Limit < 1 || q.Limit > MaxPageSize {
+		return Page{}, domain.Errorf(domain.ErrInvalidInput, "limit must be between 1 and %d", MaxPageSize)
+	}
+	if q.Status != "" && !knownStatus(q.Status) {
+		return Page{}, domain.Errorf(domain.ErrInvalidInput, "unknown status %q", q.Status)
+	}
+	after, afterID, err := decodeCursor(q.Cursor)
+	if err != nil {
+		return Page{}, err
+	}
+	rows, err := s.pool.Query(ctx, `
+		SELECT `+paymentColumns+` FROM payment_orders
+		WHERE merchant_id = $1
+		  AND ($2::text = '' OR status = $2)
+		  AND ($3::timestamptz IS NULL OR (created_at, order_id) < ($3, $4))
+		ORDER BY created_at DESC, order_id DESC
+		LIMIT $5`, s.merchant, q.Status, after, afterID, q.Limit+1)
+	if err != nil {
+		return Page{}, fmt.Errorf("list payments: %w", err)
+	}
+	payments, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Payment, error) { return scanPayment(r) })
+	if err != nil {
+		return Page{}, fmt.Errorf("list payments: %w", err)
+	}
+	page := Page{Payments: payments}
+	if len(payments) > q.Limit {
+		page.Payments = payments[:q.Limit]
+		last := page.Payments[q.Limit-1]
+		page.NextCursor = encodeCursor(last.CreatedAt, last.OrderID)
+	}
+	if page.Payments == nil {
+		page.Payments = []Payment{}
+	}
+	return page, nil
+}
+
+func knownStatus(s string) bool {
+	switch domain.Status(s) {
+	case domain.StatusNotStarted, domain.StatusExecuting, domain.StatusSuccess, domain.StatusFailure,
+		domain.StatusUnknown, domain.StatusExpired, domain.StatusPartiallyCanceled, domain.StatusCanceled:
+		return true
+	}
+	return false
+}
+
+// A cursor is base64url("<created_at unix microseconds>|<order id>") of the last row shown.
+func encodeCursor(t time.Time, orderID string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(t.UnixMicro(), 10) + "|" + orderID))
+}
+
+func decodeCursor(c string) (*time.Time, string, error) {
+	if c == "" {
+		return nil, "", nil
+	}
+	bad := domain.Errorf(domain.ErrInvalidInput, "cursor %q is not one this API returned", c)
+	raw, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return nil, "", bad
+	}
+	micros, id, ok := strings.Cut(string(raw), "|")
+	if !ok || id == "" {
+		return nil, "", bad
+	}
+	n, err := strconv.ParseInt(micros, 10, 64)
+	if err != nil {
+		return nil, "", bad
+	}
+	t := time.UnixMicro(n).UTC()
+	return &t, id, nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
