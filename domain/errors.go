@@ -64,15 +64,15 @@ func KindOf(err error) Kind {
 
 // Sentinels. Each names one rule; the message of the returned error says the details.
 var (
-	ErrInvalidInput          = &Error{Kind: KindInvalid, Code: "INVALID_REQUEST", Message: "invalid request"}
-	ErrInvalidAmount         = &Error{Kind: KindInvalid, Code: "INVALID_AMOUNT", Message: "invalid amount"}
-	ErrAmountMismatch        = &Error{Kind: KindInvalid, Code: "AMOUNT_MISMATCH", Message: "amount does not match the checkout"}
-	ErrPaymentNotFound       = &Error{Kind: KindNotFound, Code: "PAYMENT_NOT_FOUND", Message: "payment not found"}
-	ErrIdempotencyConflict   = &Error{Kind: KindConflict, Code: "IDEMPOTENCY_KEY_REUSED", Message: "idempotency key reused with a different request"}
-	ErrPaymentKeyMismatch    = &Error{Kind: KindConflict, Code: "PAYMENT_KEY_MISMATCH", Message: "payment is confirmed with another paymentKey"}
-	ErrNotConfirmable        = &Error{Kind: KindConflict, Code: "PAYMENT_NOT_CONFIRMABLE", Message: "payment cannot be confirmed in its current state"}
-	ErrCheckoutExpired       = &Error{Kind: KindConflict, Code: "CHECKOUT_EXPIRED", Message: "checkout expired"}
-	ErrIllegalTransition     = &Error{Kind: KindConflict, Code: "ILLEGAL_TRANSITION", Message: "illegal state transition"}
-	ErrPSPResponseMismatch   = &Error{Kind: KindInternal, Code: "PSP_RESPONSE_MISMATCH", Message: "PSP answer does not match the payment"}
+	ErrInvalidInput           = &Error{Kind: KindInvalid, Code: "INVALID_REQUEST", Message: "invalid request"}
+	ErrInvalidAmount          = &Error{Kind: KindInvalid, Code: "INVALID_AMOUNT", Message: "invalid amount"}
+	ErrAmountMismatch         = &Error{Kind: KindInvalid, Code: "AMOUNT_MISMATCH", Message: "amount does not match the checkout"}
+	ErrPaymentNotFound        = &Error{Kind: KindNotFound, Code: "PAYMENT_NOT_FOUND", Message: "payment not found"}
+	ErrIdempotencyConflict    = &Error{Kind: KindConflict, Code: "IDEMPOTENCY_KEY_REUSED", Message: "idempotency key reused with a different request"}
+	ErrPaymentKeyMismatch     = &Error{Kind: KindConflict, Code: "PAYMENT_KEY_MISMATCH", Message: "payment is confirmed with another paymentKey"}
+	ErrNotConfirmable         = &Error{Kind: KindConflict, Code: "PAYMENT_NOT_CONFIRMABLE", Message: "payment cannot be confirmed in its current state"}
+	ErrCheckoutExpired        = &Error{Kind: KindConflict, Code: "CHECKOUT_EXPIRED", Message: "checkout expired"}
+	ErrIllegalTransition      = &Error{Kind: KindConflict, Code: "ILLEGAL_TRANSITION", Message: "illegal state transition"}
+	ErrPSPResponseMismatch    = &Error{Kind: KindInternal, Code: "PSP_RESPONSE_MISMATCH", Message: "PSP answer does not match the payment"}
 	ErrConcurrentModification = &Error{Kind: KindUnavailable, Code: "CONCURRENT_MODIFICATION", Message: "payment changed concurrently; try again"}
 )
