@@ -34,6 +34,7 @@ const (
 	StreamExists ExpectedVersion = -3
 )
 
+// String names the special values and prints exact versions as numbers.
 func (e ExpectedVersion) String() string {
 	switch e {
 	case Any:
@@ -59,6 +60,11 @@ var ErrStreamNotFound = errors.New("eventstore: stream not found")
 // the same append (a different stream, or different positions in the stream).
 var ErrDuplicateEventID = errors.New("eventstore: event id already used")
 
+// ErrInvalidArgument is wrapped by errors for calls that can never succeed as made (no events,
+// a body that is not JSON, a missing event ID or type, a non-positive limit); the store is not
+// touched.
+var ErrInvalidArgument = errors.New("eventstore: invalid argument")
+
 // WrongExpectedVersionError says what the append expected and what the stream had.
 type WrongExpectedVersionError struct {
 	Stream   string
@@ -66,10 +72,12 @@ type WrongExpectedVersionError struct {
 	Actual   int64 // the stream's current version; 0 when it does not exist
 }
 
+// Error describes the mismatch.
 func (e *WrongExpectedVersionError) Error() string {
 	return fmt.Sprintf("eventstore: stream %q: expected version %s, actual %d", e.Stream, e.Expected, e.Actual)
 }
 
+// Is makes errors.Is(err, ErrWrongExpectedVersion) true.
 func (e *WrongExpectedVersionError) Is(target error) bool { return target == ErrWrongExpectedVersion }
 
 // Metadata travels with every event. MerchantID is on every event so that the integration
@@ -102,9 +110,12 @@ type RecordedEvent struct {
 	SchemaVersion int
 	Data          []byte
 	Metadata      Metadata
-	RecordedAt    time.Time // set by the store, microsecond precision, UTC
-	PrevHash      []byte
-	Hash          []byte
+	// MetadataJSON is Metadata exactly as stored and hashed. The hash covers these bytes, not
+	// a re-encoding of Metadata, so the chain stays verifiable when Metadata gains fields.
+	MetadataJSON []byte
+	RecordedAt   time.Time // set by the store, microsecond precision, UTC
+	PrevHash     []byte
+	Hash         []byte
 }
 
 // Position is a place in the global log. The log is ordered by (Transaction, Sequence):
@@ -160,21 +171,25 @@ type AppendResult struct {
 // Append writes events to the end of stream atomically (all or none) if expected matches the
 // stream's current version; otherwise it returns a *WrongExpectedVersionError. Appending events
 // whose IDs are all already stored in that stream, at the versions the same expected version
-// would give them, is a no-op that succeeds (a safe retry after a lost answer). Context
-// cancellation aborts an append that has not committed.
+// would give them, is a no-op that succeeds (a safe retry after a lost answer); event IDs stored
+// anywhere else give ErrDuplicateEventID. Events with no ID or type, a schema version below 1 or
+// a Data that is not JSON give ErrInvalidArgument. Context cancellation aborts an append that has
+// not committed.
 //
 // ReadStream returns the stream's events with version >= from, in version order, or
-// ErrStreamNotFound.
+// ErrStreamNotFound when the stream has no events (reading past the end of a stream that has
+// events gives none and no error).
 //
-// ReadAll returns up to limit events after position from, in global-log order. It returns only
-// events whose place in the order is final: no event can later appear before the last one it
-// returns.
+// ReadAll returns up to limit (> 0) events after position from, in global-log order. It returns
+// only events whose place in the order is final: no event can later appear before the last one
+// it returns.
 //
 // Subscribe reads the global log after from (catch-up), then waits for new events (live), and
 // calls handle with each batch of at most batchSize events, in global-log order, one call at a
 // time. It returns when ctx is done (ctx.Err()) or when handle returns an error (that error).
 // A handler that persists the position of the last event of each batch can resume from it
-// without loss or repetition.
+// without loss or repetition. A lost database connection is retried with back-off; a read error
+// that retrying cannot fix ends the subscription and is returned.
 type Store interface {
 	Append(ctx context.Context, stream string, expected ExpectedVersion, events []EventData) (AppendResult, error)
 	ReadStream(ctx context.Context, stream string, from int64) ([]RecordedEvent, error)
