@@ -1,0 +1,360 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/paymentledger/ledger/internal/testenv"
+)
+
+// call sends a JSON request and decodes the JSON answer into a map.
+func call(t testing.TB, method, url, body string, header ...string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out map[string]any
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatalf("%s %s: status %d, body is not JSON: %q", method, url, resp.StatusCode, raw)
+	}
+	return resp.StatusCode, out
+}
+
+const checkoutBody = `{"orderName":"Two books","buyerId":"buyer-1","lines":[
+	{"sellerId":"seller-a","productId":"book-1","amount":"15000"},
+	{"sellerId":"seller-b","productId":"book-2","amount":10000}]}`
+
+// openSession is the buyer's payment window: it returns the paymentKey Toss would hand back.
+func openSession(t testing.TB, env *testenv.Env, orderID, amount string) string {
+	t.Helper()
+	status, body := call(t, "POST", env.SimURL+"/sim/v1/sessions",
+		fmt.Sprintf(`{"orderId":%q,"amount":%s,"orderName":"Two books"}`, orderID, amount))
+	if status != http.StatusCreated {
+		t.Fatalf("session: %d %v", status, body)
+	}
+	return body["paymentKey"].(string)
+}
+
+func TestCheckoutConfirmStatusEndToEnd(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	api := env.API.URL
+
+	status, co := call(t, "POST", api+"/api/v1/payments/checkout", checkoutBody, "Idempotency-Key", "e2e-1")
+	if status != http.StatusCreated {
+		t.Fatalf("checkout: %d %v", status, co)
+	}
+	if co["amount"] != "25000" || co["currency"] != "KRW" || co["status"] != "NOT_STARTED" || co["orderName"] != "Two books" {
+		t.Fatalf("checkout answer %v", co)
+	}
+	orderID := co["orderId"].(string)
+
+	status, again := call(t, "POST", api+"/api/v1/payments/checkout", checkoutBody, "Idempotency-Key", "e2e-1")
+	if status != http.StatusCreated || again["orderId"] != orderID {
+		t.Fatalf("replayed checkout: %d %v", status, again)
+	}
+	status, conflict := call(t, "POST", api+"/api/v1/payments/checkout",
+		strings.Replace(checkoutBody, "10000", "9000", 1), "Idempotency-Key", "e2e-1")
+	if status != http.StatusConflict || errCode(conflict) != "IDEMPOTENCY_KEY_REUSED" {
+		t.Fatalf("same key, other body: %d %v", status, conflict)
+	}
+
+	key := openSession(t, env, orderID, "25000")
+	status, cf := call(t, "POST", api+"/api/v1/payments/confirm",
+		fmt.Sprintf(`{"paymentKey":%q,"orderId":%q,"amount":"25000"}`, key, orderID))
+	if status != http.StatusOK || cf["status"] != "SUCCESS" || cf["paymentKey"] != key || cf["approvedAt"] == nil {
+		t.Fatalf("confirm: %d %v", status, cf)
+	}
+
+	var p map[string]any
+	testenv.WaitFor(t, 10*time.Second, "the read model to show SUCCESS", func() bool {
+		status, p = call(t, "GET", api+"/api/v1/payments/"+orderID, "")
+		return status == http.StatusOK && p["status"] == "SUCCESS"
+	})
+	if p["amount"] != "25000" || p["method"] != "카드" || p["paymentKey"] != key {
+		t.Fatalf("payment %v", p)
+	}
+	lines := p["lines"].([]any)
+	if len(lines) != 2 || lines[0].(map[string]any)["sellerId"] != "seller-a" || lines[1].(map[string]any)["amount"] != "10000" ||
+		lines[0].(map[string]any)["status"] != "SUCCESS" {
+		t.Fatalf("lines %v", lines)
+	}
+	var history []string
+	for _, h := range p["history"].([]any) {
+		history = append(history, h.(map[string]any)["type"].(string))
+	}
+	if strings.Join(history, ",") != "CheckoutCreated,ConfirmationStarted,PaymentApproved" {
+		t.Fatalf("history %v", history)
+	}
+
+	status, list := call(t, "GET", api+"/api/v1/payments", "")
+	if status != http.StatusOK || len(list["payments"].([]any)) != 1 {
+		t.Fatalf("list: %d %v", status, list)
+	}
+}
+
+func TestTamperedAmountOverHTTPIsRefusedWithoutCallingToss(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	_, co := call(t, "POST", env.API.URL+"/api/v1/payments/checkout", checkoutBody)
+	orderID := co["orderId"].(string)
+	key := openSession(t, env, orderID, "25000")
+	status, body := call(t, "POST", env.API.URL+"/api/v1/payments/confirm",
+		fmt.Sprintf(`{"paymentKey":%q,"orderId":%q,"amount":100}`, key, orderID))
+	if status != http.StatusBadRequest || errCode(body) != "AMOUNT_MISMATCH" {
+		t.Fatalf("tampered confirm: %d %v", status, body)
+	}
+	if n := env.Sim.Stats().ConfirmRequests; n != 0 {
+		t.Fatalf("simulator saw %d confirms, want 0", n)
+	}
+	testenv.WaitFor(t, 10*time.Second, "the read model to show FAILURE", func() bool {
+		_, p := call(t, "GET", env.API.URL+"/api/v1/payments/"+orderID, "")
+		f, _ := p["failure"].(map[string]any)
+		return p["status"] == "FAILURE" && f["code"] == "AMOUNT_MISMATCH" && f["source"] == "validation"
+	})
+}
+
+func TestFiftyConcurrentConfirmsOverHTTP(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	_, co := call(t, "POST", env.API.URL+"/api/v1/payments/checkout", checkoutBody)
+	orderID := co["orderId"].(string)
+	key := openSession(t, env, orderID, "25000")
+	body := fmt.Sprintf(`{"paymentKey":%q,"orderId":%q,"amount":"25000"}`, key, orderID)
+
+	const n = 50
+	statuses := make([]string, n)
+	codes := make([]int, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			code, out := call(t, "POST", env.API.URL+"/api/v1/payments/confirm", body)
+			codes[i], statuses[i] = code, fmt.Sprint(out["status"])
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i := range n {
+		if codes[i] != http.StatusOK || (statuses[i] != "SUCCESS" && statuses[i] != "EXECUTING") {
+			t.Fatalf("caller %d: %d %s", i, codes[i], statuses[i])
+		}
+	}
+	if got := env.Sim.ConfirmsFor(orderID); got != 1 {
+		t.Fatalf("simulator executed %d confirms, want 1", got)
+	}
+	if got := env.Sim.Stats().ConfirmRequests; got != 1 {
+		t.Fatalf("simulator received %d confirm requests, want 1", got)
+	}
+	var approved int
+	if err := env.Pool.QueryRow(context.Background(),
+		`SELECT count(*) FROM events WHERE stream_id = $1 AND event_type = 'PaymentApproved'`, "payment-"+orderID).Scan(&approved); err != nil {
+		t.Fatal(err)
+	}
+	if approved != 1 {
+		t.Fatalf("%d PaymentApproved events, want 1", approved)
+	}
+}
+
+// TestBadInputIsRefusedAndNothingIsWritten sends malformed requests: each gets a 4xx with a code
+// and a message, never a 500, and the event store stays empty.
+func TestBadInputIsRefusedAndNothingIsWritten(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	checkout := env.API.URL + "/api/v1/payments/checkout"
+	confirm := env.API.URL + "/api/v1/payments/confirm"
+	line := func(amount string) string {
+		return `{"orderName":"n","buyerId":"b","lines":[{"sellerId":"s","productId":"p","amount":` + amount + `}]}`
+	}
+	huge := `{"orderName":"` + strings.Repeat("x", 1<<20) + `","buyerId":"b","lines":[]}`
+	cases := []struct {
+		name, url, body string
+		status          int
+		code            string
+	}{
+		{"malformed JSON", checkout, `{"orderName":`, 400, "MALFORMED_JSON"},
+		{"not an object", checkout, `[1,2]`, 400, "INVALID_REQUEST"},
+		{"empty body", checkout, ``, 400, "INVALID_REQUEST"},
+		{"two objects", checkout, line(`"1000"`) + line(`"1000"`), 400, "INVALID_REQUEST"},
+		{"unknown field", checkout, `{"orderName":"n","buyerId":"b","lines":[],"total":"5"}`, 400, "UNKNOWN_FIELD"},
+		{"wrong type", checkout, `{"orderName":5,"buyerId":"b","lines":[]}`, 400, "INVALID_REQUEST"},
+		{"lines not an array", checkout, `{"orderName":"n","buyerId":"b","lines":{}}`, 400, "INVALID_REQUEST"},
+		{"missing lines", checkout, `{"orderName":"n","buyerId":"b"}`, 400, "INVALID_REQUEST"},
+		{"missing order name", checkout, `{"buyerId":"b","lines":[{"sellerId":"s","productId":"p","amount":"1"}]}`, 400, "INVALID_REQUEST"},
+		{"missing amount", checkout, `{"orderName":"n","buyerId":"b","lines":[{"sellerId":"s","productId":"p"}]}`, 400, "INVALID_REQUEST"},
+		{"zero", checkout, line(`"0"`), 400, "INVALID_AMOUNT"},
+		{"negative", checkout, line(`-1000`), 400, "INVALID_AMOUNT"},
+		{"fractional won", checkout, line(`"10.5"`), 400, "INVALID_AMOUNT"},
+		{"fractional number", checkout, line(`10.5`), 400, "INVALID_AMOUNT"},
+		{"exponent string", checkout, line(`"1e3"`), 400, "INVALID_AMOUNT"},
+		{"exponent number", checkout, line(`1e3`), 400, "INVALID_AMOUNT"},
+		{"NaN", checkout, line(`"NaN"`), 400, "INVALID_AMOUNT"},
+		{"non-numeric", checkout, line(`"abc"`), 400, "INVALID_AMOUNT"},
+		{"boolean amount", checkout, line(`true`), 400, "INVALID_AMOUNT"},
+		{"null amount", checkout, line(`null`), 400, "INVALID_AMOUNT"},
+		{"too large", checkout, line(`"99999999999999999999"`), 400, "INVALID_AMOUNT"},
+		{"body over 1 MiB", checkout, huge, 413, "BODY_TOO_LARGE"},
+		{"confirm malformed", confirm, `{`, 400, "MALFORMED_JSON"},
+		{"confirm missing amount", confirm, `{"paymentKey":"k","orderId":"order-123"}`, 400, "INVALID_REQUEST"},
+		{"confirm missing paymentKey", confirm, `{"orderId":"order-123","amount":"1000"}`, 400, "INVALID_REQUEST"},
+		{"confirm bad orderId", confirm, `{"paymentKey":"k","orderId":"a/b","amount":"1000"}`, 400, "INVALID_REQUEST"},
+		{"confirm unknown order", confirm, `{"paymentKey":"k","orderId":"order-123","amount":"1000"}`, 404, "PAYMENT_NOT_FOUND"},
+		{"confirm unknown field", confirm, `{"paymentKey":"k","orderId":"order-123","amount":"1000","x":1}`, 400, "UNKNOWN_FIELD"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			status, body := call(t, "POST", tc.url, tc.body)
+			if status != tc.status || errCode(body) != tc.code {
+				t.Fatalf("got %d %v, want %d %s", status, body, tc.status, tc.code)
+			}
+			if msg, _ := body["error"].(map[string]any)["message"].(string); msg == "" {
+				t.Fatalf("no message in %v", body)
+			}
+		})
+	}
+	t.Run("wrong content type", func(t *testing.T) {
+		req, _ := http.NewRequest("POST", checkout, strings.NewReader(line(`"1000"`)))
+		req.Header.Set("Content-Type", "text/plain")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnsupportedMediaType {
+			t.Fatalf("status %d, want 415", resp.StatusCode)
+		}
+	})
+	t.Run("long idempotency key", func(t *testing.T) {
+		status, body := call(t, "POST", checkout, line(`"1000"`), "Idempotency-Key", strings.Repeat("k", 256))
+		if status != 400 || errCode(body) != "INVALID_REQUEST" {
+			t.Fatalf("got %d %v", status, body)
+		}
+	})
+	if n := env.CountEvents(t); n != 0 {
+		t.Fatalf("%d events were written by refused requests, want 0", n)
+	}
+	for _, path := range []string{"/api/v1/payments/nope", "/api/v1/payments?limit=0", "/api/v1/payments?limit=abc", "/api/v1/payments?cursor=not-a-cursor", "/api/v1/payments?status=BOGUS", "/nowhere"} {
+		status, body := call(t, "GET", env.API.URL+path, "")
+		if status != 400 && status != 404 {
+			t.Fatalf("GET %s: %d %v", path, status, body)
+		}
+	}
+	if status, body := call(t, "DELETE", checkout, ""); status != http.StatusMethodNotAllowed {
+		t.Fatalf("DELETE: %d %v", status, body)
+	}
+}
+
+func TestListPaymentsNewestFirstWithCursor(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	var created []string
+	for i := range 7 {
+		status, co := call(t, "POST", env.API.URL+"/api/v1/payments/checkout",
+			fmt.Sprintf(`{"orderName":"order %d","buyerId":"b","lines":[{"sellerId":"s","productId":"p","amount":"%d"}]}`, i, 1000+i))
+		if status != http.StatusCreated {
+			t.Fatalf("checkout %d: %d %v", i, status, co)
+		}
+		created = append(created, co["orderId"].(string))
+	}
+	testenv.WaitFor(t, 10*time.Second, "7 payments in the read model", func() bool {
+		_, l := call(t, "GET", env.API.URL+"/api/v1/payments?limit=100", "")
+		return len(l["payments"].([]any)) == 7
+	})
+	var seen []string
+	cursor := ""
+	for pages := 0; ; pages++ {
+		if pages > 4 {
+			t.Fatal("too many pages")
+		}
+		status, page := call(t, "GET", env.API.URL+"/api/v1/payments?limit=3&cursor="+cursor, "")
+		if status != http.StatusOK {
+			t.Fatalf("page: %d %v", status, page)
+		}
+		for _, p := range page["payments"].([]any) {
+			seen = append(seen, p.(map[string]any)["orderId"].(string))
+		}
+		next, _ := page["nextCursor"].(string)
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	if len(seen) != 7 {
+		t.Fatalf("saw %d payments over the pages, want 7: %v", len(seen), seen)
+	}
+	for i := range seen { // newest first: the reverse of creation order
+		if seen[i] != created[len(created)-1-i] {
+			t.Fatalf("order %v, want the reverse of %v", seen, created)
+		}
+	}
+}
+
+func TestHealthAndReadiness(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if status, body := call(t, "GET", env.API.URL+path, ""); status != http.StatusOK {
+			t.Fatalf("%s: %d %v", path, status, body)
+		}
+	}
+}
+
+func errCode(body map[string]any) string {
+	e, _ := body["error"].(map[string]any)
+	c, _ := e["code"].(string)
+	return c
+}
+
+// BenchmarkCheckoutConfirm measures a checkout, the buyer's session and a confirm, all through
+// HTTP against real PostgreSQL and the simulator.
+func BenchmarkCheckoutConfirm(b *testing.B) {
+	env := testenv.New(b, testenv.Options{})
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	post := func(url, body string) map[string]any {
+		resp, err := client.Post(url, "application/json", bytes.NewReader([]byte(body)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode >= 300 {
+			b.Fatalf("%s: %d %v", url, resp.StatusCode, out)
+		}
+		return out
+	}
+	b.SetParallelism(4)
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			co := post(env.API.URL+"/api/v1/payments/checkout", checkoutBody)
+			id := co["orderId"].(string)
+			s := post(env.SimURL+"/sim/v1/sessions", fmt.Sprintf(`{"orderId":%q,"amount":25000,"orderName":"b"}`, id))
+			cf := post(env.API.URL+"/api/v1/payments/confirm",
+				fmt.Sprintf(`{"paymentKey":%q,"orderId":%q,"amount":"25000"}`, s["paymentKey"], id))
+			if cf["status"] != "SUCCESS" {
+				b.Fatalf("confirm %v", cf)
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "payments/s")
+}
