@@ -9,19 +9,18 @@ import (
 	pgxdecimal "github.com/jackc/pgx-shopspring-decimal"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/paymentledger/ledger/eventstore"
 )
 
-// Config returns a pool configuration for url with the decimal codec registered and
-// idle_in_transaction_session_timeout set: an idle open write transaction holds back the
-// xmin horizon that event-store subscribers read below, so it must not live forever.
+// Config returns a pool configuration for url with the decimal codec registered and the event
+// store's session settings (eventstore.ConfigurePool explains them).
 func Config(url string) (*pgxpool.Config, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("db: parse DATABASE_URL: %w", err)
 	}
-	if _, ok := cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"]; !ok {
-		cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = "30000"
-	}
+	eventstore.ConfigurePool(cfg)
 	cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
 		pgxdecimal.Register(conn.TypeMap())
 		return nil
