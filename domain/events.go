@@ -146,6 +146,8 @@ func UnmarshalEvent(typ string, schemaVersion int, data []byte) (Event, error) {
 		e = &PaymentOutcomeUnknown{}
 	case EventPaymentExpired:
 		e = &PaymentExpired{}
+	case EventRecoveryExhausted:
+		e = &RecoveryExhausted{}
 	default:
 		return nil, fmt.Errorf("domain: unknown event type %q", typ)
 	}
@@ -170,6 +172,8 @@ func deref(e Event) Event {
 	case *PaymentOutcomeUnknown:
 		return *v
 	case *PaymentExpired:
+		return *v
+	case *RecoveryExhausted:
 		return *v
 	}
 	return e

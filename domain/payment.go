@@ -51,6 +51,8 @@ type Payment struct {
 	LastTxKey         string
 	Failure           *Failure
 	LastUnknownCode   string
+	AttemptStartedAt  time.Time // when the latest confirm attempt started
+	NeedsReview       bool      // recovery gave up; a person must decide
 
 	Version int64 // number of events applied: the stream's version
 }
@@ -79,21 +81,25 @@ func (p *Payment) Apply(e Event) error {
 	case ConfirmationStarted:
 		p.Status = StatusExecuting
 		p.PaymentKey, p.Attempt, p.PSPIdempotencyKey = e.PaymentKey, e.Attempt, e.PSPIdempotencyKey
+		p.AttemptStartedAt = e.At
 	case PaymentApproved:
 		p.Status = StatusSuccess
 		p.ApprovedAt, p.Method, p.LastTxKey = e.ApprovedAt, e.Method, e.LastTransactionKey
-		p.Failure = nil
+		p.Failure, p.NeedsReview = nil, false
 	case PaymentRejected:
 		p.Status = StatusFailure
 		if e.PaymentKey != "" {
 			p.PaymentKey = e.PaymentKey
 		}
 		p.Failure = &Failure{Code: e.Code, Message: e.Message, Source: e.Source}
+		p.NeedsReview = false
 	case PaymentOutcomeUnknown:
 		p.Status = StatusUnknown
 		p.LastUnknownCode = e.Code
 	case PaymentExpired:
-		p.Status = StatusExpired
+		p.Status, p.NeedsReview = StatusExpired, false
+	case RecoveryExhausted:
+		p.Status, p.NeedsReview = StatusUnknown, true
 	default:
 		return fmt.Errorf("domain: apply: unknown event %T", e)
 	}
