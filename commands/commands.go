@@ -26,6 +26,7 @@ type EventStore interface {
 // PSP is what the handlers need of the payment service provider.
 type PSP interface {
 	Confirm(ctx context.Context, req toss.ConfirmRequest, idempotencyKey string) (*toss.Payment, error)
+	GetPaymentByOrderID(ctx context.Context, orderID string) (*toss.Payment, error)
 }
 
 var (
@@ -37,9 +38,37 @@ var (
 type Config struct {
 	Merchant    domain.MerchantID // the default merchant until merchant API keys exist
 	CheckoutTTL time.Duration     // default domain.DefaultCheckoutTTL
-	// PSPTimeout bounds one PSP call. The call runs on a context detached from the caller's, so
-	// a client that hangs up cannot leave a payment EXECUTING with nothing recorded.
-	PSPTimeout time.Duration // default 40s
+	// PSPTimeout bounds one PSP call. Calls run on a context detached from the caller's, so a
+	// client that hangs up cannot leave a payment EXECUTING with nothing recorded.
+	PSPTimeout time.Duration // default 8s
+	// Retry bounds the in-request retries of a PSP call whose outcome is unknown.
+	Retry RetryPolicy
+}
+
+// RetryPolicy bounds the retries of one PSP call: at most MaxAttempts calls, all within Budget,
+// with exponential backoff from BaseDelay capped at MaxDelay and full jitter. Every retry uses
+// the same idempotency key, so a retry can never make a second charge.
+type RetryPolicy struct {
+	MaxAttempts int           // default 4
+	Budget      time.Duration // default 20s: the confirm request ends in bounded time
+	BaseDelay   time.Duration // default 100ms
+	MaxDelay    time.Duration // default 2s
+}
+
+func (r RetryPolicy) withDefaults() RetryPolicy {
+	if r.MaxAttempts <= 0 {
+		r.MaxAttempts = 4
+	}
+	if r.Budget <= 0 {
+		r.Budget = 20 * time.Second
+	}
+	if r.BaseDelay <= 0 {
+		r.BaseDelay = 100 * time.Millisecond
+	}
+	if r.MaxDelay <= 0 {
+		r.MaxDelay = 2 * time.Second
+	}
+	return r
 }
 
 // Service runs the command handlers. It is safe for concurrent use.
@@ -60,8 +89,9 @@ func New(store EventStore, psp PSP, cfg Config, now func() time.Time, logger *sl
 		cfg.CheckoutTTL = domain.DefaultCheckoutTTL
 	}
 	if cfg.PSPTimeout <= 0 {
-		cfg.PSPTimeout = 40 * time.Second
+		cfg.PSPTimeout = 8 * time.Second
 	}
+	cfg.Retry = cfg.Retry.withDefaults()
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}

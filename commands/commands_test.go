@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -365,15 +364,7 @@ func TestConfirmOfAnUnknownOrder(t *testing.T) {
 // sessionWithError opens a Toss session whose confirm the simulator answers with code.
 func sessionWithError(t *testing.T, env *testenv.Env, co commands.CheckoutResult, code string) domain.PaymentKey {
 	t.Helper()
-	body := fmt.Sprintf(`{"orderId":%q,"amount":%s,"orderName":%q,"confirmError":%q}`, co.OrderID, co.Amount, co.OrderName, code)
-	resp, err := http.Post(env.SimURL+"/sim/v1/sessions", "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out struct{ PaymentKey string }
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusCreated {
-		t.Fatalf("session: status %d, %v", resp.StatusCode, err)
-	}
-	return domain.PaymentKey(out.PaymentKey)
+	return session(t, env, co, fmt.Sprintf(`"confirmError":%q`, code))
 }
+
+func jsonDecode(resp *http.Response, v any) error { return json.NewDecoder(resp.Body).Decode(v) }

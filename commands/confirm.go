@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/sethvargo/go-retry"
 	"github.com/shopspring/decimal"
 
 	"github.com/paymentledger/ledger/domain"
@@ -84,24 +85,61 @@ func (s *Service) Confirm(ctx context.Context, in ConfirmInput) (ConfirmResult, 
 	return ConfirmResult{}, domain.Errorf(domain.ErrConcurrentModification, "order %s kept changing while confirming", in.OrderID)
 }
 
-// callPSP makes the confirm call of the payment's current attempt and records its outcome.
+// callPSP makes the confirm call of the payment's current attempt, retrying unknown outcomes
+// under the attempt's idempotency key, and records the outcome.
 func (s *Service) callPSP(ctx context.Context, p domain.Payment, meta eventstore.Metadata) (ConfirmResult, error) {
-	// Detached from the caller: once ConfirmationStarted is stored, the call and the recording of
-	// its outcome must run to the end even if the caller hangs up. Separate deadlines, so a PSP
-	// call that uses all of its time still leaves time to record UNKNOWN.
+	// Detached from the caller: once ConfirmationStarted is stored, the calls and the recording
+	// of their outcome must run to the end even if the caller hangs up. Separate deadlines, so
+	// calls that use all of their budget still leave time to record UNKNOWN.
 	detached := context.WithoutCancel(ctx)
-	callCtx, cancelCall := context.WithTimeout(detached, s.cfg.PSPTimeout)
-	defer cancelCall()
-	start := time.Now()
-	pay, pspErr := s.psp.Confirm(callCtx, toss.ConfirmRequest{
-		PaymentKey: string(p.PaymentKey), OrderID: string(p.OrderID), Amount: p.TotalAmount,
-	}, p.PSPIdempotencyKey)
-	s.logger.InfoContext(ctx, "psp confirm", "orderId", p.OrderID, "attempt", p.Attempt,
-		"idempotencyKey", p.PSPIdempotencyKey, "ms", time.Since(start).Milliseconds(), "error", errString(pspErr))
-	recordCtx, cancelRecord := context.WithTimeout(detached, recordTimeout)
-	defer cancelRecord()
+	pay, pspErr := s.confirmWithRetries(detached, p)
+	recordCtx, cancel := context.WithTimeout(detached, recordTimeout)
+	defer cancel()
 	return s.recordOutcome(recordCtx, p.OrderID, p.Attempt, pay, pspErr, meta)
 }
+
+// confirmWithRetries calls the PSP's confirm until it gives a known outcome or the retry policy
+// runs out (attempts or total time). Only unknown outcomes are retried, always with the same
+// idempotency key: Toss replays the first answer, or says the first call is still running.
+func (s *Service) confirmWithRetries(ctx context.Context, p domain.Payment) (*toss.Payment, error) {
+	pol := s.cfg.Retry
+	ctx, cancel := context.WithTimeout(ctx, pol.Budget)
+	defer cancel()
+	backoff := retry.WithMaxRetries(uint64(pol.MaxAttempts-1),
+		retry.WithFullJitter(retry.WithCappedDuration(pol.MaxDelay, retry.NewExponential(pol.BaseDelay))))
+	req := toss.ConfirmRequest{PaymentKey: string(p.PaymentKey), OrderID: string(p.OrderID), Amount: p.TotalAmount}
+	var (
+		pay   *toss.Payment
+		err   error
+		calls int
+	)
+	start := time.Now()
+	_ = retry.Do(ctx, backoff, func(ctx context.Context) error {
+		calls++
+		callCtx, cancel := context.WithTimeout(ctx, s.cfg.PSPTimeout)
+		defer cancel()
+		pay, err = s.psp.Confirm(callCtx, req, p.PSPIdempotencyKey)
+		if err != nil && retryable(err) {
+			return retry.RetryableError(err)
+		}
+		return err
+	})
+	s.logger.InfoContext(ctx, "psp confirm", "orderId", p.OrderID, "attempt", p.Attempt, "calls", calls,
+		"idempotencyKey", p.PSPIdempotencyKey, "ms", time.Since(start).Milliseconds(), "error", errString(err))
+	return pay, err
+}
+
+// retryable: an unknown outcome that asking again under the same key can settle.
+// ALREADY_PROCESSED_PAYMENT cannot: only a read-back tells what happened.
+func retryable(err error) bool {
+	var te *toss.Error
+	if errors.As(err, &te) && te.Code == codeAlreadyProcessed {
+		return false
+	}
+	return toss.ClassOf(err) == toss.ClassUnknownOutcome
+}
+
+const codeAlreadyProcessed = "ALREADY_PROCESSED_PAYMENT"
 
 // recordOutcome appends what the PSP said about attempt. If the payment moved on meanwhile
 // (another process recorded this attempt's outcome), it answers from the newer state.
@@ -164,6 +202,16 @@ func (s *Service) outcomeEvents(ctx context.Context, p domain.Payment, pay *toss
 
 	var te *toss.Error
 	errors.As(pspErr, &te)
+	if te != nil && te.Code == codeAlreadyProcessed {
+		// Toss has processed this paymentKey already (our approval under another key, or the
+		// buyer's other tab). Approved only if the read-back shows it DONE with our values.
+		if events, err := s.readBackEvents(ctx, p, false); err == nil && len(events) > 0 {
+			return events, nil
+		} else if err != nil {
+			s.logger.WarnContext(ctx, "read-back after ALREADY_PROCESSED_PAYMENT failed", "orderId", p.OrderID, "error", err)
+		}
+		return p.DecideUnknown(te.Code, te.Message, now)
+	}
 	switch toss.ClassOf(pspErr) {
 	case toss.ClassFinal:
 		if te.Code == "NOT_FOUND_PAYMENT_SESSION" {

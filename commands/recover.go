@@ -1,0 +1,123 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/paymentledger/ledger/domain"
+	"github.com/paymentledger/ledger/eventstore"
+	"github.com/paymentledger/ledger/psp/toss"
+)
+
+// readBack asks the PSP for the truth about an order. A 404 is PSPNotFound, not an error.
+func (s *Service) readBack(ctx context.Context, id domain.OrderID) (domain.ReadBack, error) {
+	callCtx, cancel := context.WithTimeout(ctx, s.cfg.PSPTimeout)
+	defer cancel()
+	pay, err := s.psp.GetPaymentByOrderID(callCtx, string(id))
+	if toss.IsNotFound(err) {
+		return domain.ReadBack{Status: domain.PSPNotFound, OrderID: id}, nil
+	}
+	if err != nil {
+		return domain.ReadBack{}, fmt.Errorf("read back %s: %w", id, err)
+	}
+	rb := domain.ReadBack{
+		Status:             domain.PSPStatus(pay.Status),
+		PaymentKey:         domain.PaymentKey(pay.PaymentKey),
+		OrderID:            domain.OrderID(pay.OrderID),
+		TotalAmount:        pay.TotalAmount,
+		Method:             pay.Method,
+		LastTransactionKey: pay.LastTransactionKey,
+	}
+	if pay.ApprovedAt != nil {
+		rb.ApprovedAt = *pay.ApprovedAt
+	}
+	if pay.Failure != nil {
+		rb.FailureCode, rb.FailureMessage = pay.Failure.Code, pay.Failure.Message
+	}
+	return rb, nil
+}
+
+// readBackEvents reads the order back and decides what it means for p.
+func (s *Service) readBackEvents(ctx context.Context, p domain.Payment, newAttempt bool) ([]domain.Event, error) {
+	rb, err := s.readBack(ctx, p.OrderID)
+	if err != nil {
+		return nil, err
+	}
+	return p.DecideReadBack(rb, s.now(), newAttempt)
+}
+
+// RecoverOptions say how Recover may act.
+type RecoverOptions struct {
+	// NewAttempt allows a new confirm attempt when the PSP shows the payment still IN_PROGRESS.
+	// The sweeper allows it; the webhook worker does not (a webhook only reports a change).
+	NewAttempt bool
+	Actor      string // "recovery", "webhook", …
+}
+
+// Recover settles a payment whose outcome we do not know (EXECUTING or UNKNOWN) from the PSP's
+// truth: it reads the order back and records what it shows, or starts and runs a new confirm
+// attempt when the PSP still shows it IN_PROGRESS (opts.NewAttempt). A payment whose outcome is
+// known is returned as it is. The result's status is UNKNOWN or EXECUTING while it stays
+// unsettled; the error is non-nil when the PSP could not be asked or disagrees with us.
+func (s *Service) Recover(ctx context.Context, id domain.OrderID, opts RecoverOptions) (ConfirmResult, error) {
+	meta := newMetadata(opts.Actor)
+	for range maxAppendRetries {
+		p, _, err := s.load(ctx, id)
+		if err != nil {
+			return ConfirmResult{}, err
+		}
+		if p.Status != domain.StatusExecuting && p.Status != domain.StatusUnknown {
+			return resultOf(p), nil
+		}
+		events, err := s.readBackEvents(ctx, p, opts.NewAttempt)
+		if err != nil || len(events) == 0 {
+			return resultOf(p), err
+		}
+		err = s.append(ctx, p, events, meta)
+		if errors.Is(err, eventstore.ErrWrongExpectedVersion) {
+			continue
+		}
+		if err != nil {
+			return ConfirmResult{}, fmt.Errorf("recover %s: %w", id, err)
+		}
+		for _, e := range events {
+			if err := p.Apply(e); err != nil {
+				return ConfirmResult{}, err
+			}
+		}
+		s.logger.InfoContext(ctx, "recovered", "orderId", id, "actor", opts.Actor, "event", events[0].EventType(), "status", p.Status)
+		if _, started := events[0].(domain.ConfirmationStarted); started {
+			return s.callPSP(ctx, p, meta)
+		}
+		return resultOf(p), nil
+	}
+	return ConfirmResult{}, domain.Errorf(domain.ErrConcurrentModification, "order %s kept changing during recovery", id)
+}
+
+// MarkExhausted records that recovery gave up on a payment after attempts tries.
+func (s *Service) MarkExhausted(ctx context.Context, id domain.OrderID, attempts int, lastError string) error {
+	meta := newMetadata("recovery")
+	for range maxAppendRetries {
+		p, _, err := s.load(ctx, id)
+		if err != nil {
+			return err
+		}
+		if p.Status != domain.StatusExecuting && p.Status != domain.StatusUnknown {
+			return nil // settled meanwhile
+		}
+		events, err := p.DecideRecoveryExhausted(attempts, lastError, s.now())
+		if err != nil || len(events) == 0 {
+			return err
+		}
+		err = s.append(ctx, p, events, meta)
+		if errors.Is(err, eventstore.ErrWrongExpectedVersion) {
+			continue
+		}
+		if err == nil {
+			s.logger.WarnContext(ctx, "recovery exhausted; the payment needs review", "orderId", id, "attempts", attempts, "lastError", lastError)
+		}
+		return err
+	}
+	return domain.Errorf(domain.ErrConcurrentModification, "order %s kept changing", id)
+}
