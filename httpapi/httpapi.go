@@ -238,6 +238,14 @@ func (s *Server) getPayment(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) listPayments(w http.ResponseWriter, r *http.Request) {
 	q := queries.ListQuery{Cursor: r.URL.Query().Get("cursor"), Status: r.URL.Query().Get("status")}
+	if v := r.URL.Query().Get("needsReview"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			writeError(w, r, s.logger, badRequest("INVALID_REQUEST", "needsReview must be true or false, got %q", truncate(v, 20)))
+			return
+		}
+		q.NeedsReview = b
+	}
 	if l := r.URL.Query().Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 1 {

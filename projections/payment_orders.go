@@ -35,18 +35,23 @@ func (PaymentOrders) Apply(ctx context.Context, tx pgx.Tx, r eventstore.Recorded
 	case domain.PaymentApproved:
 		return update(ctx, tx, e.OrderID, r.Version, e.At, domain.StatusSuccess,
 			`payment_key = $5, approved_at = $6, method = $7, last_transaction_key = $8,
-			 failure_code = NULL, failure_message = NULL, failure_source = NULL`,
+			 failure_code = NULL, failure_message = NULL, failure_source = NULL, needs_review = false`,
 			e.PaymentKey, e.ApprovedAt, e.Method, e.LastTransactionKey)
 	case domain.PaymentRejected:
 		return update(ctx, tx, e.OrderID, r.Version, e.At, domain.StatusFailure,
-			`payment_key = COALESCE(NULLIF($5, ''), payment_key), failure_code = $6, failure_message = $7, failure_source = $8`,
+			`payment_key = COALESCE(NULLIF($5, ''), payment_key), failure_code = $6, failure_message = $7, failure_source = $8,
+			 needs_review = false`,
 			e.PaymentKey, e.Code, e.Message, e.Source)
 	case domain.PaymentOutcomeUnknown:
 		return update(ctx, tx, e.OrderID, r.Version, e.At, domain.StatusUnknown,
 			`failure_code = $5, failure_message = $6, failure_source = 'unknown'`, e.Code, e.Message)
 	case domain.PaymentExpired:
 		return update(ctx, tx, e.OrderID, r.Version, e.At, domain.StatusExpired,
-			`failure_code = 'EXPIRED', failure_message = $5, failure_source = NULL`, e.Reason)
+			`failure_code = 'EXPIRED', failure_message = $5, failure_source = NULL, needs_review = false`, e.Reason)
+	case domain.RecoveryExhausted:
+		return update(ctx, tx, e.OrderID, r.Version, e.At, domain.StatusUnknown,
+			`needs_review = true, failure_code = 'RECOVERY_EXHAUSTED', failure_message = $5, failure_source = 'recovery'`,
+			fmt.Sprintf("recovery gave up after %d attempts: %s", e.Attempts, e.LastError))
 	}
 	return nil
 }

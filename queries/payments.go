@@ -53,6 +53,7 @@ type Payment struct {
 	ApprovedAt         *time.Time      `json:"approvedAt,omitempty"`
 	LastTransactionKey string          `json:"lastTransactionKey,omitempty"`
 	Failure            *Failure        `json:"failure,omitempty"`
+	NeedsReview        bool            `json:"needsReview"`
 	ExpiresAt          time.Time       `json:"expiresAt"`
 	CreatedAt          time.Time       `json:"createdAt"`
 	UpdatedAt          time.Time       `json:"updatedAt"`
@@ -88,14 +89,14 @@ type HistoryEntry struct {
 
 const paymentColumns = `order_id, merchant_id, buyer_id, order_name, total_amount, currency, status,
 	COALESCE(payment_key, ''), COALESCE(method, ''), attempt, approved_at, COALESCE(last_transaction_key, ''),
-	failure_code, failure_message, failure_source, expires_at, created_at, updated_at`
+	failure_code, failure_message, failure_source, needs_review, expires_at, created_at, updated_at`
 
 func scanPayment(row pgx.Row) (Payment, error) {
 	var p Payment
 	var code, msg, source *string
 	err := row.Scan(&p.OrderID, &p.MerchantID, &p.BuyerID, &p.OrderName, &p.Amount, &p.Currency, &p.Status,
 		&p.PaymentKey, &p.Method, &p.Attempt, &p.ApprovedAt, &p.LastTransactionKey,
-		&code, &msg, &source, &p.ExpiresAt, &p.CreatedAt, &p.UpdatedAt)
+		&code, &msg, &source, &p.NeedsReview, &p.ExpiresAt, &p.CreatedAt, &p.UpdatedAt)
 	if err != nil {
 		return Payment{}, err
 	}
@@ -145,7 +146,8 @@ func (s *Service) Payment(ctx context.Context, orderID string) (Payment, error) 
 type ListQuery struct {
 	Limit  int    // 1–100, default 20
 	Cursor string // from the previous page's NextCursor; empty for the first page
-	Status string // optional filter
+	Status      string // optional filter
+	NeedsReview bool   // only payments recovery gave up on
 }
 
 // Page is one page of payments. NextCursor is empty on the last page.
@@ -181,8 +183,9 @@ func (s *Service) ListPayments(ctx context.Context, q ListQuery) (Page, error) {
 		WHERE merchant_id = $1
 		  AND ($2::text = '' OR status = $2)
 		  AND ($3::timestamptz IS NULL OR (created_at, order_id) < ($3, $4))
+		  AND (NOT $6 OR needs_review)
 		ORDER BY created_at DESC, order_id DESC
-		LIMIT $5`, s.merchant, q.Status, after, afterID, q.Limit+1)
+		LIMIT $5`, s.merchant, q.Status, after, afterID, q.Limit+1, q.NeedsReview)
 	if err != nil {
 		return Page{}, fmt.Errorf("list payments: %w", err)
 	}
