@@ -1,0 +1,70 @@
+package domain
+
+import "fmt"
+
+// legalFrom lists, for each event type, the statuses it may follow (DESIGN.md's state machine).
+// CheckoutCreated is legal only as the first event.
+var legalFrom = map[EventType][]Status{
+	EventConfirmationStarted:   {StatusNotStarted, StatusExecuting, StatusUnknown},
+	EventPaymentApproved:       {StatusExecuting, StatusUnknown},
+	EventPaymentRejected:       {StatusNotStarted, StatusExecuting, StatusUnknown},
+	EventPaymentOutcomeUnknown: {StatusExecuting, StatusUnknown},
+	EventPaymentExpired:        {StatusNotStarted, StatusExecuting, StatusUnknown},
+	EventRecoveryExhausted:     {StatusExecuting, StatusUnknown},
+}
+
+// CheckHistory verifies that a stream's events follow the state machine: it starts with
+// CheckoutCreated, every later event is legal in the state before it, a new confirm attempt
+// numbers attempts 1, 2, 3… and keeps the paymentKey, and an approval matches the checkout. It
+// is an audit of stored history, independent of the deciders that wrote it.
+func CheckHistory(events []Event) error {
+	var p Payment
+	for i, e := range events {
+		if i == 0 {
+			if _, ok := e.(CheckoutCreated); !ok {
+				return fmt.Errorf("event 1 is %s, want %s", e.EventType(), EventCheckoutCreated)
+			}
+		} else if err := checkStep(p, e); err != nil {
+			return fmt.Errorf("event %d (%s) after status %s: %w", i+1, e.EventType(), p.Status, err)
+		}
+		if err := p.Apply(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkStep(p Payment, e Event) error {
+	allowed, ok := legalFrom[e.EventType()]
+	if !ok {
+		return fmt.Errorf("not allowed after the first event")
+	}
+	legal := false
+	for _, s := range allowed {
+		legal = legal || s == p.Status
+	}
+	if !legal {
+		return fmt.Errorf("illegal transition")
+	}
+	switch e := e.(type) {
+	case ConfirmationStarted:
+		if e.Attempt != p.Attempt+1 {
+			return fmt.Errorf("attempt %d follows attempt %d", e.Attempt, p.Attempt)
+		}
+		if p.Attempt > 0 && e.PaymentKey != p.PaymentKey {
+			return fmt.Errorf("paymentKey changed from %s to %s", p.PaymentKey, e.PaymentKey)
+		}
+		if !e.Amount.Equal(p.TotalAmount) {
+			return fmt.Errorf("confirming %s of a %s checkout", e.Amount, p.TotalAmount)
+		}
+	case PaymentApproved:
+		if e.PaymentKey != p.PaymentKey || !e.TotalAmount.Equal(p.TotalAmount) {
+			return fmt.Errorf("approval of %s/%s does not match %s/%s", e.PaymentKey, e.TotalAmount, p.PaymentKey, p.TotalAmount)
+		}
+	case PaymentRejected:
+		if p.Status == StatusNotStarted && e.Source != SourceValidation {
+			return fmt.Errorf("a PSP rejection before any confirm")
+		}
+	}
+	return nil
+}
