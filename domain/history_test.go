@@ -23,13 +23,13 @@ func TestCheckHistory(t *testing.T) {
 	otherAmount.TotalAmount = won("1")
 	bad := map[string][]domain.Event{
 		"does not start with a checkout": {started},
-		"approval before confirm":         {checkedOut, approved},
-		"two approvals":                   {checkedOut, started, approved, approved},
-		"confirm after success":           {checkedOut, started, approved, started},
-		"skipped attempt":                 {checkedOut, started, unknown, third},
-		"approval of another amount":      {checkedOut, started, otherAmount},
-		"second checkout":                 {checkedOut, checkedOut},
-		"PSP rejection before confirm":    {checkedOut, rejected},
+		"approval before confirm":        {checkedOut, approved},
+		"two approvals":                  {checkedOut, started, approved, approved},
+		"confirm after success":          {checkedOut, started, approved, started},
+		"skipped attempt":                {checkedOut, started, unknown, third},
+		"approval of another amount":     {checkedOut, started, otherAmount},
+		"second checkout":                {checkedOut, checkedOut},
+		"PSP rejection before confirm":   {checkedOut, rejected},
 	}
 	for name, events := range bad {
 		if err := domain.CheckHistory(events); err == nil {
