@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/paymentledger/ledger/domain"
@@ -25,6 +26,20 @@ type config struct {
 	DatabaseWait    time.Duration
 	ShutdownTimeout time.Duration
 	LogLevel        slog.Level
+
+	PSPTimeout       time.Duration // one Toss call
+	PSPRetryBudget   time.Duration // all in-request retries of one confirm
+	PSPRetryAttempts int
+
+	RecoveryEnabled     bool
+	RecoveryInterval    time.Duration
+	RecoveryStaleAfter  time.Duration
+	RecoveryMaxAttempts int
+	RecoveryWorkers     int
+	RecoveryBaseDelay   time.Duration
+	RecoveryMaxDelay    time.Duration
+
+	WebhookWorkerEnabled bool
 }
 
 // DefaultDatabaseURL is the local database the README's start command prepares.
@@ -51,6 +66,17 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	fs.DurationVar(&c.DatabaseWait, "database-wait", envDuration(getenv, "DATABASE_WAIT", 30*time.Second), "how long to wait for the database at start-up (env DATABASE_WAIT)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", envDuration(getenv, "SHUTDOWN_TIMEOUT", 30*time.Second), "graceful shutdown limit (env SHUTDOWN_TIMEOUT)")
 	fs.StringVar(&level, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (env LOG_LEVEL)")
+	fs.DurationVar(&c.PSPTimeout, "psp-timeout", envDuration(getenv, "PSP_TIMEOUT", 8*time.Second), "deadline of one Toss call (env PSP_TIMEOUT)")
+	fs.DurationVar(&c.PSPRetryBudget, "psp-retry-budget", envDuration(getenv, "PSP_RETRY_BUDGET", 20*time.Second), "total time for the retries of one confirm request (env PSP_RETRY_BUDGET)")
+	fs.IntVar(&c.PSPRetryAttempts, "psp-retry-attempts", envInt(getenv, "PSP_RETRY_ATTEMPTS", 4), "Toss calls per confirm attempt at most (env PSP_RETRY_ATTEMPTS)")
+	fs.BoolVar(&c.RecoveryEnabled, "recovery", envBool(getenv, "RECOVERY_ENABLED", true), "run the recovery sweeper (env RECOVERY_ENABLED)")
+	fs.DurationVar(&c.RecoveryInterval, "recovery-interval", envDuration(getenv, "RECOVERY_INTERVAL", 30*time.Second), "how often the sweeper scans (env RECOVERY_INTERVAL)")
+	fs.DurationVar(&c.RecoveryStaleAfter, "recovery-stale-after", envDuration(getenv, "RECOVERY_STALE_AFTER", time.Minute), "age at which EXECUTING counts as stuck (env RECOVERY_STALE_AFTER)")
+	fs.IntVar(&c.RecoveryMaxAttempts, "recovery-max-attempts", envInt(getenv, "RECOVERY_MAX_ATTEMPTS", 10), "recovery attempts before RecoveryExhausted (env RECOVERY_MAX_ATTEMPTS)")
+	fs.IntVar(&c.RecoveryWorkers, "recovery-workers", envInt(getenv, "RECOVERY_WORKERS", 4), "concurrent recoveries (env RECOVERY_WORKERS)")
+	fs.DurationVar(&c.RecoveryBaseDelay, "recovery-base-delay", envDuration(getenv, "RECOVERY_BASE_DELAY", time.Minute), "delay after a payment's first unsettled recovery; doubles per attempt (env RECOVERY_BASE_DELAY)")
+	fs.DurationVar(&c.RecoveryMaxDelay, "recovery-max-delay", envDuration(getenv, "RECOVERY_MAX_DELAY", 6*time.Hour), "longest delay between a payment's recoveries (env RECOVERY_MAX_DELAY)")
+	fs.BoolVar(&c.WebhookWorkerEnabled, "webhook-worker", envBool(getenv, "WEBHOOK_WORKER_ENABLED", true), "process the webhook inbox (env WEBHOOK_WORKER_ENABLED)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, fmt.Errorf("%w\nflags:\n%s", err, flagUsage(fs))
 	}
@@ -79,8 +105,22 @@ func (c config) Validate() error {
 	if c.MerchantID == "" {
 		errs = append(errs, errors.New("MERCHANT_ID is empty"))
 	}
-	if c.CheckoutTTL <= 0 || c.DatabaseWait < 0 || c.ShutdownTimeout <= 0 {
-		errs = append(errs, errors.New("durations must be positive"))
+	for name, d := range map[string]time.Duration{
+		"CHECKOUT_TTL": c.CheckoutTTL, "SHUTDOWN_TIMEOUT": c.ShutdownTimeout, "PSP_TIMEOUT": c.PSPTimeout,
+		"PSP_RETRY_BUDGET": c.PSPRetryBudget, "RECOVERY_INTERVAL": c.RecoveryInterval, "RECOVERY_STALE_AFTER": c.RecoveryStaleAfter,
+		"RECOVERY_BASE_DELAY": c.RecoveryBaseDelay, "RECOVERY_MAX_DELAY": c.RecoveryMaxDelay,
+	} {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be a positive duration such as 30s", name))
+		}
+	}
+	if c.DatabaseWait < 0 {
+		errs = append(errs, errors.New("DATABASE_WAIT must not be negative"))
+	}
+	for name, n := range map[string]int{"PSP_RETRY_ATTEMPTS": c.PSPRetryAttempts, "RECOVERY_MAX_ATTEMPTS": c.RecoveryMaxAttempts, "RECOVERY_WORKERS": c.RecoveryWorkers} {
+		if n < 1 {
+			errs = append(errs, fmt.Errorf("%s must be at least 1", name))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -98,6 +138,11 @@ func (c config) Redacted() map[string]any {
 	return map[string]any{
 		"databaseURL": dbURL, "httpAddr": c.HTTPAddr, "tossBaseURL": c.TossBaseURL, "tossSecretKey": key,
 		"dataDir": c.DataDir, "merchantId": c.MerchantID, "checkoutTTL": c.CheckoutTTL.String(),
+		"pspTimeout": c.PSPTimeout.String(), "pspRetryBudget": c.PSPRetryBudget.String(), "pspRetryAttempts": c.PSPRetryAttempts,
+		"recovery": c.RecoveryEnabled, "recoveryInterval": c.RecoveryInterval.String(), "recoveryStaleAfter": c.RecoveryStaleAfter.String(),
+		"recoveryMaxAttempts": c.RecoveryMaxAttempts, "recoveryWorkers": c.RecoveryWorkers,
+		"recoveryBaseDelay": c.RecoveryBaseDelay.String(), "recoveryMaxDelay": c.RecoveryMaxDelay.String(),
+		"webhookWorker": c.WebhookWorkerEnabled,
 	}
 }
 
@@ -115,6 +160,27 @@ func envDuration(getenv func(string) string, name string, def time.Duration) tim
 			return d
 		}
 		return -1 // Validate reports it
+	}
+	return def
+}
+
+func envInt(getenv func(string) string, name string, def int) int {
+	if v := getenv(name); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return -1 // Validate reports it
+		}
+		return n
+	}
+	return def
+}
+
+func envBool(getenv func(string) string, name string, def bool) bool {
+	if v := getenv(name); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err == nil {
+			return b
+		}
 	}
 	return def
 }

@@ -89,7 +89,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 
 	store := eventstore.NewPostgres(pool)
-	cmds, err := commands.New(store, psp, commands.Config{Merchant: cfg.MerchantID, CheckoutTTL: cfg.CheckoutTTL}, time.Now, logger)
+	cmdCfg := commands.Config{
+		Merchant:    cfg.MerchantID,
+		CheckoutTTL: cfg.CheckoutTTL,
+		PSPTimeout:  cfg.PSPTimeout,
+		Retry:       commands.RetryPolicy{MaxAttempts: cfg.PSPRetryAttempts, Budget: cfg.PSPRetryBudget},
+	}
+	cmds, err := commands.New(store, psp, cmdCfg, time.Now, logger)
 	if err != nil {
 		return err
 	}

@@ -98,7 +98,7 @@ func TestConfigDefaultsAndValidation(t *testing.T) {
 	_, err = parseConfig(nil, func(k string) string {
 		return map[string]string{"DATABASE_URL": "mysql://x", "TOSS_BASE_URL": "ftp://x", "CHECKOUT_TTL": "soon"}[k]
 	})
-	for _, want := range []string{"DATABASE_URL", "TOSS_BASE_URL", "durations"} {
+	for _, want := range []string{"DATABASE_URL", "TOSS_BASE_URL", "CHECKOUT_TTL must be a positive duration"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Fatalf("error %v does not mention %s", err, want)
 		}
