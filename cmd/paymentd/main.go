@@ -28,6 +28,7 @@ import (
 	"github.com/paymentledger/ledger/psp/toss"
 	"github.com/paymentledger/ledger/psp/toss/tosssim"
 	"github.com/paymentledger/ledger/queries"
+	"github.com/paymentledger/ledger/recovery"
 )
 
 func main() {
@@ -109,6 +110,29 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	workers.Go(func() {
 		_ = projections.NewRunner(pool, store, projections.PaymentOrders{}, logger).Run(workCtx)
 	})
+	if cfg.RecoveryEnabled {
+		// Bulkhead: the sweeper has its own Toss client (own connection pool) and its own
+		// bounded workers, so recovering a backlog cannot starve the API's calls to Toss.
+		recoveryPSP, err := toss.New(tossURL, tossKey)
+		if err != nil {
+			stopWork()
+			return err
+		}
+		recoveryCmds, err := commands.New(store, recoveryPSP, cmdCfg, time.Now, logger.With("component", "recovery"))
+		if err != nil {
+			stopWork()
+			return err
+		}
+		sweeper := recovery.New(pool, recoveryCmds, recovery.Config{
+			Interval:    cfg.RecoveryInterval,
+			StaleAfter:  cfg.RecoveryStaleAfter,
+			MaxAttempts: cfg.RecoveryMaxAttempts,
+			Workers:     cfg.RecoveryWorkers,
+			BaseDelay:   cfg.RecoveryBaseDelay,
+			MaxDelay:    cfg.RecoveryMaxDelay,
+		}, time.Now, logger.With("component", "recovery"))
+		workers.Go(func() { _ = sweeper.Run(workCtx) })
+	}
 
 	srv := &http.Server{
 		Handler:           api,

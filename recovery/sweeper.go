@@ -1,0 +1,571 @@
+// Package recovery owns the recovery sweeper (the "janitor"): the background process that
+// settles payments whose outcome we do not know. It finds UNKNOWN payments whose next attempt is
+// due and EXECUTING payments older than a threshold (a process died between the PSP call and
+// recording its outcome), and hands each to a Recoverer (commands.Service.Recover) that reads
+// the payment back from Toss by orderId and records the truth, or starts a new confirm attempt
+// while Toss still shows the payment IN_PROGRESS. Unsuccessful attempts are retried later with
+// a growing delay; after MaxAttempts the payment is marked RecoveryExhausted and waits for a
+// person (GET /api/v1/payments?needsReview=true).
+//
+// The package owns the recovery_state table: per payment, how often it was tried, when it is
+// due next, and a lease.
+//
+// # Leases
+//
+// Several paymentd instances run a sweeper against one database. A payment is worked on only
+// under a lease: a short transaction sets recovery_state.leased_until and leased_by on the rows
+// it picks with SELECT … FOR UPDATE SKIP LOCKED, so concurrent sweepers pick disjoint rows and
+// never wait on each other. No transaction or row lock is held during the PSP call: a lock held
+// across HTTP would pin a connection, hold back the event store's subscribers (they wait for the
+// oldest open transaction) and die with its connection. A lease instead outlives a crash and
+// simply expires; Config.Lease must be longer than one recovery takes. Every write after the
+// work checks that the lease is still the one taken, so a sweeper whose lease expired cannot
+// overwrite the newer holder's bookkeeping. Schedules use the injected clock, passed to SQL as
+// parameters, not the database's now(); instances' clocks are assumed to agree to well within
+// the lease.
+//
+// Even if two sweepers did work on one payment, nothing would be charged twice: Recover appends
+// with the stream's expected version, and a new confirm attempt starts only after a read-back
+// shows Toss has not approved the payment. The lease keeps the PSP traffic and the attempt
+// counts right.
+//
+// # Bulkhead
+//
+// The sweeper must not starve the API of Toss connections or goroutines while many payments
+// are stuck (typically because Toss is down). Its concurrency is its own bounded worker pool
+// (Config.Workers), and the Recoverer it is given is a commands.Service built with its own
+// toss.Client, hence its own http.Client and connection pool, separate from the API's. A circuit
+// breaker (sony/gobreaker) counts consecutive PSP failures (errors of class unknown outcome:
+// timeouts, 5xx, broken connections) and pauses the sweeper while it is open; one trial call
+// decides when to resume.
+package recovery
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	randv2 "math/rand/v2"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/paymentledger/ledger/commands"
+	"github.com/paymentledger/ledger/domain"
+	"github.com/paymentledger/ledger/psp/toss"
+)
+
+// Recoverer settles one payment from the PSP's truth. *commands.Service satisfies it.
+//
+// Recover returns the payment's status after the attempt (EXECUTING or UNKNOWN while it stays
+// unsettled) and a non-nil error when the PSP could not be asked or its answer could not be
+// recorded. An error that wraps a *toss.Error of class toss.ClassUnknownOutcome means Toss is
+// failing and counts towards the circuit breaker; other errors do not. Both methods must be
+// safe for concurrent use and stop early when ctx is canceled.
+type Recoverer interface {
+	Recover(ctx context.Context, id domain.OrderID, opts commands.RecoverOptions) (commands.ConfirmResult, error)
+	MarkExhausted(ctx context.Context, id domain.OrderID, attempts int, lastError string) error
+}
+
+var _ Recoverer = (*commands.Service)(nil)
+
+// Config holds the sweeper's settings. Zero values take the defaults.
+type Config struct {
+	Interval    time.Duration // how often Run scans (RECOVERY_INTERVAL); default 30s
+	StaleAfter  time.Duration // age at which an EXECUTING payment counts as stuck (RECOVERY_STALE_AFTER); default 1m
+	MaxAttempts int           // attempts before RecoveryExhausted (RECOVERY_MAX_ATTEMPTS); default 10
+	Workers     int           // payments worked on at once by this instance; default 4
+	BatchSize   int           // payments leased per scan; default 64
+	// Lease is how long a leased payment belongs to this instance. It must be longer than one
+	// recovery takes (a read-back, and maybe a confirm with its in-request retries); default 2m.
+	Lease time.Duration
+	// BaseDelay is the delay after the first unsuccessful attempt; it doubles per attempt up to
+	// MaxDelay. Defaults 1m and 6h.
+	BaseDelay time.Duration
+	MaxDelay  time.Duration
+	// InstanceID names this sweeper in recovery_state.leased_by; default hostname-pid-random.
+	InstanceID string
+	Breaker    BreakerConfig
+}
+
+// BreakerConfig configures the circuit breaker on Toss.
+type BreakerConfig struct {
+	// Failures is how many consecutive PSP failures open the breaker; default 5.
+	Failures int
+	// OpenFor is how long it stays open before a single trial call may close it; default 30s.
+	OpenFor time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.Interval, 30*time.Second)
+	def(&c.StaleAfter, time.Minute)
+	def(&c.Lease, 2*time.Minute)
+	def(&c.BaseDelay, time.Minute)
+	def(&c.MaxDelay, 6*time.Hour)
+	def(&c.Breaker.OpenFor, 30*time.Second)
+	if c.MaxDelay < c.BaseDelay {
+		c.MaxDelay = c.BaseDelay
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 10
+	}
+	if c.Workers <= 0 {
+		c.Workers = 4
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 64
+	}
+	if c.Breaker.Failures <= 0 {
+		c.Breaker.Failures = 5
+	}
+	if c.InstanceID == "" {
+		c.InstanceID = defaultInstanceID()
+	}
+	return c
+}
+
+func defaultInstanceID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown"
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return host + "-" + strconv.Itoa(os.Getpid()) + "-" + hex.EncodeToString(b)
+}
+
+// delay is the wait after the attempts-th unsuccessful attempt: BaseDelay·2^(attempts-1)
+// capped at MaxDelay, with "equal jitter": at least half of it, at most all of it. The fixed
+// half keeps the delay growing whatever the dice say; the random half spreads out payments that
+// failed together (Toss was down) so they do not all come due in the same scan.
+func (c Config) delay(attempts int, jitter func(n int64) int64) time.Duration {
+	d := c.BaseDelay
+	for i := 1; i < attempts && d < c.MaxDelay; i++ {
+		d *= 2
+	}
+	d = min(d, c.MaxDelay)
+	half := d / 2
+	return d - half + time.Duration(jitter(int64(half)+1))
+}
+
+// Sweeper is the recovery sweeper. Its methods are safe for concurrent use.
+type Sweeper struct {
+	pool    *pgxpool.Pool
+	rec     Recoverer
+	cfg     Config
+	now     func() time.Time
+	logger  *slog.Logger
+	breaker *gobreaker.CircuitBreaker[commands.ConfirmResult]
+	jitter  func(n int64) int64
+}
+
+// New returns a Sweeper. rec should be a commands.Service with its own toss.Client (see the
+// package doc); now is the clock (time.Now in production).
+func New(pool *pgxpool.Pool, rec Recoverer, cfg Config, now func() time.Time, logger *slog.Logger) *Sweeper {
+	cfg = cfg.withDefaults()
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("instance", cfg.InstanceID)
+	s := &Sweeper{pool: pool, rec: rec, cfg: cfg, now: now, logger: logger, jitter: randv2.Int64N}
+	failures := uint32(cfg.Breaker.Failures)
+	s.breaker = gobreaker.NewCircuitBreaker[commands.ConfirmResult](gobreaker.Settings{
+		Name:        "recovery-toss",
+		MaxRequests: 1, // half-open: one trial call
+		Timeout:     cfg.Breaker.OpenFor,
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= failures },
+		// Only Toss failing counts. A domain error (a mismatch, a lost append race) means
+		// Toss answered, so it counts as a success and resets the consecutive failures.
+		IsSuccessful: func(err error) bool { return !pspFailing(err) },
+		// Our own shutdown says nothing about Toss.
+		IsExcluded: func(err error) bool { return errors.Is(err, context.Canceled) },
+		OnStateChange: func(name string, from, to gobreaker.State) {
+			logger.Warn("recovery circuit breaker", "breaker", name, "from", from.String(), "to", to.String())
+		},
+	})
+	return s
+}
+
+// pspFailing: err says the PSP could not be reached or failed to answer.
+func pspFailing(err error) bool {
+	var te *toss.Error
+	return errors.As(err, &te) && toss.ClassOf(err) == toss.ClassUnknownOutcome
+}
+
+// Result counts what one scan did. Leased = Settled + StillUnknown + Exhausted + Failed + Released.
+type Result struct {
+	Leased       int // payments leased by this scan
+	Settled      int // now known: approved, rejected, expired (or settled by someone else meanwhile)
+	StillUnknown int // Toss does not settle it yet; rescheduled
+	Exhausted    int // gave up: RecoveryExhausted recorded
+	Failed       int // the attempt ended in an error (Toss failing, a mismatch, the database); rescheduled
+	Released     int // leased but not worked on (breaker open, shutdown); no attempt counted
+	BreakerOpen  bool
+}
+
+// Run sweeps at once and then every Interval until ctx is done, and returns nil then. A scan
+// that fails is logged and the next one tries again.
+func (s *Sweeper) Run(ctx context.Context) error {
+	s.logger.InfoContext(ctx, "recovery sweeper started", "interval", s.cfg.Interval.String(),
+		"staleAfter", s.cfg.StaleAfter.String(), "maxAttempts", s.cfg.MaxAttempts, "workers", s.cfg.Workers)
+	tick := time.NewTicker(s.cfg.Interval)
+	defer tick.Stop()
+	for {
+		res, err := s.Sweep(ctx)
+		switch {
+		case ctx.Err() != nil:
+		case err != nil:
+			s.logger.ErrorContext(ctx, "recovery sweep failed", "error", err)
+		case res.Leased > 0: // Sweep itself logs a paused scan
+			s.logger.InfoContext(ctx, "recovery sweep", "leased", res.Leased, "settled", res.Settled,
+				"stillUnknown", res.StillUnknown, "exhausted", res.Exhausted, "failed", res.Failed,
+				"released", res.Released, "breakerOpen", res.BreakerOpen)
+		}
+		select {
+		case <-ctx.Done():
+			s.logger.InfoContext(ctx, "recovery sweeper stopped")
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// leased is a payment this instance holds a lease on.
+type leased struct {
+	id       domain.OrderID
+	attempts int       // unsuccessful attempts before this one
+	until    time.Time // the lease as stored: the token later writes check
+}
+
+type outcome int
+
+const (
+	outcomeSettled outcome = iota
+	outcomeStillUnknown
+	outcomeExhausted
+	outcomeFailed
+	outcomeReleased
+)
+
+func (o outcome) String() string {
+	switch o {
+	case outcomeSettled:
+		return "settled"
+	case outcomeStillUnknown:
+		return "still unknown"
+	case outcomeExhausted:
+		return "exhausted"
+	case outcomeFailed:
+		return "failed"
+	case outcomeReleased:
+		return "released"
+	}
+	return "outcome(" + strconv.Itoa(int(o)) + ")"
+}
+
+// Sweep runs one scan: it leases the payments that are due (at most BatchSize), works them with
+// at most Workers at once, and returns when all are done. It returns an error only when the
+// database could not lease or release; a payment whose attempt fails is counted and logged.
+// While the circuit breaker is open it leases nothing; if the breaker opens during the scan, the
+// payments not yet worked on are released without counting an attempt. Canceling ctx stops the
+// scan the same way (a confirm already under way is completed: commands detaches it).
+func (s *Sweeper) Sweep(ctx context.Context) (Result, error) {
+	batch := s.cfg.BatchSize
+	switch s.breaker.State() {
+	case gobreaker.StateOpen:
+		s.logger.WarnContext(ctx, "recovery paused: the circuit breaker on Toss is open")
+		return Result{BreakerOpen: true}, nil
+	case gobreaker.StateHalfOpen:
+		batch = 1 // the trial call decides; leasing more would only release them again
+	}
+	todo, err := s.lease(ctx, s.now(), batch)
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{Leased: len(todo)}
+	if len(todo) == 0 {
+		return res, nil
+	}
+
+	var (
+		mu      sync.Mutex
+		release []leased
+		wg      sync.WaitGroup
+		jobs    = make(chan leased)
+	)
+	count := func(l leased, o outcome) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch o {
+		case outcomeSettled:
+			res.Settled++
+		case outcomeStillUnknown:
+			res.StillUnknown++
+		case outcomeExhausted:
+			res.Exhausted++
+		case outcomeFailed:
+			res.Failed++
+		case outcomeReleased:
+			release = append(release, l)
+		}
+	}
+	for range min(s.cfg.Workers, len(todo)) {
+		wg.Go(func() {
+			for l := range jobs {
+				count(l, s.work(ctx, l))
+			}
+		})
+	}
+dispatch:
+	for i, l := range todo {
+		if s.breaker.State() == gobreaker.StateOpen || ctx.Err() != nil {
+			for _, r := range todo[i:] {
+				count(r, outcomeReleased)
+			}
+			break
+		}
+		select {
+		case jobs <- l:
+		case <-ctx.Done():
+			for _, r := range todo[i:] {
+				count(r, outcomeReleased)
+			}
+			break dispatch
+		}
+	}
+	close(jobs)
+	wg.Wait()
+
+	res.Released = len(release)
+	res.BreakerOpen = s.breaker.State() == gobreaker.StateOpen
+	if res.BreakerOpen {
+		s.logger.WarnContext(ctx, "recovery paused: the circuit breaker on Toss opened", "released", res.Released)
+	}
+	if len(release) > 0 {
+		// Also on shutdown: releasing lets another instance take them now, not after the lease.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := s.release(rctx, release); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// work makes one recovery attempt for a leased payment, records its outcome and logs one line.
+func (s *Sweeper) work(ctx context.Context, l leased) outcome {
+	pay, err := s.breaker.Execute(func() (commands.ConfirmResult, error) {
+		return s.rec.Recover(ctx, l.id, commands.RecoverOptions{NewAttempt: true, Actor: "recovery"})
+	})
+	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) ||
+		(err != nil && ctx.Err() != nil) {
+		return outcomeReleased // not an attempt: Toss was not asked, or we are shutting down
+	}
+	// Record even if ctx ends now: the attempt happened and must count.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	attempts := l.attempts + 1
+	var (
+		o         outcome
+		next      *time.Time // nil: never again
+		lastError string
+		problems  []error // our own failures after the attempt
+	)
+	switch {
+	case err == nil && settled(pay.Status):
+		o = outcomeSettled
+	case attempts >= s.cfg.MaxAttempts:
+		lastError = describe(pay, err)
+		o = outcomeExhausted
+		if merr := s.rec.MarkExhausted(rctx, l.id, attempts, lastError); merr != nil {
+			// Not marked: keep it due soon; the next attempt tries to mark it again.
+			o, next = outcomeFailed, ptr(s.now().Add(s.cfg.delay(1, s.jitter)))
+			problems = append(problems, fmt.Errorf("mark exhausted: %w", merr))
+		}
+	default:
+		lastError = describe(pay, err)
+		o, next = outcomeStillUnknown, ptr(s.now().Add(s.cfg.delay(attempts, s.jitter)))
+		if err != nil {
+			o = outcomeFailed
+		}
+	}
+	if werr := s.record(rctx, l, attempts, next, lastError); werr != nil {
+		problems = append(problems, werr)
+		if o == outcomeStillUnknown {
+			o = outcomeFailed
+		}
+	}
+
+	attrs := []any{"orderId", l.id, "attempts", attempts, "status", pay.Status, "outcome", o.String()}
+	if lastError != "" {
+		attrs = append(attrs, "error", lastError)
+	}
+	if next != nil {
+		attrs = append(attrs, "nextAttemptAt", *next)
+	}
+	level := slog.LevelInfo
+	switch {
+	case len(problems) > 0:
+		level = slog.LevelError
+		attrs = append(attrs, "recoveryError", errors.Join(problems...).Error())
+	case o == outcomeExhausted:
+		level = slog.LevelWarn
+	}
+	s.logger.Log(ctx, level, "recovery attempt", attrs...)
+	return o
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// settled: the payment's outcome is known; recovery has nothing left to do.
+func settled(st domain.Status) bool {
+	switch st {
+	case domain.StatusExecuting, domain.StatusUnknown, "":
+		return false
+	}
+	return true
+}
+
+// describe says why an attempt did not settle the payment.
+func describe(pay commands.ConfirmResult, err error) string {
+	switch {
+	case err != nil:
+		return err.Error()
+	case pay.Failure != nil:
+		return fmt.Sprintf("still %s: %s: %s", pay.Status, pay.Failure.Code, pay.Failure.Message)
+	}
+	return fmt.Sprintf("still %s", pay.Status)
+}
+
+// The SQL of the lease, run in one short transaction.
+const (
+	// forgetSettledSQL deletes the state of payments the read model shows settled (by recovery,
+	// a webhook or a late confirm). The read model lags the event store but never leads it, so
+	// a settled row there is settled for good.
+	forgetSettledSQL = `
+		DELETE FROM recovery_state WHERE order_id IN (
+			SELECT r.order_id FROM recovery_state r JOIN payment_orders o ON o.order_id = r.order_id
+			WHERE o.status NOT IN ('EXECUTING', 'UNKNOWN') AND r.leased_until < $1
+			FOR UPDATE OF r SKIP LOCKED)`
+
+	// insertCandidatesSQL gives every unsettled payment a state row ($1 now, $2 now - StaleAfter). In order_id order, so two
+	// instances inserting the same rows wait on each other in one order and cannot deadlock.
+	insertCandidatesSQL = `
+		INSERT INTO recovery_state (order_id, updated_at)
+		SELECT o.order_id, $1 FROM payment_orders o
+		WHERE o.status IN ('EXECUTING', 'UNKNOWN')
+		  AND (o.status = 'UNKNOWN' OR o.updated_at < $2)
+		  AND NOT o.needs_review
+		  AND NOT EXISTS (SELECT 1 FROM recovery_state r WHERE r.order_id = o.order_id)
+		ORDER BY o.order_id
+		ON CONFLICT (order_id) DO NOTHING`
+
+	// leaseSQL leases due payments ($1 now, $2 leased until, $3 instance, $4 now - StaleAfter,
+	// $5 limit). SKIP LOCKED: rows another instance is leasing right now are
+	// skipped, not waited for; a row it leased and committed meanwhile fails leased_until < $1
+	// when re-checked. A settled or exhausted payment has next_attempt_at = 'infinity', so it is
+	// not picked again while the read model catches up.
+	leaseSQL = `
+		UPDATE recovery_state r
+		SET leased_until = $2, leased_by = $3, updated_at = $1
+		WHERE r.order_id IN (
+			SELECT s.order_id FROM recovery_state s JOIN payment_orders o ON o.order_id = s.order_id
+			WHERE o.status IN ('EXECUTING', 'UNKNOWN')
+			  AND (o.status = 'UNKNOWN' OR o.updated_at < $4)
+			  AND NOT o.needs_review
+			  AND s.next_attempt_at <= $1
+			  AND s.leased_until < $1
+			ORDER BY s.next_attempt_at, s.order_id
+			LIMIT $5
+			FOR UPDATE OF s SKIP LOCKED)
+		RETURNING r.order_id, r.attempts, r.leased_until`
+)
+
+// lease takes up to n due payments for this instance, in one short transaction.
+func (s *Sweeper) lease(ctx context.Context, now time.Time, n int) ([]leased, error) {
+	var out []leased
+	err := retryConflicts(ctx, func() error {
+		out = out[:0]
+		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, forgetSettledSQL, now); err != nil {
+				return fmt.Errorf("forget settled: %w", err)
+			}
+			if _, err := tx.Exec(ctx, insertCandidatesSQL, now, now.Add(-s.cfg.StaleAfter)); err != nil {
+				return fmt.Errorf("insert candidates: %w", err)
+			}
+			rows, err := tx.Query(ctx, leaseSQL, now, now.Add(s.cfg.Lease), s.cfg.InstanceID, now.Add(-s.cfg.StaleAfter), n)
+			if err != nil {
+				return fmt.Errorf("lease: %w", err)
+			}
+			out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (leased, error) {
+				var l leased
+				err := r.Scan(&l.id, &l.attempts, &l.until)
+				return l, err
+			})
+			return err
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("recovery: lease: %w", err)
+	}
+	return out, nil
+}
+
+// retryConflicts runs f again after a deadlock or serialization failure (f may run twice).
+func retryConflicts(ctx context.Context, f func() error) error {
+	var err error
+	for range 3 {
+		err = f()
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || (pe.Code != "40P01" && pe.Code != "40001") || ctx.Err() != nil {
+			return err
+		}
+	}
+	return err
+}
+
+// record writes an attempt's outcome and ends the lease: next is when to try again, nil for
+// never (settled, or exhausted and waiting for a person). It checks the lease is still ours.
+func (s *Sweeper) record(ctx context.Context, l leased, attempts int, next *time.Time, lastError string) error {
+	tag, err := s.pool.Exec(ctx, `
+		UPDATE recovery_state
+		SET attempts = $4, next_attempt_at = COALESCE($5::timestamptz, 'infinity'), last_error = NULLIF($6, ''),
+		    leased_until = '-infinity', leased_by = NULL, updated_at = $7
+		WHERE order_id = $1 AND leased_by = $2 AND leased_until = $3`,
+		l.id, s.cfg.InstanceID, l.until, attempts, next, lastError, s.now())
+	if err != nil {
+		return fmt.Errorf("recovery: record %s: %w", l.id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("recovery: record %s: the lease expired and was taken over", l.id)
+	}
+	return nil
+}
+
+// release ends leases without counting an attempt.
+func (s *Sweeper) release(ctx context.Context, ls []leased) error {
+	batch := &pgx.Batch{}
+	for _, l := range ls {
+		batch.Queue(`
+			UPDATE recovery_state SET leased_until = '-infinity', leased_by = NULL, updated_at = $4
+			WHERE order_id = $1 AND leased_by = $2 AND leased_until = $3`,
+			l.id, s.cfg.InstanceID, l.until, s.now())
+	}
+	if err := s.pool.SendBatch(ctx, batch).Close(); err != nil {
+		return fmt.Errorf("recovery: release: %w", err)
+	}
+	return nil
+}
