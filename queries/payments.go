@@ -144,8 +144,8 @@ func (s *Service) Payment(ctx context.Context, orderID string) (Payment, error) 
 
 // ListQuery selects a page of payments, newest first.
 type ListQuery struct {
-	Limit  int    // 1–100, default 20
-	Cursor string // from the previous page's NextCursor; empty for the first page
+	Limit       int    // 1–100, default 20
+	Cursor      string // from the previous page's NextCursor; empty for the first page
 	Status      string // optional filter
 	NeedsReview bool   // only payments recovery gave up on
 }
