@@ -5,12 +5,33 @@
 //
 // Flags (each with an environment variable; a flag wins over its variable):
 //
-//	-addr        listen address                       TOSSSIM_ADDR         default 127.0.0.1:8090
-//	-secret-key  comma-separated accepted secret keys TOSSSIM_SECRET_KEYS  default: any test_sk_/test_gsk_/test_ak_ key
-//	-mid         merchant id on payments              TOSSSIM_MID          default tosssimmid01
+//	-addr                    TOSSSIM_ADDR                    listen address; default 127.0.0.1:8090
+//	-secret-key              TOSSSIM_SECRET_KEYS             comma-separated accepted secret keys;
+//	                                                         default: any test_sk_/test_gsk_/test_ak_ key
+//	-mid                     TOSSSIM_MID                     merchant id on payments; default tosssimmid01
+//	-latency                 TOSSSIM_LATENCY                 delay per /v1 request: 20ms, or a uniform
+//	                                                         range 5ms-200ms; default 0
+//	-error-rate              TOSSSIM_ERROR_RATE              share (0..1) of /v1 requests answered,
+//	                                                         unexecuted, with a retryable error; default 0
+//	-lost-response-rate      TOSSSIM_LOST_RESPONSE_RATE      share (0..1) of executed confirms and cancels
+//	                                                         whose answer is lost; default 0
+//	-webhook-url             TOSSSIM_WEBHOOK_URL             http(s) receiver of PAYMENT_STATUS_CHANGED;
+//	                                                         default: no webhooks
+//	-webhook-duplicate-rate  TOSSSIM_WEBHOOK_DUPLICATE_RATE  share (0..1) of webhooks sent twice; default 0
+//	-webhook-reorder         TOSSSIM_WEBHOOK_REORDER         hold webhooks a random 0-100ms; default false
+//	-webhook-timeout         TOSSSIM_WEBHOOK_TIMEOUT         time a receiver has to answer 200; default 10s
+//	-time-scale              TOSSSIM_TIME_SCALE              multiplier (> 0) of the webhook retry waits;
+//	                                                         default 1 (real time)
+//	-seed                    TOSSSIM_SEED                    seed of the fault decisions; default: from
+//	                                                         the clock, logged at start
+//
+// The fault and webhook semantics are those of tosssim.Faults. Tests can override latency,
+// error rate and lost-response rate per request with the X-Sim-Latency, X-Sim-Error-Rate and
+// X-Sim-Lost-Response-Rate headers. The duplicate rate and reorder need -webhook-url.
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -19,8 +40,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -44,6 +67,31 @@ type config struct {
 	Addr       string
 	SecretKeys []string
 	MID        string
+
+	Latency              tosssim.Latency
+	ErrorRate            float64
+	LostResponseRate     float64
+	WebhookURL           string
+	WebhookDuplicateRate float64
+	WebhookReorder       bool
+	WebhookTimeout       time.Duration
+	TimeScale            float64
+	Seed                 int64
+}
+
+// faults is the simulator's view of the fault settings.
+func (c config) faults() tosssim.Faults {
+	return tosssim.Faults{
+		Latency:              c.Latency,
+		ErrorRate:            c.ErrorRate,
+		LostResponseRate:     c.LostResponseRate,
+		Seed:                 c.Seed,
+		WebhookURL:           c.WebhookURL,
+		WebhookDuplicateRate: c.WebhookDuplicateRate,
+		WebhookReorder:       c.WebhookReorder,
+		TimeScale:            c.TimeScale,
+		WebhookTimeout:       c.WebhookTimeout,
+	}
 }
 
 // Validate reports every problem at once.
@@ -60,6 +108,18 @@ func (c config) Validate() error {
 	if len(c.MID) > 14 {
 		errs = append(errs, fmt.Errorf("mid %q is longer than 14 characters", c.MID))
 	}
+	if err := c.faults().Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if !(c.TimeScale > 0) {
+		errs = append(errs, fmt.Errorf("time scale %v is not > 0", c.TimeScale))
+	}
+	if c.WebhookTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("webhook timeout %v is not > 0", c.WebhookTimeout))
+	}
+	if c.WebhookURL == "" && (c.WebhookDuplicateRate > 0 || c.WebhookReorder) {
+		errs = append(errs, errors.New("webhook duplicate rate and reorder need a webhook URL"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -74,7 +134,30 @@ func (c config) LogValue() slog.Value {
 		slog.String("addr", c.Addr),
 		slog.Any("secretKeys", masked),
 		slog.String("mid", c.MID),
+		slog.Group("faults",
+			slog.String("latency", c.Latency.String()),
+			slog.Float64("errorRate", c.ErrorRate),
+			slog.Float64("lostResponseRate", c.LostResponseRate),
+			slog.String("webhookURL", redactURL(c.WebhookURL)),
+			slog.Float64("webhookDuplicateRate", c.WebhookDuplicateRate),
+			slog.Bool("webhookReorder", c.WebhookReorder),
+			slog.String("webhookTimeout", c.WebhookTimeout.String()),
+			slog.Float64("timeScale", c.TimeScale),
+			slog.Int64("seed", c.Seed),
+		),
 	)
+}
+
+// redactURL hides a password and the query, either of which may carry a token.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "****"
+	}
+	if u.RawQuery != "" {
+		u.RawQuery = "****"
+	}
+	return u.Redacted()
 }
 
 // mask keeps a key's kind prefix ("test_sk_", "live_gsk_") and hides the rest.
@@ -91,19 +174,72 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	addr := fs.String("addr", envOr(getenv, "TOSSSIM_ADDR", "127.0.0.1:8090"), "listen address (env TOSSSIM_ADDR)")
 	keys := fs.String("secret-key", getenv("TOSSSIM_SECRET_KEYS"), "comma-separated accepted secret keys; empty accepts any test_sk_/test_gsk_/test_ak_ key (env TOSSSIM_SECRET_KEYS)")
 	mid := fs.String("mid", envOr(getenv, "TOSSSIM_MID", "tosssimmid01"), "merchant id (env TOSSSIM_MID)")
+	// The fault settings are read as text so a flag and its variable share one parser and
+	// one error message.
+	latency := fs.String("latency", envOr(getenv, "TOSSSIM_LATENCY", "0"), "delay before each /v1 request: a duration (20ms) or a uniform range (5ms-200ms) (env TOSSSIM_LATENCY)")
+	errorRate := fs.String("error-rate", envOr(getenv, "TOSSSIM_ERROR_RATE", "0"), "share (0..1) of /v1 requests answered, unexecuted, with 500 FAILED_INTERNAL_SYSTEM_PROCESSING, 400 PROVIDER_ERROR or 429 TOO_MANY_REQUESTS (env TOSSSIM_ERROR_RATE)")
+	lostRate := fs.String("lost-response-rate", envOr(getenv, "TOSSSIM_LOST_RESPONSE_RATE", "0"), "share (0..1) of executed confirms and cancels whose connection breaks before the answer (env TOSSSIM_LOST_RESPONSE_RATE)")
+	webhookURL := fs.String("webhook-url", getenv("TOSSSIM_WEBHOOK_URL"), "http(s) URL that receives PAYMENT_STATUS_CHANGED webhooks; empty sends none (env TOSSSIM_WEBHOOK_URL)")
+	dupRate := fs.String("webhook-duplicate-rate", envOr(getenv, "TOSSSIM_WEBHOOK_DUPLICATE_RATE", "0"), "share (0..1) of webhooks also sent as a second copy with the same transmission id (env TOSSSIM_WEBHOOK_DUPLICATE_RATE)")
+	var errs []error
+	reorderEnv, err := parseBoolEnv(getenv("TOSSSIM_WEBHOOK_REORDER"))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("webhook-reorder: TOSSSIM_WEBHOOK_REORDER: %w", err))
+	}
+	reorder := fs.Bool("webhook-reorder", reorderEnv, "hold each webhook a random 0-100ms so a payment's webhooks may arrive out of order (env TOSSSIM_WEBHOOK_REORDER)")
+	webhookTimeout := fs.String("webhook-timeout", envOr(getenv, "TOSSSIM_WEBHOOK_TIMEOUT", "10s"), "how long a webhook receiver has to answer 200 (env TOSSSIM_WEBHOOK_TIMEOUT)")
+	timeScale := fs.String("time-scale", envOr(getenv, "TOSSSIM_TIME_SCALE", "1"), "multiplier of the webhook retry waits of 1, 4, 16, 64, 256, 1024 and 4096 minutes; 0.001 retries first after 60ms (env TOSSSIM_TIME_SCALE)")
+	seed := fs.String("seed", getenv("TOSSSIM_SEED"), "seed of the fault decisions; empty chooses one from the clock, logged at start (env TOSSSIM_SEED)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
-	cfg := config{Addr: *addr, MID: *mid}
+	cfg := config{Addr: *addr, MID: *mid, WebhookURL: strings.TrimSpace(*webhookURL), WebhookReorder: *reorder}
 	for k := range strings.SplitSeq(*keys, ",") {
 		if k = strings.TrimSpace(k); k != "" {
 			cfg.SecretKeys = append(cfg.SecretKeys, k)
 		}
 	}
+
+	parse := func(name string, f func() error) {
+		if err := f(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+	}
+	parse("latency", func() (err error) { cfg.Latency, err = tosssim.ParseLatency(*latency); return err })
+	parse("error-rate", func() (err error) { cfg.ErrorRate, err = tosssim.ParseRate(*errorRate); return err })
+	parse("lost-response-rate", func() (err error) { cfg.LostResponseRate, err = tosssim.ParseRate(*lostRate); return err })
+	parse("webhook-duplicate-rate", func() (err error) { cfg.WebhookDuplicateRate, err = tosssim.ParseRate(*dupRate); return err })
+	parse("webhook-timeout", func() (err error) {
+		cfg.WebhookTimeout, err = time.ParseDuration(strings.TrimSpace(*webhookTimeout))
+		return err
+	})
+	parse("time-scale", func() (err error) {
+		cfg.TimeScale, err = strconv.ParseFloat(strings.TrimSpace(*timeScale), 64)
+		return err
+	})
+	parse("seed", func() (err error) {
+		if strings.TrimSpace(*seed) == "" {
+			cfg.Seed = time.Now().UnixNano()
+			return nil
+		}
+		cfg.Seed, err = strconv.ParseInt(strings.TrimSpace(*seed), 10, 64)
+		return err
+	})
+	if err := errors.Join(errs...); err != nil {
+		return config{}, err
+	}
 	return cfg, cfg.Validate()
+}
+
+// parseBoolEnv reads a boolean variable; empty is false.
+func parseBoolEnv(v string) (bool, error) {
+	if v = strings.TrimSpace(v); v == "" {
+		return false, nil
+	}
+	return strconv.ParseBool(v)
 }
 
 func envOr(getenv func(string) string, name, def string) string {
@@ -130,7 +266,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 // serve runs the simulator on ln until ctx is done, then shuts down gracefully. It closes ln.
 func serve(ctx context.Context, ln net.Listener, cfg config, logger *slog.Logger) error {
-	sim := tosssim.New(tosssim.Config{SecretKeys: cfg.SecretKeys, MID: cfg.MID})
+	sim := tosssim.New(tosssim.Config{SecretKeys: cfg.SecretKeys, MID: cfg.MID, Faults: cfg.faults()})
+	defer sim.Close() // after the server: the last changes' webhooks stop only once nothing can make more
 	srv := &http.Server{
 		Handler:           accessLog(logger, sim.Handler()),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -154,13 +291,15 @@ func serve(ctx context.Context, ln net.Listener, cfg config, logger *slog.Logger
 	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("http server: %w", err)
 	}
+	sim.Close()
 	logger.Info("stopped", "stats", sim.Stats())
 	return nil
 }
 
 type statusRecorder struct {
 	http.ResponseWriter
-	status int
+	status  int
+	dropped bool // the handler took the connection over (a lost response)
 }
 
 func (r *statusRecorder) WriteHeader(code int) {
@@ -168,16 +307,33 @@ func (r *statusRecorder) WriteHeader(code int) {
 	r.ResponseWriter.WriteHeader(code)
 }
 
+// Hijack lets the simulator drop a connection through the recorder and lets the log say so.
+func (r *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, rw, err := http.NewResponseController(r.ResponseWriter).Hijack()
+	if err == nil {
+		r.dropped = true
+	}
+	return conn, rw, err
+}
+
+// Unwrap gives http.ResponseController the underlying writer for its other methods.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
 // accessLog logs one line per request. It never logs headers: they carry the secret key.
 func accessLog(logger *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(rec, r)
+		status := rec.status
+		if rec.dropped {
+			status = 0 // no answer reached the client
+		}
 		logger.Info("request",
 			"method", r.Method,
 			"path", r.URL.Path,
-			"status", rec.status,
+			"status", status,
+			"dropped", rec.dropped,
 			"duration", time.Since(start).String(),
 		)
 	})

@@ -2,15 +2,19 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/paymentledger/ledger/psp/toss/tosssim"
 )
 
 func TestRunServesSessionAndConfirm(t *testing.T) {
@@ -129,6 +133,12 @@ func TestParseConfig(t *testing.T) {
 	env := func(m map[string]string) func(string) string {
 		return func(k string) string { return m[k] }
 	}
+	// withDefaults adds the fault settings' defaults; Seed is checked separately.
+	withDefaults := func(c config) config {
+		c.TimeScale = 1
+		c.WebhookTimeout = 10 * time.Second
+		return c
+	}
 	cases := []struct {
 		name    string
 		args    []string
@@ -136,18 +146,66 @@ func TestParseConfig(t *testing.T) {
 		want    config
 		wantErr string
 	}{
-		{name: "defaults", want: config{Addr: "127.0.0.1:8090", MID: "tosssimmid01"}},
+		{name: "defaults", want: withDefaults(config{Addr: "127.0.0.1:8090", MID: "tosssimmid01"})},
 		{
 			name: "env",
 			env:  map[string]string{"TOSSSIM_ADDR": ":9000", "TOSSSIM_SECRET_KEYS": "test_sk_a, test_sk_b,", "TOSSSIM_MID": "tvivarepublica"},
-			want: config{Addr: ":9000", SecretKeys: []string{"test_sk_a", "test_sk_b"}, MID: "tvivarepublica"},
+			want: withDefaults(config{Addr: ":9000", SecretKeys: []string{"test_sk_a", "test_sk_b"}, MID: "tvivarepublica"}),
 		},
 		{
 			name: "flags win",
 			args: []string{"-addr", "127.0.0.1:1", "-secret-key", "live_sk_x", "-mid", "m1"},
 			env:  map[string]string{"TOSSSIM_ADDR": ":9000", "TOSSSIM_SECRET_KEYS": "test_sk_a"},
-			want: config{Addr: "127.0.0.1:1", SecretKeys: []string{"live_sk_x"}, MID: "m1"},
+			want: withDefaults(config{Addr: "127.0.0.1:1", SecretKeys: []string{"live_sk_x"}, MID: "m1"}),
 		},
+		{
+			name: "fault flags",
+			args: []string{
+				"-latency", "5ms-200ms", "-error-rate", "0.1", "-lost-response-rate", "0.05",
+				"-webhook-url", "http://127.0.0.1:8080/webhooks/toss", "-webhook-duplicate-rate", "0.2",
+				"-webhook-reorder", "-webhook-timeout", "2s", "-time-scale", "0.001", "-seed", "42",
+			},
+			want: config{
+				Addr: "127.0.0.1:8090", MID: "tosssimmid01",
+				Latency:   tosssim.Latency{Min: 5 * time.Millisecond, Max: 200 * time.Millisecond},
+				ErrorRate: 0.1, LostResponseRate: 0.05,
+				WebhookURL: "http://127.0.0.1:8080/webhooks/toss", WebhookDuplicateRate: 0.2, WebhookReorder: true,
+				WebhookTimeout: 2 * time.Second, TimeScale: 0.001, Seed: 42,
+			},
+		},
+		{
+			name: "fault env, flags win",
+			args: []string{"-error-rate", "0.5", "-seed", "-3"},
+			env: map[string]string{
+				"TOSSSIM_LATENCY": "20ms", "TOSSSIM_ERROR_RATE": "0.9", "TOSSSIM_LOST_RESPONSE_RATE": "1",
+				"TOSSSIM_WEBHOOK_URL": "https://hooks.example.com/toss", "TOSSSIM_WEBHOOK_DUPLICATE_RATE": "1",
+				"TOSSSIM_WEBHOOK_REORDER": "true", "TOSSSIM_WEBHOOK_TIMEOUT": "1s", "TOSSSIM_TIME_SCALE": "0.5", "TOSSSIM_SEED": "7",
+			},
+			want: config{
+				Addr: "127.0.0.1:8090", MID: "tosssimmid01",
+				Latency:   tosssim.Latency{Min: 20 * time.Millisecond, Max: 20 * time.Millisecond},
+				ErrorRate: 0.5, LostResponseRate: 1,
+				WebhookURL: "https://hooks.example.com/toss", WebhookDuplicateRate: 1, WebhookReorder: true,
+				WebhookTimeout: time.Second, TimeScale: 0.5, Seed: -3,
+			},
+		},
+		{name: "rate above 1", args: []string{"-error-rate", "1.5"}, wantErr: "error-rate: rate 1.5 is outside [0, 1]"},
+		{name: "rate not a number", env: map[string]string{"TOSSSIM_LOST_RESPONSE_RATE": "often"}, wantErr: "lost-response-rate: rate \"often\" is not a number"},
+		{name: "negative duplicate rate", args: []string{"-webhook-url", "http://h/x", "-webhook-duplicate-rate", "-0.1"}, wantErr: "webhook-duplicate-rate"},
+		{name: "latency syntax", args: []string{"-latency", "fast"}, wantErr: "latency: latency \"fast\""},
+		{name: "latency range reversed", args: []string{"-latency", "200ms-5ms"}, wantErr: "max is below min"},
+		{name: "webhook URL scheme", args: []string{"-webhook-url", "ftp://example.com/x"}, wantErr: "not an absolute http(s) URL"},
+		{name: "webhook URL relative", args: []string{"-webhook-url", "/webhooks/toss"}, wantErr: "not an absolute http(s) URL"},
+		{name: "webhook URL unparsable", args: []string{"-webhook-url", "http://[::1"}, wantErr: "webhook URL"},
+		{name: "duplicates without URL", args: []string{"-webhook-duplicate-rate", "0.5"}, wantErr: "need a webhook URL"},
+		{name: "reorder without URL", env: map[string]string{"TOSSSIM_WEBHOOK_REORDER": "1"}, wantErr: "need a webhook URL"},
+		{name: "reorder not a bool", env: map[string]string{"TOSSSIM_WEBHOOK_REORDER": "maybe"}, wantErr: "webhook-reorder"},
+		{name: "time scale zero", args: []string{"-time-scale", "0"}, wantErr: "time scale 0 is not > 0"},
+		{name: "time scale negative", args: []string{"-time-scale", "-1"}, wantErr: "time scale"},
+		{name: "time scale not a number", args: []string{"-time-scale", "x"}, wantErr: "time-scale"},
+		{name: "webhook timeout zero", args: []string{"-webhook-timeout", "0s"}, wantErr: "webhook timeout 0s is not > 0"},
+		{name: "seed not a number", env: map[string]string{"TOSSSIM_SEED": "abc"}, wantErr: "seed"},
+		{name: "all problems at once", args: []string{"-error-rate", "2", "-latency", "x", "-seed", "y"}, wantErr: "error-rate"},
 		{name: "colon in key", args: []string{"-secret-key", "test_sk_a:"}, wantErr: "contains ':'"},
 		{name: "long mid", args: []string{"-mid", "abcdefghijklmno"}, wantErr: "longer than 14"},
 		{name: "empty addr", args: []string{"-addr", ""}, env: map[string]string{}, wantErr: "addr is empty"},
@@ -169,6 +227,12 @@ func TestParseConfig(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if tc.want.Seed == 0 {
+				if got.Seed == 0 {
+					t.Fatal("no seed chosen from the clock")
+				}
+				got.Seed = 0
+			}
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Fatalf("got %+v, want %+v", got, tc.want)
 			}
@@ -186,5 +250,142 @@ func TestMask(t *testing.T) {
 		if got := mask(in); got != want {
 			t.Errorf("mask(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestParseConfigReportsEveryProblem(t *testing.T) {
+	_, err := parseConfig([]string{"-error-rate", "2", "-latency", "x", "-seed", "y"}, func(string) string { return "" }, io.Discard)
+	for _, want := range []string{"error-rate", "latency", "seed"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v, want it to mention %q", err, want)
+		}
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                                    "",
+		"http://127.0.0.1:8080/webhooks/toss": "http://127.0.0.1:8080/webhooks/toss",
+		"https://u:secret@h.example/x":        "https://u:xxxxx@h.example/x",
+		"https://h.example/x?token=abc&x=1":   "https://h.example/x?****",
+		"http://[::1":                         "****",
+	} {
+		if got := redactURL(in); got != want {
+			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestRunWithFaultsAndWebhooks runs the command with a webhook receiver and checks the
+// start-up log, a webhook, a lost response and its access-log line.
+func TestRunWithFaultsAndWebhooks(t *testing.T) {
+	hooks := make(chan http.Header, 10)
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hooks <- r.Header.Clone()
+	}))
+	defer receiver.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	lines := make(chan map[string]any, 100)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			var m map[string]any
+			if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+				m = map[string]any{"unparsed": sc.Text()}
+			}
+			lines <- m
+		}
+	}()
+	done := make(chan error, 1)
+	args := []string{"-addr", "127.0.0.1:0", "-webhook-url", receiver.URL + "/hooks?token=s3cret", "-time-scale", "0.001", "-seed", "11", "-latency", "1ms-2ms"}
+	go func() {
+		done <- run(ctx, args, func(string) string { return "" }, pw)
+		pw.Close()
+	}()
+
+	var addr string
+	deadline := time.After(10 * time.Second)
+	for addr == "" {
+		select {
+		case m, ok := <-lines:
+			if !ok {
+				t.Fatalf("run ended before serving: %v", <-done)
+			}
+			if m["msg"] == "starting tosssim" {
+				cfgLog, _ := json.Marshal(m["config"])
+				if !bytes.Contains(cfgLog, []byte(`"seed":11`)) || !bytes.Contains(cfgLog, []byte(`"latency":"1ms-2ms"`)) ||
+					bytes.Contains(cfgLog, []byte("s3cret")) {
+					t.Fatalf("start-up log: %s", cfgLog)
+				}
+			}
+			if m["msg"] == "serving" {
+				addr, _ = m["addr"].(string)
+			}
+		case <-deadline:
+			t.Fatal("no serving log line")
+		}
+	}
+	base := "http://" + addr
+	post := func(path, body string, headers map[string]string) (*http.Response, error) {
+		req, err := http.NewRequest("POST", base+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte("test_sk_cmd:")))
+		for k, v := range headers {
+			req.Header.Set(k, v)
+		}
+		return http.DefaultClient.Do(req)
+	}
+
+	resp, err := post("/sim/v1/sessions", `{"orderId":"cmd-order-2","amount":5000,"orderName":"t"}`, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sess struct {
+		PaymentKey string `json:"paymentKey"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&sess)
+	resp.Body.Close()
+
+	resp, err = post("/v1/payments/confirm", `{"paymentKey":"`+sess.PaymentKey+`","orderId":"cmd-order-2","amount":5000}`,
+		map[string]string{"Idempotency-Key": "cmd-2", tosssim.HeaderLostResponseRate: "1"})
+	if err == nil {
+		resp.Body.Close()
+		t.Fatalf("lost response answered %d", resp.StatusCode)
+	}
+	select {
+	case h := <-hooks:
+		if h.Get("Tosspayments-Webhook-Transmission-Retried-Count") != "0" || !strings.HasPrefix(h.Get("Tosspayments-Webhook-Transmission-Id"), "whtrans_") {
+			t.Fatalf("webhook headers %v", h)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no webhook")
+	}
+
+	cancel()
+	sawDropped := false
+	var stopped map[string]any
+	for m := range lines {
+		if m["msg"] == "request" && m["path"] == "/v1/payments/confirm" && m["dropped"] == true && m["status"] == float64(0) {
+			sawDropped = true
+		}
+		if m["msg"] == "stopped" {
+			stopped, _ = m["stats"].(map[string]any)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if !sawDropped {
+		t.Fatal("no access-log line for the dropped confirm")
+	}
+	if stopped["lostResponses"] != float64(1) || stopped["webhooksSent"] != float64(1) {
+		t.Fatalf("stopped stats %v", stopped)
 	}
 }

@@ -28,13 +28,19 @@
 //     and the 1-second rule between cancels (FORBIDDEN_CONSECUTIVE_REQUEST).
 //   - GET /sim/v1/stats, which reports the counters of Stats and the executed confirms per
 //     orderId for tests that run out of process.
+//   - PAYMENT_STATUS_CHANGED webhooks (§10) with the §10.3 headers and the §10.4 retry
+//     schedule, when Faults.WebhookURL is set; see Webhooks below.
+//   - Faults of the PSP and the network (Config.Faults, or per request X-Sim-* headers):
+//     latency, retryable errors and lost responses; see Faults below.
 //
 // # Not simulated
 //
 // READY (the 30-minute window before authentication), virtual accounts (WAITING_FOR_DEPOSIT,
 // secret, refundReceiveAccount), transfers, phone and gift-certificate payments, billing,
-// escrow, cash receipts, settlements, webhooks, Accept-Language (messages are Korean only),
-// rate limiting (429) and any per-request API version. The card object carries fixed test
+// escrow, cash receipts, settlements, webhooks other than PAYMENT_STATUS_CHANGED
+// (DEPOSIT_CALLBACK, CANCEL_STATUS_CHANGED, payout and seller events, signatures), the
+// developer center's "다시 시도" button, Accept-Language (messages are Korean only), real rate
+// limiting (429 comes only as an injected fault) and any per-request API version. The card object carries fixed test
 // values, and card.acquireStatus stays READY after cancels. checkout.url and receipt URLs
 // point at Toss's hosts, as in real payloads; the simulator does not serve them.
 //
@@ -51,8 +57,14 @@
 //     of the same payment is still running is 400 ALREADY_PROCESSED_PAYMENT.
 //   - Error answers, 5xx included, are stored and replayed under their idempotency key like
 //     successes (§2: "UNCONFIRMED whether transient 5xx answers are stored"). Auth failures,
-//     Test-Code answers, 409 IDEMPOTENT_REQUEST_PROCESSING and INVALID_IDEMPOTENCY_KEY are
-//     not stored.
+//     Test-Code answers, injected errors (Faults.ErrorRate: "never reached processing"), 409
+//     IDEMPOTENT_REQUEST_PROCESSING and INVALID_IDEMPOTENCY_KEY are not stored.
+//   - 429 carries the code TOO_MANY_REQUESTS and a message of the simulator's own; no Toss
+//     code for it was found (§1, §13).
+//   - A PAYMENT_STATUS_CHANGED webhook goes out on every cancel, also a further partial cancel
+//     that leaves the status PARTIAL_CANCELED (§5.4 does not say).
+//   - The EXPIRED webhook goes out when the simulator expires the payment, which is lazily:
+//     when a route, CreateSessionWith or Payment next touches it after its window.
 //   - An unknown TossPayments-Test-Code is answered with status 400 and the code as given.
 //   - After a cancel, suppliedAmount and vat are recomputed from the balance
 //     (vat = round(balance/11), supplied = balance − vat), so a full cancel ends at 0/0 as in
@@ -79,6 +91,55 @@
 //     otherwise; idempotent replays do not consume it.
 //   - Stats.ConfirmsProcessed and ConfirmsFor count every executed confirm, including ones
 //     refused for a bad body or a bad state; ConfirmsFor keys on the orderId in the body.
+//
+// # Faults
+//
+// Config.Faults sets them for every request; the headers below override them for one /v1
+// request (an unparsable value is 400 INVALID_REQUEST and nothing runs). /sim routes never
+// see faults. On a /v1 request they apply in this order:
+//
+//  1. X-Sim-Latency ("20ms", or a range "5ms-200ms"; "0" turns it off), Faults.Latency: the
+//     request waits a uniform random duration in [min, max] after its body is read and
+//     before auth. If the client goes away meanwhile, nothing runs and nothing is answered.
+//  2. X-Sim-Error-Rate (0..1), Faults.ErrorRate: after auth, with that probability the answer
+//     is one of 500 FAILED_INTERNAL_SYSTEM_PROCESSING, 400 PROVIDER_ERROR and 429
+//     TOO_MANY_REQUESTS, chosen uniformly. Nothing runs, the idempotency key is not stored,
+//     so a retry under the same key executes. Counted in Stats.InjectedErrors (and in
+//     ConfirmRequests/CancelRequests, which count every authenticated request).
+//  3. X-Sim-Lost-Response-Rate (0..1), Faults.LostResponseRate: a confirm or cancel that
+//     executes (not a replay, 409, Test-Code or injected answer) is, with that probability,
+//     done and stored under its idempotency key, and then its connection breaks after the
+//     status line: the client gets a transport error ("unexpected EOF") while a lookup or a
+//     same-key retry shows what happened. Counted in Stats.LostResponses.
+//
+// Every random decision comes from one source seeded by Faults.Seed, so a serial run meets
+// the same faults for the same seed.
+//
+// # Webhooks
+//
+// With Faults.WebhookURL set, New starts a background sender (Close stops it). Each change of
+// a payment to DONE, ABORTED, EXPIRED, PARTIAL_CANCELED or CANCELED queues one webhook:
+//
+//	POST <WebhookURL>
+//	Content-Type: application/json
+//	tosspayments-webhook-transmission-id: whtrans_<24 random alphanumerics>
+//	tosspayments-webhook-transmission-time: <Config.Now at the attempt, 2006-01-02T15:04:05+09:00>
+//	tosspayments-webhook-transmission-retried-count: <0 on the first attempt, then 1…7>
+//
+//	{"eventType":"PAYMENT_STATUS_CHANGED","createdAt":"2026-01-02T14:46:59.653270","data":{…}}
+//
+// createdAt is Config.Now at the change in KST with microseconds and no offset; data is the
+// Payment object exactly as a lookup returned it at that moment, so a late delivery shows a
+// stale state and a receiver must read the payment back for the truth.
+//
+// Only a 200 within Faults.WebhookTimeout (default 10 s) is a success. After a failure the
+// same webhook (same transmission id) is retried after 1, 4, 16, 64, 256, 1024 and 4096
+// minutes, each multiplied by Faults.TimeScale; after the 7th failed retry it is given up
+// (Stats.WebhookFailures). Faults.WebhookDuplicateRate adds, 1–50 ms after a first attempt,
+// an extra one-shot copy with the same id and retried-count 0. Without Faults.WebhookReorder
+// a payment's webhooks make their first attempts in the order of the changes, each after the
+// previous one's first attempt has finished (different payments go in parallel); with it,
+// each first attempt is held a random 0–100 ms, so a CANCELED can arrive before its DONE.
 //
 // A Simulator is safe for concurrent use. One mutex guards the truth; it is never held while
 // writing to the network, and a confirm marks its payment as in flight between its checks

@@ -112,6 +112,11 @@ var errorTable = map[string]errorSpec{
 	// §8.4 transactions
 	"INVALID_TRANSACTION_KEY": {http.StatusBadRequest, "잘못된 페이징 키 입니다."},
 
+	// §1, §9.1: 429 means "retry later", but no Toss code or message for it was found
+	// (toss-api.md §13). The simulator's own choice, used by Faults.ErrorRate; any 429 is an
+	// unknown outcome whatever its code.
+	"TOO_MANY_REQUESTS": {http.StatusTooManyRequests, "요청이 너무 많습니다. 잠시 후 다시 시도해주세요."},
+
 	// Not a core-API code: the browser SDK's error for an orderId that was already approved
 	// or canceled. The simulator's session route stands in for the SDK, so it answers this
 	// (with 409) when a session is opened for a finished order.
@@ -132,6 +137,7 @@ var unknownOutcomeCodes = map[string]bool{
 	"FAILED_PAYMENT_INTERNAL_SYSTEM_PROCESSING": true,
 	"UNKNOWN_PAYMENT_ERROR":                     true,
 	"IDEMPOTENT_REQUEST_PROCESSING":             true,
+	"TOO_MANY_REQUESTS":                         true,
 }
 
 // apiError returns the Error for a code of errorTable. An unknown code is a programming error

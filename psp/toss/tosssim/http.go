@@ -63,28 +63,57 @@ func traceID() string {
 	return hex.EncodeToString(b)
 }
 
-// api wraps a /v1 endpoint with, in order: Basic auth, the request counters, the
-// TossPayments-Test-Code hook and, on POST, the Idempotency-Key protocol.
+// api wraps a /v1 endpoint with, in order: the X-Sim-* fault overrides, reading the body, the
+// injected latency, Basic auth, the request counters, an injected error, the
+// TossPayments-Test-Code hook, on POST the Idempotency-Key protocol, and for confirms and
+// cancels a lost response.
 func (s *Simulator) api(kind routeKind, h endpoint) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		faults, err := s.requestFaults(r)
+		if err != nil {
+			write(w, errorResponse(apiError("INVALID_REQUEST")))
+			return
+		}
+		// The body is read before the latency: only once it is consumed does net/http watch
+		// the connection and cancel the request's context when the client goes away.
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+		if err != nil {
+			write(w, errorResponse(apiError("INVALID_REQUEST")))
+			return
+		}
+		if !delay(r.Context(), s.rnd.between(faults.latency.Min, faults.latency.Max)) {
+			return // the client gave up while the request was "on the wire": nothing ran
+		}
 		secretKey, authErr := s.authenticate(r)
 		if authErr != nil {
 			write(w, errorResponse(authErr))
 			return
 		}
 		s.countRequest(kind)
+		if resp, ok := s.injectedError(faults.errorRate); ok {
+			write(w, resp) // never reached processing: not stored under the idempotency key
+			return
+		}
 		if resp, ok := testCodeAnswer(r, secretKey); ok {
 			write(w, resp)
 			return
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
-		if err != nil {
-			write(w, errorResponse(apiError("INVALID_REQUEST")))
-			return
+		// execute runs the endpoint and says whether its answer is to be lost. Only executed
+		// confirms and cancels lose answers: replays and refusals before execution never do.
+		execute := func() (response, bool) {
+			lost := kind != kindRead && s.rnd.chance(faults.lostRate)
+			return h(r, body), lost
+		}
+		answer := func(resp response, lost bool) {
+			if lost {
+				s.dropConnection(w, resp)
+				return
+			}
+			write(w, resp)
 		}
 		idemKey := r.Header.Get("Idempotency-Key")
 		if r.Method != http.MethodPost || idemKey == "" {
-			write(w, h(r, body))
+			answer(execute())
 			return
 		}
 		if utf8.RuneCountInString(idemKey) > maxIdempotencyKeyLen {
@@ -108,10 +137,10 @@ func (s *Simulator) api(kind routeKind, h endpoint) http.Handler {
 				s.idem.abandon(scope)
 			}
 		}()
-		resp := h(r, body)
-		s.idem.finish(scope, resp)
+		resp, lost := execute()
+		s.idem.finish(scope, resp) // stored even when lost, as a careful PSP would (DESIGN.md)
 		finished = true
-		write(w, resp)
+		answer(resp, lost)
 	})
 }
 

@@ -67,7 +67,8 @@ func (s *Simulator) paymentResponse(p *payment) response {
 }
 
 // expireIfDue turns an IN_PROGRESS payment whose confirm window has passed into EXPIRED.
-// Every route calls it before it reads a payment, so expiry needs no background timer.
+// Every route calls it before it reads a payment, so expiry needs no background timer; the
+// EXPIRED webhook goes out when that happens. Callers hold s.mu.
 // A payment whose confirm is already in flight passed the window check and is left alone.
 func (s *Simulator) expireIfDue(p *payment, now time.Time) {
 	if p.status != StatusInProgress || p.confirming {
@@ -77,6 +78,7 @@ func (s *Simulator) expireIfDue(p *payment, now time.Time) {
 		p.status = StatusExpired
 		f := expiredFailure
 		p.failure = &f
+		s.statusChanged(p)
 	}
 }
 
@@ -188,6 +190,7 @@ func (s *Simulator) confirm(paymentKey, orderID string, amount decimal.Decimal) 
 		case StatusAborted:
 			p.status = StatusAborted
 			p.failure = &failure{Code: e.Code, Message: e.Message}
+			s.statusChanged(p)
 		case StatusDone:
 			s.approve(p, now)
 		default: // IN_PROGRESS: unchanged
@@ -224,6 +227,7 @@ func (s *Simulator) approve(p *payment, now time.Time) {
 	p.lastTxKey = s.addTransaction(p, StatusDone, p.total, now)
 	p.approvals++
 	s.stats.Approvals++
+	s.statusChanged(p)
 }
 
 // cancelRequest is a validated cancel body. amount and refundable are nil when absent.
@@ -288,6 +292,7 @@ func (s *Simulator) cancel(paymentKey string, req cancelRequest) response {
 		TransactionKey:         txKey,
 		CancelStatus:           "DONE",
 	})
+	s.statusChanged(p) // every cancel, also a further partial one that stays PARTIAL_CANCELED
 	return s.paymentResponse(p)
 }
 

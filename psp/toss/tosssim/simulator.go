@@ -27,6 +27,9 @@ type Config struct {
 	ConfirmWindow time.Duration
 	// IdempotencyTTL is how long a stored idempotent answer is replayed. Default 15 days (§2).
 	IdempotencyTTL time.Duration
+	// Faults injects latency, errors and lost responses, and turns on webhooks. The zero
+	// value injects nothing and sends no webhooks.
+	Faults Faults
 }
 
 const (
@@ -55,16 +58,34 @@ const (
 // Stats are the simulator's counters since New.
 type Stats struct {
 	// ConfirmRequests counts every POST /v1/payments/confirm that passed auth, including
-	// idempotent replays, 409s and Test-Code answers.
+	// idempotent replays, 409s, Test-Code answers and injected errors.
 	ConfirmRequests int `json:"confirmRequests"`
 	// ConfirmsProcessed counts the confirms that executed (not replays, 409s or Test-Codes).
 	ConfirmsProcessed int `json:"confirmsProcessed"`
 	// Approvals counts payments that became DONE.
 	Approvals int `json:"approvals"`
-	// CancelRequests counts every POST /v1/payments/{paymentKey}/cancel that passed auth.
+	// CancelRequests counts every POST /v1/payments/{paymentKey}/cancel that passed auth,
+	// injected errors included.
 	CancelRequests int `json:"cancelRequests"`
 	// CancelsProcessed counts the cancels that executed (not replays, 409s or Test-Codes).
 	CancelsProcessed int `json:"cancelsProcessed"`
+	// InjectedErrors counts the /v1 answers of Faults.ErrorRate (nothing executed).
+	InjectedErrors int `json:"injectedErrors"`
+	// LostResponses counts the executed confirms and cancels whose connection was dropped
+	// instead of answered (Faults.LostResponseRate).
+	LostResponses int `json:"lostResponses"`
+	// WebhooksSent counts the webhooks issued: one per status change, each with its own
+	// transmission id, counted when queued.
+	WebhooksSent int `json:"webhooksSent"`
+	// WebhookDeliveries counts the HTTP POSTs made: first attempts, retries and duplicate
+	// copies, successful or not.
+	WebhookDeliveries int `json:"webhookDeliveries"`
+	// WebhookFailures counts the webhooks given up after the first attempt and all 7 retries
+	// failed (Toss's "실패" status, toss-api.md §10.4).
+	WebhookFailures int `json:"webhookFailures"`
+	// WebhooksPending counts the webhooks neither delivered (a 200) nor given up yet. Zero
+	// means the sender is idle; webhooks dropped by Close stay counted.
+	WebhooksPending int `json:"webhooksPending"`
 }
 
 // PaymentView is the simulator's current truth about one payment, for assertions.
@@ -114,12 +135,16 @@ type Simulator struct {
 	stats    Stats
 	byOrderN map[string]int // executed confirms per orderId of the request
 
+	rnd   *lockedRand    // fault decisions, seeded by Faults.Seed
+	hooks *webhookSender // nil unless Faults.WebhookURL is set
+
 	// beforeConfirmCommit, when set, runs between a confirm's checks and its outcome, with no
 	// lock held. Tests use it to hold a confirm in flight.
 	beforeConfirmCommit func(paymentKey string)
 }
 
-// New returns a Simulator with cfg's defaults filled in.
+// New returns a Simulator with cfg's defaults filled in. When cfg.Faults.WebhookURL is set it
+// starts the webhook sender; Close stops it.
 func New(cfg Config) *Simulator {
 	if cfg.MID == "" {
 		cfg.MID = defaultMID
@@ -133,6 +158,7 @@ func New(cfg Config) *Simulator {
 	if cfg.IdempotencyTTL <= 0 {
 		cfg.IdempotencyTTL = defaultIdempotencyTTL
 	}
+	cfg.Faults = cfg.Faults.normalized()
 	s := &Simulator{
 		cfg:      cfg,
 		idem:     newIdemStore(cfg.IdempotencyTTL),
@@ -140,6 +166,10 @@ func New(cfg Config) *Simulator {
 		byOrder:  map[string]*payment{},
 		txByKey:  map[string]*transaction{},
 		byOrderN: map[string]int{},
+		rnd:      newLockedRand(cfg.Faults.Seed),
+	}
+	if cfg.Faults.WebhookURL != "" {
+		s.hooks = newWebhookSender(cfg.Faults, s.rnd, cfg.Now)
 	}
 	for _, k := range cfg.SecretKeys {
 		if k = strings.TrimSpace(k); k != "" {
@@ -164,11 +194,33 @@ func (s *Simulator) CreateSession(orderID string, amount decimal.Decimal, orderN
 	return s.CreateSessionWith(SessionRequest{OrderID: orderID, Amount: amount, OrderName: orderName})
 }
 
+// Close stops the webhook sender and waits for it: pending retries are dropped and in-flight
+// POSTs canceled. The HTTP handler keeps working, but later changes send no webhooks. Close
+// is safe to call more than once, and a no-op without a webhook URL.
+func (s *Simulator) Close() {
+	if s.hooks != nil {
+		s.hooks.close()
+	}
+}
+
 // Stats returns a snapshot of the counters.
 func (s *Simulator) Stats() Stats {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.stats
+	st := s.stats
+	s.mu.Unlock()
+	s.addWebhookStats(&st)
+	return st
+}
+
+// addWebhookStats fills in the sender's counters, which live outside s.mu.
+func (s *Simulator) addWebhookStats(st *Stats) {
+	if s.hooks == nil {
+		return
+	}
+	st.WebhooksSent = int(s.hooks.sent.Load())
+	st.WebhookDeliveries = int(s.hooks.deliveries.Load())
+	st.WebhookFailures = int(s.hooks.failures.Load())
+	st.WebhooksPending = int(s.hooks.pending.Load())
 }
 
 // ConfirmsFor returns how many confirms executed for orderID (the orderId in the request
@@ -209,8 +261,10 @@ func (s *Simulator) Payment(orderID string) (PaymentView, bool) {
 
 func (s *Simulator) statsWithConfirms() (Stats, map[string]int) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.stats, maps.Clone(s.byOrderN)
+	st, confirms := s.stats, maps.Clone(s.byOrderN)
+	s.mu.Unlock()
+	s.addWebhookStats(&st)
+	return st, confirms
 }
 
 var orderIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{6,64}$`)
