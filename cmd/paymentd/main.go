@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -29,6 +30,7 @@ import (
 	"github.com/paymentledger/ledger/psp/toss/tosssim"
 	"github.com/paymentledger/ledger/queries"
 	"github.com/paymentledger/ledger/recovery"
+	"github.com/paymentledger/ledger/webhooks"
 )
 
 func main() {
@@ -104,12 +106,25 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if sim != nil {
 		api.Handle(simPrefix, sim.Handler())
 	}
+	// The webhook inbox is always mounted (deliveries wait as pending for any instance's worker);
+	// its spool, for when the database is too slow to answer Toss in time, is per process.
+	spoolDir := filepath.Join(cfg.DataDir, "webhook-spool")
+	inboxCfg := webhooks.InboxConfig{SpoolDir: spoolDir}
+	var hookWorker *webhooks.Worker
+	if cfg.WebhookWorkerEnabled {
+		hookWorker = webhooks.NewWorker(pool, cmds, webhooks.WorkerConfig{SpoolDir: spoolDir}, logger.With("component", "webhooks"))
+		inboxCfg.Notify = hookWorker.Wake
+	}
+	api.Handle("/webhooks/toss", webhooks.NewInbox(pool, inboxCfg, logger.With("component", "webhooks")))
 
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	var workers sync.WaitGroup
 	workers.Go(func() {
 		_ = projections.NewRunner(pool, store, projections.PaymentOrders{}, logger).Run(workCtx)
 	})
+	if hookWorker != nil {
+		workers.Go(func() { _ = hookWorker.Run(workCtx) })
+	}
 	if cfg.RecoveryEnabled {
 		// Bulkhead: the sweeper has its own Toss client (own connection pool) and its own
 		// bounded workers, so recovering a backlog cannot starve the API's calls to Toss.

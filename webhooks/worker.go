@@ -1,0 +1,390 @@
+package webhooks
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/paymentledger/ledger/commands"
+	"github.com/paymentledger/ledger/domain"
+)
+
+// Syncer re-reads a payment from Toss by orderId and records the truth. *commands.Service is
+// the implementation. Recover must be idempotent and safe for concurrent calls on one order
+// (the worker may repeat a call after a crash or a lease that ran out); it returns
+// domain.ErrPaymentNotFound for an order the ledger does not know.
+type Syncer interface {
+	Recover(ctx context.Context, id domain.OrderID, opts commands.RecoverOptions) (commands.ConfirmResult, error)
+}
+
+var _ Syncer = (*commands.Service)(nil)
+
+// Actor is the actor recorded on the events the worker's read-backs append.
+const Actor = "webhook"
+
+// WorkerConfig configures a Worker. Zero values take the defaults named on each field.
+type WorkerConfig struct {
+	// Interval is the poll period when nothing wakes the worker (default 1 s).
+	Interval time.Duration
+	// BatchSize is how many due rows one ProcessOnce claims (default 32).
+	BatchSize int
+	// MaxAttempts is how many read-backs a row gets before it is marked failed (default 10).
+	// The recovery sweeper is the backstop for payments behind failed rows.
+	MaxAttempts int
+	// Workers is how many read-backs run at once within a batch (default 4).
+	Workers int
+	// CallTimeout bounds one read-back (default 30 s).
+	CallTimeout time.Duration
+	// Lease is how long a claimed row stays hidden from other workers (default 2 min; at least
+	// twice CallTimeout). A worker that dies mid-batch delays its rows by at most this.
+	Lease time.Duration
+	// BaseBackoff is the delay before the second attempt; it doubles per attempt, with jitter,
+	// up to MaxBackoff (defaults 2 s and 5 min).
+	BaseBackoff time.Duration
+	MaxBackoff  time.Duration
+	// SpoolDir is the inbox's InboxConfig.SpoolDir; empty when the inbox has none.
+	SpoolDir string
+}
+
+func (c WorkerConfig) withDefaults() WorkerConfig {
+	if c.Interval <= 0 {
+		c.Interval = time.Second
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 32
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 10
+	}
+	if c.Workers <= 0 {
+		c.Workers = 4
+	}
+	if c.CallTimeout <= 0 {
+		c.CallTimeout = 30 * time.Second
+	}
+	if c.Lease <= 0 {
+		c.Lease = 2 * time.Minute
+	}
+	c.Lease = max(c.Lease, 2*c.CallTimeout)
+	if c.BaseBackoff <= 0 {
+		c.BaseBackoff = 2 * time.Second
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = 5 * time.Minute
+	}
+	c.MaxBackoff = max(c.MaxBackoff, c.BaseBackoff)
+	return c
+}
+
+// Worker processes the webhook inbox: it drains the spool into the table, claims due pending
+// rows and reads their payments back through the Syncer. Several workers, in one process or
+// many, may run on one table: a row is claimed by one at a time (FOR UPDATE SKIP LOCKED and a
+// lease). A Worker is safe for concurrent use.
+type Worker struct {
+	pool   *pgxpool.Pool
+	sync   Syncer
+	cfg    WorkerConfig
+	logger *slog.Logger
+	wake   chan struct{}
+}
+
+// NewWorker returns a worker on pool's webhook_inbox table.
+func NewWorker(pool *pgxpool.Pool, sync Syncer, cfg WorkerConfig, logger *slog.Logger) *Worker {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Worker{pool: pool, sync: sync, cfg: cfg.withDefaults(), logger: logger.With("component", "webhook-worker"),
+		wake: make(chan struct{}, 1)}
+}
+
+// Wake makes Run start its next batch now. It never blocks; wire it to InboxConfig.Notify.
+func (w *Worker) Wake() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run processes batches until ctx is done, then returns nil. It starts a batch when woken,
+// every Interval otherwise, and at once again after a full batch. Errors are logged and the
+// next batch retries.
+func (w *Worker) Run(ctx context.Context) error {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-timer.C:
+		case <-w.wake:
+		}
+		n, err := w.ProcessOnce(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		next := w.cfg.Interval
+		if err != nil {
+			w.logger.ErrorContext(ctx, "webhook batch failed; retrying", "error", err, "retryIn", next.String())
+		} else if n == w.cfg.BatchSize {
+			next = 0 // more may be due
+		}
+		timer.Reset(next)
+	}
+}
+
+// claimed is a row this worker holds the lease on.
+type claimed struct {
+	id       int64
+	orderID  domain.OrderID
+	attempts int // after this claim
+}
+
+// ProcessOnce drains the spool, then claims one batch of due rows, reads each order back once
+// (rows of one order share the read-back) and records the results. It returns the number of
+// rows claimed. A read-back that fails is not an error of ProcessOnce: it is recorded on its
+// rows (back-off, then failed). The error reports database and spool trouble; rows already
+// handled stay handled. If ctx ends mid-batch, unfinished rows are released for the next run.
+func (w *Worker) ProcessOnce(ctx context.Context) (int, error) {
+	var errs []error
+	if err := w.drainSpool(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	rows, err := w.claim(ctx)
+	if err != nil {
+		return 0, errors.Join(append(errs, err)...)
+	}
+	var orders []domain.OrderID
+	byOrder := map[domain.OrderID][]claimed{}
+	for _, r := range rows {
+		if _, seen := byOrder[r.orderID]; !seen {
+			orders = append(orders, r.orderID)
+		}
+		byOrder[r.orderID] = append(byOrder[r.orderID], r)
+	}
+
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	next := make(chan domain.OrderID)
+	for range min(w.cfg.Workers, len(orders)) {
+		wg.Go(func() {
+			for id := range next {
+				if err := w.syncOrder(ctx, id, byOrder[id]); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for _, id := range orders {
+		next <- id
+	}
+	close(next)
+	wg.Wait()
+	return len(rows), errors.Join(errs...)
+}
+
+// claim takes up to BatchSize due pending rows: attempts+1 and a lease, in one statement (its
+// own short transaction). Rows locked by another worker's claim are skipped, not waited for.
+func (w *Worker) claim(ctx context.Context) ([]claimed, error) {
+	rs, err := w.pool.Query(ctx, `
+		WITH due AS (
+			SELECT id FROM webhook_inbox
+			WHERE status = 'pending' AND next_attempt_at <= now()
+			ORDER BY next_attempt_at, id
+			LIMIT $1
+			FOR UPDATE SKIP LOCKED
+		)
+		UPDATE webhook_inbox AS w
+		SET attempts = w.attempts + 1, next_attempt_at = now() + $2::float8 * interval '1 second'
+		FROM due
+		WHERE w.id = due.id
+		RETURNING w.id, w.order_id, w.attempts`,
+		w.cfg.BatchSize, w.cfg.Lease.Seconds())
+	if err != nil {
+		return nil, fmt.Errorf("webhooks: claim: %w", err)
+	}
+	rows, err := pgx.CollectRows(rs, func(row pgx.CollectableRow) (claimed, error) {
+		var c claimed
+		err := row.Scan(&c.id, &c.orderID, &c.attempts)
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("webhooks: claim: %w", err)
+	}
+	slices.SortFunc(rows, func(a, b claimed) int { return cmp.Compare(a.id, b.id) })
+	return rows, nil
+}
+
+// syncOrder reads one order back and records the result on its claimed rows.
+func (w *Worker) syncOrder(ctx context.Context, id domain.OrderID, rows []claimed) error {
+	callCtx, cancel := context.WithTimeout(ctx, w.cfg.CallTimeout)
+	res, err := w.sync.Recover(callCtx, id, commands.RecoverOptions{NewAttempt: false, Actor: Actor})
+	cancel()
+	// The results are recorded even when ctx ends now: the read-back happened.
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer rcancel()
+	var errs []error
+	for _, r := range rows {
+		var ferr error
+		switch {
+		case err == nil:
+			w.logger.InfoContext(ctx, "webhook synced", "orderId", id, "row", r.id, "paymentStatus", res.Status)
+			ferr = w.markProcessed(rctx, r, string(res.Status))
+		case errors.Is(err, domain.ErrPaymentNotFound):
+			// Toss sends webhooks for every payment of the MID; ours exist before Toss has them.
+			w.logger.InfoContext(ctx, "webhook for an order the ledger does not know", "orderId", id, "row", r.id)
+			ferr = w.markProcessed(rctx, r, OutcomeUnknownOrder)
+		case ctx.Err() != nil:
+			ferr = w.release(rctx, r)
+		case r.attempts >= w.cfg.MaxAttempts:
+			w.logger.ErrorContext(ctx, "webhook failed; the recovery sweeper is the backstop", "orderId", id, "row", r.id, "attempts", r.attempts, "error", err)
+			ferr = w.markFailed(rctx, r, err)
+		default:
+			delay := w.backoff(r.attempts)
+			w.logger.WarnContext(ctx, "webhook read-back failed; retrying", "orderId", id, "row", r.id, "attempts", r.attempts, "retryIn", delay.String(), "error", err)
+			ferr = w.retryLater(rctx, r, delay, err)
+		}
+		if ferr != nil {
+			errs = append(errs, fmt.Errorf("webhooks: record row %d: %w", r.id, ferr))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// The updates below match the claim (status and attempts): if the lease ran out and another
+// worker claimed the row meanwhile, that worker records the result instead.
+
+func (w *Worker) markProcessed(ctx context.Context, r claimed, outcome string) error {
+	_, err := w.pool.Exec(ctx, `
+		UPDATE webhook_inbox SET status = 'processed', outcome = $3, processed_at = now(), last_error = NULL
+		WHERE id = $1 AND status = 'pending' AND attempts = $2`, r.id, r.attempts, outcome)
+	return err
+}
+
+func (w *Worker) retryLater(ctx context.Context, r claimed, delay time.Duration, cause error) error {
+	_, err := w.pool.Exec(ctx, `
+		UPDATE webhook_inbox SET next_attempt_at = now() + $3::float8 * interval '1 second', last_error = $4
+		WHERE id = $1 AND status = 'pending' AND attempts = $2`, r.id, r.attempts, delay.Seconds(), errText(cause))
+	return err
+}
+
+func (w *Worker) markFailed(ctx context.Context, r claimed, cause error) error {
+	_, err := w.pool.Exec(ctx, `
+		UPDATE webhook_inbox SET status = 'failed', last_error = $3
+		WHERE id = $1 AND status = 'pending' AND attempts = $2`, r.id, r.attempts, errText(cause))
+	return err
+}
+
+// release gives a row back unattempted (the worker is stopping).
+func (w *Worker) release(ctx context.Context, r claimed) error {
+	_, err := w.pool.Exec(ctx, `
+		UPDATE webhook_inbox SET attempts = attempts - 1, next_attempt_at = now()
+		WHERE id = $1 AND status = 'pending' AND attempts = $2`, r.id, r.attempts)
+	return err
+}
+
+// backoff is the delay after the attempt-th failed attempt: BaseBackoff doubled per attempt,
+// capped at MaxBackoff, then drawn uniformly from its upper half so that rows that failed
+// together (a Toss outage) do not come back together.
+func (w *Worker) backoff(attempt int) time.Duration {
+	d := w.cfg.MaxBackoff
+	if shift := attempt - 1; shift < 32 {
+		d = min(w.cfg.BaseBackoff<<max(shift, 0), w.cfg.MaxBackoff)
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// errText bounds an error for the last_error column.
+func errText(err error) string {
+	const maxLen = 2000
+	s := err.Error()
+	if len(s) > maxLen {
+		s = truncateUTF8(s, maxLen) + "…"
+	}
+	return s
+}
+
+// drainSpool inserts every spooled delivery into the table and removes the spool files it
+// finished. It stops at the first database error that is not about the line itself, keeping
+// the file for the next run; the dedupe key makes the repeat harmless.
+func (w *Worker) drainSpool(ctx context.Context) error {
+	dir := w.cfg.SpoolDir
+	if dir == "" {
+		return nil
+	}
+	files, err := takeSpool(dir)
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		lines, bad, err := readSpool(f)
+		if err != nil {
+			return fmt.Errorf("webhooks: read spool: %w", err)
+		}
+		for _, l := range lines {
+			ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			inserted, err := insertDelivery(ictx, w.pool, l, classify(l.Body))
+			cancel()
+			var pgErr *pgconn.PgError
+			switch {
+			case err != nil && errors.As(err, &pgErr) && lineProblem(pgErr):
+				w.logger.ErrorContext(ctx, "spooled webhook refused by the database; kept in the poison file", "error", err, "file", poisonSpool)
+				if err := poisonLine(dir, l); err != nil {
+					return err
+				}
+			case err != nil:
+				return err
+			case inserted:
+				w.logger.InfoContext(ctx, "spooled webhook stored", "receivedAt", l.ReceivedAt)
+			}
+		}
+		for _, b := range bad {
+			w.logger.WarnContext(ctx, "undecodable spool line (a write cut short); kept in the poison file", "file", poisonSpool)
+			if err := poison(dir, b); err != nil {
+				return err
+			}
+		}
+		if err := os.Remove(f); err != nil {
+			return fmt.Errorf("webhooks: remove drained spool: %w", err)
+		}
+		if err := syncDir(filepath.Dir(f)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// lineProblem tells errors about the row itself (bad data, a violated constraint, a value too
+// large for an index), which no retry fixes, from trouble with the database.
+func lineProblem(e *pgconn.PgError) bool {
+	if len(e.Code) < 2 {
+		return false
+	}
+	switch e.Code[:2] {
+	case "22", "23", "54":
+		return true
+	}
+	return false
+}
+
+func poisonLine(dir string, l spoolLine) error {
+	b, err := json.Marshal(l)
+	if err != nil {
+		return err
+	}
+	return poison(dir, b)
+}
