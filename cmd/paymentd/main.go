@@ -112,7 +112,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	inboxCfg := webhooks.InboxConfig{SpoolDir: spoolDir}
 	var hookWorker *webhooks.Worker
 	if cfg.WebhookWorkerEnabled {
-		hookWorker = webhooks.NewWorker(pool, cmds, webhooks.WorkerConfig{SpoolDir: spoolDir}, logger.With("component", "webhooks"))
+		hookWorker = webhooks.NewWorker(pool, cmds, webhooks.WorkerConfig{SpoolDir: spoolDir}, logger)
 		inboxCfg.Notify = hookWorker.Wake
 	}
 	api.Handle("/webhooks/toss", webhooks.NewInbox(pool, inboxCfg, logger.With("component", "webhooks")))
