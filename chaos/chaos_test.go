@@ -73,7 +73,7 @@ func runChaos(t *testing.T, bin string, payments, kills int) {
 		"DATA_DIR=" + t.TempDir(), "LOG_LEVEL=warn",
 		"PSP_TIMEOUT=2s", "PSP_RETRY_BUDGET=4s", "PSP_RETRY_ATTEMPTS=5",
 		"RECOVERY_INTERVAL=200ms", "RECOVERY_STALE_AFTER=2s", "RECOVERY_BASE_DELAY=100ms",
-		"RECOVERY_MAX_DELAY=1s", "RECOVERY_MAX_ATTEMPTS=1000",
+		"RECOVERY_MAX_DELAY=1s", "RECOVERY_MAX_ATTEMPTS=1000", "RECOVERY_LEASE=10s",
 	}
 	paymentd := &daemon{start: func() *process { return startProcess(t, logs, filepath.Join(bin, "paymentd"), nil, env) }}
 	paymentd.restart()
@@ -137,21 +137,39 @@ func runChaos(t *testing.T, bin string, payments, kills int) {
 	defer pool.Close()
 	store := eventstore.NewPostgres(pool)
 	var final map[string]domain.Payment
-	testenv.WaitFor(t, 90*time.Second, "every payment to reach a final status", func() bool {
-		final = loadAll(t, store, orders)
-		for _, p := range final {
+	var stuck []string
+	for quiesce := time.Now().Add(90 * time.Second); ; {
+		final, stuck = loadAll(t, store, orders), nil
+		for id, p := range final {
 			if !terminal(p.Status) {
-				return false
+				stuck = append(stuck, id)
 			}
 		}
-		return true
-	})
+		if len(stuck) == 0 {
+			break
+		}
+		if time.Now().After(quiesce) {
+			for _, id := range stuck[:min(len(stuck), 5)] {
+				recs, _ := store.ReadStream(context.Background(), domain.StreamName(domain.OrderID(id)), 1)
+				var hist []string
+				for _, r := range recs {
+					hist = append(hist, fmt.Sprintf("%s(%s) %s", r.Type, r.Metadata.Actor, r.Data))
+				}
+				var sim struct{ Status string }
+				simGet(t, simURL+"/v1/payments/orders/"+id, &sim)
+				t.Errorf("order %s stuck %s (simulator %s):\n  %s", id, final[id].Status, sim.Status, strings.Join(hist, "\n  "))
+			}
+			t.Fatalf("%d of %d payments did not reach a final status", len(stuck), len(orders))
+		}
+		time.Sleep(100 * time.Millisecond) // polling the store while recovery works
+	}
 	settle := time.Since(driven)
 
 	// Assertions against the simulator's truth.
 	truth := simTruth(t, simURL, orders)
 	approvalsAtSim := approvalsPerOrder(t, simURL)
 	var mismatches, twice, recovered int
+	outcomeBy := map[string]int{} // who recorded each payment's outcome: merchant (the request), recovery, webhook
 	var longest time.Duration
 	for _, id := range orders {
 		p := final[id]
@@ -175,14 +193,21 @@ func runChaos(t *testing.T, bin string, payments, kills int) {
 		if err := domain.CheckHistory(events); err != nil {
 			t.Errorf("order %s breaks the state machine: %v", id, err)
 		}
+		for _, r := range recs {
+			switch domain.EventType(r.Type) {
+			case domain.EventPaymentApproved, domain.EventPaymentRejected, domain.EventPaymentExpired:
+				outcomeBy[r.Metadata.Actor]++
+			}
+		}
 		if d, ok := recoveryTime(recs); ok {
 			recovered++
 			longest = max(longest, d)
 		}
 	}
 	stats := simStats(t, simURL)
-	fmt.Printf("chaos: payments=%d kills=%d injectedErrors=%d lostResponses=%d webhooksSent=%d recovered=%d mismatches=%d doubleApprovals=%d longestRecovery=%s settledAfterDriving=%s\n",
-		payments, killsDone.Load(), stats.InjectedErrors, stats.LostResponses, stats.WebhooksSent, recovered, mismatches, twice,
+	fmt.Printf("chaos: payments=%d kills=%d injectedErrors=%d lostResponses=%d webhooksSent=%d recovered=%d outcomesBy(request/recovery/webhook)=%d/%d/%d mismatches=%d doubleApprovals=%d longestRecovery=%s settledAfterDriving=%s\n",
+		payments, killsDone.Load(), stats.InjectedErrors, stats.LostResponses, stats.WebhooksSent, recovered,
+		outcomeBy["merchant"], outcomeBy["recovery"], outcomeBy["webhook"], mismatches, twice,
 		longest.Round(time.Millisecond), settle.Round(time.Millisecond))
 	if killsDone.Load() != int64(kills) {
 		t.Errorf("%d kills, want %d", killsDone.Load(), kills)

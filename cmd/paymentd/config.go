@@ -38,6 +38,7 @@ type config struct {
 	RecoveryWorkers     int
 	RecoveryBaseDelay   time.Duration
 	RecoveryMaxDelay    time.Duration
+	RecoveryLease       time.Duration
 
 	WebhookWorkerEnabled bool
 }
@@ -76,6 +77,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	fs.IntVar(&c.RecoveryWorkers, "recovery-workers", envInt(getenv, "RECOVERY_WORKERS", 4), "concurrent recoveries (env RECOVERY_WORKERS)")
 	fs.DurationVar(&c.RecoveryBaseDelay, "recovery-base-delay", envDuration(getenv, "RECOVERY_BASE_DELAY", time.Minute), "delay after a payment's first unsettled recovery; doubles per attempt (env RECOVERY_BASE_DELAY)")
 	fs.DurationVar(&c.RecoveryMaxDelay, "recovery-max-delay", envDuration(getenv, "RECOVERY_MAX_DELAY", 6*time.Hour), "longest delay between a payment's recoveries (env RECOVERY_MAX_DELAY)")
+	fs.DurationVar(&c.RecoveryLease, "recovery-lease", envDuration(getenv, "RECOVERY_LEASE", 2*time.Minute), "how long a sweeper owns a payment it works on; must exceed one recovery (read-back + PSP_RETRY_BUDGET); after a crash the payment waits this long (env RECOVERY_LEASE)")
 	fs.BoolVar(&c.WebhookWorkerEnabled, "webhook-worker", envBool(getenv, "WEBHOOK_WORKER_ENABLED", true), "process the webhook inbox (env WEBHOOK_WORKER_ENABLED)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, fmt.Errorf("%w\nflags:\n%s", err, flagUsage(fs))
@@ -108,7 +110,7 @@ func (c config) Validate() error {
 	for name, d := range map[string]time.Duration{
 		"CHECKOUT_TTL": c.CheckoutTTL, "SHUTDOWN_TIMEOUT": c.ShutdownTimeout, "PSP_TIMEOUT": c.PSPTimeout,
 		"PSP_RETRY_BUDGET": c.PSPRetryBudget, "RECOVERY_INTERVAL": c.RecoveryInterval, "RECOVERY_STALE_AFTER": c.RecoveryStaleAfter,
-		"RECOVERY_BASE_DELAY": c.RecoveryBaseDelay, "RECOVERY_MAX_DELAY": c.RecoveryMaxDelay,
+		"RECOVERY_BASE_DELAY": c.RecoveryBaseDelay, "RECOVERY_MAX_DELAY": c.RecoveryMaxDelay, "RECOVERY_LEASE": c.RecoveryLease,
 	} {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be a positive duration such as 30s", name))
@@ -141,7 +143,7 @@ func (c config) Redacted() map[string]any {
 		"pspTimeout": c.PSPTimeout.String(), "pspRetryBudget": c.PSPRetryBudget.String(), "pspRetryAttempts": c.PSPRetryAttempts,
 		"recovery": c.RecoveryEnabled, "recoveryInterval": c.RecoveryInterval.String(), "recoveryStaleAfter": c.RecoveryStaleAfter.String(),
 		"recoveryMaxAttempts": c.RecoveryMaxAttempts, "recoveryWorkers": c.RecoveryWorkers,
-		"recoveryBaseDelay": c.RecoveryBaseDelay.String(), "recoveryMaxDelay": c.RecoveryMaxDelay.String(),
+		"recoveryBaseDelay": c.RecoveryBaseDelay.String(), "recoveryMaxDelay": c.RecoveryMaxDelay.String(), "recoveryLease": c.RecoveryLease.String(),
 		"webhookWorker": c.WebhookWorkerEnabled,
 	}
 }

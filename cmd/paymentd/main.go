@@ -81,8 +81,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	var sim *tosssim.Simulator
 	tossURL, tossKey := cfg.TossBaseURL, cfg.TossSecretKey
 	if tossKey == "" {
-		sim = tosssim.New(tosssim.Config{SecretKeys: []string{simSecretKey}})
-		tossURL, tossKey = "http://"+loopbackAddr(ln.Addr())+simPrefix, simSecretKey
+		self := "http://" + loopbackAddr(ln.Addr())
+		sim = tosssim.New(tosssim.Config{SecretKeys: []string{simSecretKey}, Faults: tosssim.Faults{WebhookURL: self + "/webhooks/toss"}})
+		defer sim.Close()
+		tossURL, tossKey = self+simPrefix, simSecretKey
 		logger.Warn("no TOSS_SECRET_KEY: serving the Toss simulator in-process; no real payment is made",
 			"tossBaseURL", tossURL, "buyerSessions", tossURL+"/sim/v1/sessions")
 	}
@@ -145,6 +147,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			Workers:     cfg.RecoveryWorkers,
 			BaseDelay:   cfg.RecoveryBaseDelay,
 			MaxDelay:    cfg.RecoveryMaxDelay,
+			Lease:       cfg.RecoveryLease,
 		}, time.Now, logger.With("component", "recovery"))
 		workers.Go(func() { _ = sweeper.Run(workCtx) })
 	}
