@@ -152,6 +152,46 @@ func encode(events []domain.Event, meta eventstore.Metadata) ([]eventstore.Event
 	return out, nil
 }
 
+// maxAppendRetries bounds how often a handler re-reads and re-decides after losing an
+// optimistic-lock race. Each retry sees a newer state, so a few are plenty.
+const maxAppendRetries = 8
+
+// update loads a payment, lets decide turn its state into events, and appends them at the
+// loaded version (the optimistic lock). When another writer got there first it re-reads and
+// decides again, so decide may run more than once. It returns the payment with the events
+// applied and the events appended: none when decide chose none.
+func (s *Service) update(ctx context.Context, id domain.OrderID, meta eventstore.Metadata, decide func(domain.Payment) ([]domain.Event, error)) (domain.Payment, []domain.Event, error) {
+	for range maxAppendRetries {
+		p, _, err := s.load(ctx, id)
+		if err != nil {
+			return domain.Payment{}, nil, err
+		}
+		events, err := decide(p)
+		if err != nil || len(events) == 0 {
+			return p, nil, err
+		}
+		err = s.append(ctx, p, events, meta)
+		if errors.Is(err, eventstore.ErrWrongExpectedVersion) {
+			continue
+		}
+		if err != nil {
+			return p, nil, fmt.Errorf("append to %s: %w", id, err)
+		}
+		for _, e := range events {
+			if err := p.Apply(e); err != nil {
+				return p, nil, err
+			}
+		}
+		return p, events, nil
+	}
+	return domain.Payment{}, nil, domain.Errorf(domain.ErrConcurrentModification, "order %s kept changing; try again", id)
+}
+
+// unsettled reports whether a payment's outcome is unknown to us.
+func unsettled(p domain.Payment) bool {
+	return p.Status == domain.StatusExecuting || p.Status == domain.StatusUnknown
+}
+
 // append writes events at the payment's current version (the optimistic lock).
 func (s *Service) append(ctx context.Context, p domain.Payment, events []domain.Event, meta eventstore.Metadata) error {
 	data, err := encode(events, meta)

@@ -30,10 +30,6 @@ type ConfirmResult struct {
 	Failure    *domain.Failure
 }
 
-// maxAppendRetries bounds how often a handler re-reads and re-decides after losing an
-// optimistic-lock race. Each retry sees a newer state, so a few are plenty.
-const maxAppendRetries = 8
-
 // recordTimeout bounds the recording of a PSP outcome.
 const recordTimeout = 15 * time.Second
 
@@ -50,39 +46,20 @@ const recordTimeout = 15 * time.Second
 func (s *Service) Confirm(ctx context.Context, in ConfirmInput) (ConfirmResult, error) {
 	cmd := domain.ConfirmCommand{PaymentKey: in.PaymentKey, OrderID: in.OrderID, Amount: in.Amount}
 	meta := newMetadata("merchant")
-	for range maxAppendRetries {
-		p, _, err := s.load(ctx, in.OrderID)
-		if err != nil {
-			return ConfirmResult{}, err
-		}
-		events, err := p.DecideConfirm(cmd, s.now())
-		if err != nil {
-			return ConfirmResult{}, err
-		}
-		if len(events) == 0 {
-			return resultOf(p), nil
-		}
-		err = s.append(ctx, p, events, meta)
-		if errors.Is(err, eventstore.ErrWrongExpectedVersion) {
-			continue // someone else moved the payment: decide again on the new state
-		}
-		if err != nil {
-			return ConfirmResult{}, fmt.Errorf("confirm %s: %w", in.OrderID, err)
-		}
-		for _, e := range events {
-			if err := p.Apply(e); err != nil {
-				return ConfirmResult{}, err
-			}
-		}
-		switch p.Status {
-		case domain.StatusFailure: // our own validation refused it (and it is recorded)
-			return ConfirmResult{}, domain.Errorf(domain.ErrAmountMismatch, "%s; the payment is marked failed and the PSP was not called", p.Failure.Message)
-		case domain.StatusExpired:
-			return ConfirmResult{}, domain.Errorf(domain.ErrCheckoutExpired, "order %s expired at %s before it was confirmed", p.OrderID, p.ExpiresAt.UTC().Format(time.RFC3339))
-		}
-		return s.callPSP(ctx, p, meta)
+	p, events, err := s.update(ctx, in.OrderID, meta, func(p domain.Payment) ([]domain.Event, error) {
+		return p.DecideConfirm(cmd, s.now())
+	})
+	switch {
+	case err != nil:
+		return ConfirmResult{}, err
+	case len(events) == 0: // already confirming or confirmed: answer from the state
+		return resultOf(p), nil
+	case p.Status == domain.StatusFailure: // our own validation refused it (and it is recorded)
+		return ConfirmResult{}, domain.Errorf(domain.ErrAmountMismatch, "%s; the payment is marked failed and the PSP was not called", p.Failure.Message)
+	case p.Status == domain.StatusExpired:
+		return ConfirmResult{}, domain.Errorf(domain.ErrCheckoutExpired, "order %s expired at %s before it was confirmed", p.OrderID, p.ExpiresAt.UTC().Format(time.RFC3339))
 	}
-	return ConfirmResult{}, domain.Errorf(domain.ErrConcurrentModification, "order %s kept changing while confirming", in.OrderID)
+	return s.callPSP(ctx, p, meta)
 }
 
 // callPSP makes the confirm call of the payment's current attempt, retrying unknown outcomes
@@ -144,33 +121,16 @@ const codeAlreadyProcessed = "ALREADY_PROCESSED_PAYMENT"
 // recordOutcome appends what the PSP said about attempt. If the payment moved on meanwhile
 // (another process recorded this attempt's outcome), it answers from the newer state.
 func (s *Service) recordOutcome(ctx context.Context, id domain.OrderID, attempt int, pay *toss.Payment, pspErr error, meta eventstore.Metadata) (ConfirmResult, error) {
-	for range maxAppendRetries {
-		p, _, err := s.load(ctx, id)
-		if err != nil {
-			return ConfirmResult{}, err
+	p, _, err := s.update(ctx, id, meta, func(p domain.Payment) ([]domain.Event, error) {
+		if p.Attempt != attempt || !unsettled(p) {
+			return nil, nil
 		}
-		if p.Attempt != attempt || (p.Status != domain.StatusExecuting && p.Status != domain.StatusUnknown) {
-			return resultOf(p), nil
-		}
-		events, err := s.outcomeEvents(ctx, p, pay, pspErr)
-		if err != nil {
-			return ConfirmResult{}, err
-		}
-		err = s.append(ctx, p, events, meta)
-		if errors.Is(err, eventstore.ErrWrongExpectedVersion) {
-			continue
-		}
-		if err != nil {
-			return ConfirmResult{}, fmt.Errorf("record outcome of %s: %w", id, err)
-		}
-		for _, e := range events {
-			if err := p.Apply(e); err != nil {
-				return ConfirmResult{}, err
-			}
-		}
-		return resultOf(p), nil
+		return s.outcomeEvents(ctx, p, pay, pspErr)
+	})
+	if err != nil {
+		return ConfirmResult{}, fmt.Errorf("record outcome of %s: %w", id, err)
 	}
-	return ConfirmResult{}, domain.Errorf(domain.ErrConcurrentModification, "order %s kept changing while recording the PSP outcome", id)
+	return resultOf(p), nil
 }
 
 // outcomeEvents classifies the PSP's answer (toss-api.md §9.3) into the payment's next events.

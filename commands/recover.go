@@ -2,11 +2,9 @@ package commands
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/paymentledger/ledger/domain"
-	"github.com/paymentledger/ledger/eventstore"
 	"github.com/paymentledger/ledger/psp/toss"
 )
 
@@ -62,62 +60,35 @@ type RecoverOptions struct {
 // unsettled; the error is non-nil when the PSP could not be asked or disagrees with us.
 func (s *Service) Recover(ctx context.Context, id domain.OrderID, opts RecoverOptions) (ConfirmResult, error) {
 	meta := newMetadata(opts.Actor)
-	for range maxAppendRetries {
-		p, _, err := s.load(ctx, id)
-		if err != nil {
+	p, events, err := s.update(ctx, id, meta, func(p domain.Payment) ([]domain.Event, error) {
+		if !unsettled(p) {
+			return nil, nil
+		}
+		return s.readBackEvents(ctx, p, opts.NewAttempt)
+	})
+	if err != nil || len(events) == 0 {
+		if p.OrderID == "" {
 			return ConfirmResult{}, err
 		}
-		if p.Status != domain.StatusExecuting && p.Status != domain.StatusUnknown {
-			return resultOf(p), nil
-		}
-		events, err := s.readBackEvents(ctx, p, opts.NewAttempt)
-		if err != nil || len(events) == 0 {
-			return resultOf(p), err
-		}
-		err = s.append(ctx, p, events, meta)
-		if errors.Is(err, eventstore.ErrWrongExpectedVersion) {
-			continue
-		}
-		if err != nil {
-			return ConfirmResult{}, fmt.Errorf("recover %s: %w", id, err)
-		}
-		for _, e := range events {
-			if err := p.Apply(e); err != nil {
-				return ConfirmResult{}, err
-			}
-		}
-		s.logger.InfoContext(ctx, "recovered", "orderId", id, "actor", opts.Actor, "event", events[0].EventType(), "status", p.Status)
-		if _, started := events[0].(domain.ConfirmationStarted); started {
-			return s.callPSP(ctx, p, meta)
-		}
-		return resultOf(p), nil
+		return resultOf(p), err
 	}
-	return ConfirmResult{}, domain.Errorf(domain.ErrConcurrentModification, "order %s kept changing during recovery", id)
+	s.logger.InfoContext(ctx, "recovered", "orderId", id, "actor", opts.Actor, "event", events[0].EventType(), "status", p.Status)
+	if _, started := events[0].(domain.ConfirmationStarted); started {
+		return s.callPSP(ctx, p, meta)
+	}
+	return resultOf(p), nil
 }
 
 // MarkExhausted records that recovery gave up on a payment after attempts tries.
 func (s *Service) MarkExhausted(ctx context.Context, id domain.OrderID, attempts int, lastError string) error {
-	meta := newMetadata("recovery")
-	for range maxAppendRetries {
-		p, _, err := s.load(ctx, id)
-		if err != nil {
-			return err
+	_, events, err := s.update(ctx, id, newMetadata("recovery"), func(p domain.Payment) ([]domain.Event, error) {
+		if !unsettled(p) {
+			return nil, nil // settled meanwhile
 		}
-		if p.Status != domain.StatusExecuting && p.Status != domain.StatusUnknown {
-			return nil // settled meanwhile
-		}
-		events, err := p.DecideRecoveryExhausted(attempts, lastError, s.now())
-		if err != nil || len(events) == 0 {
-			return err
-		}
-		err = s.append(ctx, p, events, meta)
-		if errors.Is(err, eventstore.ErrWrongExpectedVersion) {
-			continue
-		}
-		if err == nil {
-			s.logger.WarnContext(ctx, "recovery exhausted; the payment needs review", "orderId", id, "attempts", attempts, "lastError", lastError)
-		}
-		return err
+		return p.DecideRecoveryExhausted(attempts, lastError, s.now())
+	})
+	if err == nil && len(events) > 0 {
+		s.logger.WarnContext(ctx, "recovery exhausted; the payment needs review", "orderId", id, "attempts", attempts, "lastError", lastError)
 	}
-	return domain.Errorf(domain.ErrConcurrentModification, "order %s kept changing", id)
+	return err
 }
