@@ -148,6 +148,16 @@ func UnmarshalEvent(typ string, schemaVersion int, data []byte) (Event, error) {
 		e = &PaymentExpired{}
 	case EventRecoveryExhausted:
 		e = &RecoveryExhausted{}
+	case EventCancelRequested:
+		e = &CancelRequested{}
+	case EventPaymentCanceled:
+		e = &PaymentCanceled{}
+	case EventCancelRejected:
+		e = &CancelRejected{}
+	case EventCancelOutcomeUnknown:
+		e = &CancelOutcomeUnknown{}
+	case EventSettlementRecorded:
+		e = &SettlementRecorded{}
 	default:
 		return nil, fmt.Errorf("domain: unknown event type %q", typ)
 	}
@@ -174,6 +184,16 @@ func deref(e Event) Event {
 	case *PaymentExpired:
 		return *v
 	case *RecoveryExhausted:
+		return *v
+	case *CancelRequested:
+		return *v
+	case *PaymentCanceled:
+		return *v
+	case *CancelRejected:
+		return *v
+	case *CancelOutcomeUnknown:
+		return *v
+	case *SettlementRecorded:
 		return *v
 	}
 	return e

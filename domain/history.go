@@ -11,6 +11,11 @@ var legalFrom = map[EventType][]Status{
 	EventPaymentOutcomeUnknown: {StatusExecuting, StatusUnknown},
 	EventPaymentExpired:        {StatusNotStarted, StatusExecuting, StatusUnknown},
 	EventRecoveryExhausted:     {StatusExecuting, StatusUnknown},
+	EventCancelRequested:       {StatusSuccess, StatusPartiallyCanceled},
+	EventPaymentCanceled:       {StatusSuccess, StatusPartiallyCanceled},
+	EventCancelRejected:        {StatusSuccess, StatusPartiallyCanceled},
+	EventCancelOutcomeUnknown:  {StatusSuccess, StatusPartiallyCanceled},
+	EventSettlementRecorded:    {StatusSuccess, StatusPartiallyCanceled, StatusCanceled},
 }
 
 // CheckHistory verifies that a stream's events follow the state machine: it starts with
@@ -64,6 +69,24 @@ func checkStep(p Payment, e Event) error {
 	case PaymentRejected:
 		if p.Status == StatusNotStarted && e.Source != SourceValidation {
 			return fmt.Errorf("a PSP rejection before any confirm")
+		}
+	case CancelRequested:
+		if p.PendingCancel() != nil || e.Amount.GreaterThan(p.Balance) || e.Amount.Sign() <= 0 {
+			return fmt.Errorf("cancel %s of %s with balance %s (pending: %v)", e.CancelID, e.Amount, p.Balance, p.PendingCancel() != nil)
+		}
+	case PaymentCanceled:
+		c, ok := p.Cancels[e.CancelID]
+		if !ok || c.State != CancelPending || !c.Amount.Equal(e.Amount) || !e.BalanceAfter.Equal(p.Balance.Sub(e.Amount)) {
+			return fmt.Errorf("cancel %s of %s does not match a pending cancel", e.CancelID, e.Amount)
+		}
+	case CancelRejected, CancelOutcomeUnknown:
+		id := e.(interface{ cancelID() CancelID }).cancelID()
+		if c, ok := p.Cancels[id]; !ok || c.State != CancelPending {
+			return fmt.Errorf("no pending cancel %s", id)
+		}
+	case SettlementRecorded:
+		if p.Settled[e.TransactionKey] {
+			return fmt.Errorf("transaction %s settled twice", e.TransactionKey)
 		}
 	}
 	return nil

@@ -54,6 +54,12 @@ type Payment struct {
 	AttemptStartedAt  time.Time // when the latest confirm attempt started
 	NeedsReview       bool      // recovery gave up; a person must decide
 
+	Balance        decimal.Decimal // what is left to cancel (the total once approved)
+	CanceledAmount decimal.Decimal
+	Cancels        map[CancelID]Cancel
+	CancelOrder    []CancelID      // cancels in the order they were requested
+	Settled        map[string]bool // transaction keys with a SettlementRecorded
+
 	Version int64 // number of events applied: the stream's version
 }
 
@@ -86,6 +92,7 @@ func (p *Payment) Apply(e Event) error {
 		p.Status = StatusSuccess
 		p.ApprovedAt, p.Method, p.LastTxKey = e.ApprovedAt, e.Method, e.LastTransactionKey
 		p.Failure, p.NeedsReview = nil, false
+		p.Balance = e.TotalAmount
 	case PaymentRejected:
 		p.Status = StatusFailure
 		if e.PaymentKey != "" {
@@ -101,7 +108,9 @@ func (p *Payment) Apply(e Event) error {
 	case RecoveryExhausted:
 		p.Status, p.NeedsReview = StatusUnknown, true
 	default:
-		return fmt.Errorf("domain: apply: unknown event %T", e)
+		if !p.applyCancelEvent(e) {
+			return fmt.Errorf("domain: apply: unknown event %T", e)
+		}
 	}
 	p.Version++
 	return nil
