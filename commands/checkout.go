@@ -37,6 +37,19 @@ type CheckoutResult struct {
 	Replayed  bool
 }
 
+// checkIdempotencyKey validates our API's Idempotency-Key header (optional).
+func checkIdempotencyKey(key string) error {
+	if len(key) > MaxIdempotencyKeyLen {
+		return domain.Errorf(domain.ErrInvalidInput, "Idempotency-Key must be at most %d characters", MaxIdempotencyKeyLen)
+	}
+	for _, r := range key {
+		if r < ' ' || r > '~' {
+			return domain.Errorf(domain.ErrInvalidInput, "Idempotency-Key must be printable ASCII")
+		}
+	}
+	return nil
+}
+
 // orderIDNamespace scopes the order ids derived from idempotency keys.
 var orderIDNamespace = uuid.MustParse("6f1c9b1e-4a57-4c2b-9f0e-2d4b8c7a1e55")
 
@@ -48,13 +61,8 @@ var orderIDNamespace = uuid.MustParse("6f1c9b1e-4a57-4c2b-9f0e-2d4b8c7a1e55")
 // stream; if its body hash matches the stored one, it gets the first answer again; otherwise it
 // is ErrIdempotencyConflict.
 func (s *Service) Checkout(ctx context.Context, in CheckoutInput) (CheckoutResult, error) {
-	if len(in.IdempotencyKey) > MaxIdempotencyKeyLen {
-		return CheckoutResult{}, domain.Errorf(domain.ErrInvalidInput, "Idempotency-Key must be at most %d characters", MaxIdempotencyKeyLen)
-	}
-	for _, r := range in.IdempotencyKey {
-		if r < ' ' || r > '~' {
-			return CheckoutResult{}, domain.Errorf(domain.ErrInvalidInput, "Idempotency-Key must be printable ASCII")
-		}
+	if err := checkIdempotencyKey(in.IdempotencyKey); err != nil {
+		return CheckoutResult{}, err
 	}
 	orderID := domain.OrderID(uuid.Must(uuid.NewV7()).String())
 	if in.IdempotencyKey != "" {

@@ -27,6 +27,7 @@ type EventStore interface {
 type PSP interface {
 	Confirm(ctx context.Context, req toss.ConfirmRequest, idempotencyKey string) (*toss.Payment, error)
 	GetPaymentByOrderID(ctx context.Context, orderID string) (*toss.Payment, error)
+	Cancel(ctx context.Context, paymentKey string, req toss.CancelRequest, idempotencyKey string) (*toss.Payment, error)
 }
 
 var (

@@ -28,6 +28,8 @@ type ConfirmResult struct {
 	Status     domain.Status
 	ApprovedAt time.Time // zero unless approved
 	Failure    *domain.Failure
+	// CancelPending: a cancel of the payment is in flight or its outcome is unknown.
+	CancelPending bool
 }
 
 // recordTimeout bounds the recording of a PSP outcome.
@@ -202,7 +204,7 @@ func unknownCode(te *toss.Error, err error) string {
 func resultOf(p domain.Payment) ConfirmResult {
 	return ConfirmResult{
 		OrderID: p.OrderID, PaymentKey: p.PaymentKey, Status: p.Status,
-		ApprovedAt: p.ApprovedAt, Failure: p.Failure,
+		ApprovedAt: p.ApprovedAt, Failure: p.Failure, CancelPending: p.PendingCancel() != nil,
 	}
 }
 

@@ -60,6 +60,17 @@ type RecoverOptions struct {
 // unsettled; the error is non-nil when the PSP could not be asked or disagrees with us.
 func (s *Service) Recover(ctx context.Context, id domain.OrderID, opts RecoverOptions) (ConfirmResult, error) {
 	meta := newMetadata(opts.Actor)
+	if p, _, err := s.load(ctx, id); err == nil && !unsettled(p) && p.PendingCancel() != nil && opts.NewAttempt {
+		// A cancel whose outcome is unknown: ask again under its own key (never a new one).
+		if _, err := s.RetryCancel(ctx, id, opts.Actor); err != nil {
+			return resultOf(p), err
+		}
+		p, _, err := s.load(ctx, id)
+		if err != nil {
+			return ConfirmResult{}, err
+		}
+		return resultOf(p), nil
+	}
 	p, events, err := s.update(ctx, id, meta, func(p domain.Payment) ([]domain.Event, error) {
 		if !unsettled(p) {
 			return nil, nil
@@ -83,7 +94,11 @@ func (s *Service) Recover(ctx context.Context, id domain.OrderID, opts RecoverOp
 func (s *Service) MarkExhausted(ctx context.Context, id domain.OrderID, attempts int, lastError string) error {
 	_, events, err := s.update(ctx, id, newMetadata("recovery"), func(p domain.Payment) ([]domain.Event, error) {
 		if !unsettled(p) {
-			return nil, nil // settled meanwhile
+			if c := p.PendingCancel(); c != nil {
+				s.logger.ErrorContext(ctx, "recovery gave up on a cancel; a person must check it with Toss",
+					"orderId", id, "cancelId", c.ID, "amount", c.Amount.String(), "attempts", attempts, "lastError", lastError)
+			}
+			return nil, nil // settled meanwhile, or a cancel (no review flag for cancels yet)
 		}
 		return p.DecideRecoveryExhausted(attempts, lastError, s.now())
 	})

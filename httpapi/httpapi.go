@@ -23,6 +23,7 @@ import (
 type Commands interface {
 	Checkout(ctx context.Context, in commands.CheckoutInput) (commands.CheckoutResult, error)
 	Confirm(ctx context.Context, in commands.ConfirmInput) (commands.ConfirmResult, error)
+	Cancel(ctx context.Context, in commands.CancelInput) (commands.CancelResult, error)
 }
 
 // Queries is the read side the API needs.
@@ -55,6 +56,7 @@ func New(c Commands, q Queries, ready func(context.Context) error, logger *slog.
 	api := r.PathPrefix("/api/v1").Subrouter()
 	api.HandleFunc("/payments/checkout", s.checkout).Methods(http.MethodPost)
 	api.HandleFunc("/payments/confirm", s.confirm).Methods(http.MethodPost)
+	api.HandleFunc("/payments/{orderId}/cancel", s.cancel).Methods(http.MethodPost)
 	api.HandleFunc("/payments", s.listPayments).Methods(http.MethodGet)
 	api.HandleFunc("/payments/{orderId}", s.getPayment).Methods(http.MethodGet)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -358,3 +358,47 @@ func BenchmarkCheckoutConfirm(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "payments/s")
 }
+
+func TestCancelOverHTTP(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	api := env.API.URL
+	_, co := call(t, "POST", api+"/api/v1/payments/checkout", checkoutBody)
+	orderID := co["orderId"].(string)
+	key := openSession(t, env, orderID, "25000")
+	if status, cf := call(t, "POST", api+"/api/v1/payments/confirm",
+		fmt.Sprintf(`{"paymentKey":%q,"orderId":%q,"amount":"25000"}`, key, orderID)); status != 200 || cf["status"] != "SUCCESS" {
+		t.Fatalf("confirm: %d %v", status, cf)
+	}
+	cancelURL := api + "/api/v1/payments/" + orderID + "/cancel"
+	for _, tc := range []struct {
+		body   string
+		status int
+		code   string
+	}{
+		{`{"amount":"0","reason":"r"}`, 400, "INVALID_AMOUNT"},
+		{`{"amount":"10.5","reason":"r"}`, 400, "INVALID_AMOUNT"},
+		{`{"amount":"30000","reason":"r"}`, 400, "CANCEL_AMOUNT_EXCEEDS_BALANCE"},
+		{`{"amount":"1000"}`, 400, "INVALID_REQUEST"},
+		{`{"amount":"1000","reason":"r","extra":1}`, 400, "UNKNOWN_FIELD"},
+		{`{`, 400, "MALFORMED_JSON"},
+	} {
+		if status, body := call(t, "POST", cancelURL, tc.body); status != tc.status || errCode(body) != tc.code {
+			t.Fatalf("%s: %d %v, want %d %s", tc.body, status, body, tc.status, tc.code)
+		}
+	}
+	if status, body := call(t, "POST", api+"/api/v1/payments/no-such-order/cancel", `{"reason":"r"}`); status != 404 {
+		t.Fatalf("unknown order: %d %v", status, body)
+	}
+	status, res := call(t, "POST", cancelURL, `{"amount":10000,"reason":"one book back"}`, "Idempotency-Key", "refund-1")
+	if status != 200 || res["cancelStatus"] != "CANCELED" || res["paymentStatus"] != "PARTIALLY_CANCELED" || res["balance"] != "15000" || res["amount"] != "10000" {
+		t.Fatalf("partial cancel: %d %v", status, res)
+	}
+	status, again := call(t, "POST", cancelURL, `{"amount":10000,"reason":"one book back"}`, "Idempotency-Key", "refund-1")
+	if status != 200 || again["cancelId"] != res["cancelId"] || env.Sim.Stats().CancelRequests != 1 {
+		t.Fatalf("repeated cancel: %d %v (simulator cancels %d)", status, again, env.Sim.Stats().CancelRequests)
+	}
+	testenv.WaitFor(t, 10*time.Second, "the read model to show PARTIALLY_CANCELED", func() bool {
+		_, p := call(t, "GET", api+"/api/v1/payments/"+orderID, "")
+		return p["status"] == "PARTIALLY_CANCELED"
+	})
+}

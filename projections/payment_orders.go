@@ -48,6 +48,20 @@ func (PaymentOrders) Apply(ctx context.Context, tx pgx.Tx, r eventstore.Recorded
 	case domain.PaymentExpired:
 		return update(ctx, tx, e.OrderID, r.Version, e.At, domain.StatusExpired,
 			`failure_code = 'EXPIRED', failure_message = $5, failure_source = NULL, needs_review = false`, e.Reason)
+	case domain.CancelRequested:
+		return update(ctx, tx, e.OrderID, r.Version, e.At, "", `cancel_pending = true`)
+	case domain.PaymentCanceled:
+		status := domain.StatusPartiallyCanceled
+		if e.BalanceAfter.IsZero() {
+			status = domain.StatusCanceled
+		}
+		return update(ctx, tx, e.OrderID, r.Version, e.At, status,
+			`cancel_pending = false, canceled_amount = canceled_amount + $5`, e.Amount)
+	case domain.CancelRejected:
+		return update(ctx, tx, e.OrderID, r.Version, e.At, "", `cancel_pending = false`)
+	case domain.CancelOutcomeUnknown, domain.SettlementRecorded: // no column changes; the version moves
+		h := e.Header()
+		return update(ctx, tx, h.OrderID, r.Version, h.At, "", `cancel_pending = cancel_pending`)
 	case domain.RecoveryExhausted:
 		return update(ctx, tx, e.OrderID, r.Version, e.At, domain.StatusUnknown,
 			`needs_review = true, failure_code = 'RECOVERY_EXHAUSTED', failure_message = $5, failure_source = 'recovery'`,
@@ -81,18 +95,21 @@ func insertCheckout(ctx context.Context, tx pgx.Tx, e domain.CheckoutCreated, ve
 	return nil
 }
 
-// update sets the status and the columns in set ($5… are args) on a payment row that has not
-// yet seen version, and copies the status to its lines.
+// update sets the status (unless it is "") and the columns in set ($5… are args) on a payment
+// row that has not yet seen version, and copies the status to its lines.
 func update(ctx context.Context, tx pgx.Tx, id domain.OrderID, version int64, at any, status domain.Status, set string, args ...any) error {
 	all := append([]any{id, version, at, status}, args...)
 	tag, err := tx.Exec(ctx, `
-		UPDATE payment_orders SET status = $4, updated_at = $3, version = $2, `+set+`
+		UPDATE payment_orders SET status = COALESCE(NULLIF($4, ''), status), updated_at = $3, version = $2, `+set+`
 		WHERE order_id = $1 AND version < $2`, all...)
 	if err != nil {
 		return fmt.Errorf("update payment_orders %s: %w", id, err)
 	}
 	if tag.RowsAffected() == 0 {
 		return nil // already applied
+	}
+	if status == "" {
+		return nil
 	}
 	if _, err := tx.Exec(ctx, `UPDATE payment_order_lines SET status = $2 WHERE order_id = $1`, id, status); err != nil {
 		return fmt.Errorf("update payment_order_lines %s: %w", id, err)

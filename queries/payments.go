@@ -54,6 +54,8 @@ type Payment struct {
 	LastTransactionKey string          `json:"lastTransactionKey,omitempty"`
 	Failure            *Failure        `json:"failure,omitempty"`
 	NeedsReview        bool            `json:"needsReview"`
+	CanceledAmount     decimal.Decimal `json:"canceledAmount"`
+	CancelPending      bool            `json:"cancelPending"`
 	ExpiresAt          time.Time       `json:"expiresAt"`
 	CreatedAt          time.Time       `json:"createdAt"`
 	UpdatedAt          time.Time       `json:"updatedAt"`
@@ -89,14 +91,14 @@ type HistoryEntry struct {
 
 const paymentColumns = `order_id, merchant_id, buyer_id, order_name, total_amount, currency, status,
 	COALESCE(payment_key, ''), COALESCE(method, ''), attempt, approved_at, COALESCE(last_transaction_key, ''),
-	failure_code, failure_message, failure_source, needs_review, expires_at, created_at, updated_at`
+	failure_code, failure_message, failure_source, needs_review, canceled_amount, cancel_pending, expires_at, created_at, updated_at`
 
 func scanPayment(row pgx.Row) (Payment, error) {
 	var p Payment
 	var code, msg, source *string
 	err := row.Scan(&p.OrderID, &p.MerchantID, &p.BuyerID, &p.OrderName, &p.Amount, &p.Currency, &p.Status,
 		&p.PaymentKey, &p.Method, &p.Attempt, &p.ApprovedAt, &p.LastTransactionKey,
-		&code, &msg, &source, &p.NeedsReview, &p.ExpiresAt, &p.CreatedAt, &p.UpdatedAt)
+		&code, &msg, &source, &p.NeedsReview, &p.CanceledAmount, &p.CancelPending, &p.ExpiresAt, &p.CreatedAt, &p.UpdatedAt)
 	if err != nil {
 		return Payment{}, err
 	}

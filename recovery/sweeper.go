@@ -1,5 +1,6 @@
 // Package recovery owns the recovery sweeper (the "janitor"): the background process that
-// settles payments whose outcome we do not know. It finds UNKNOWN payments whose next attempt is
+// settles payments whose outcome we do not know (and cancels in flight past RECOVERY_STALE_AFTER,
+// which it retries under their own key). It finds UNKNOWN payments whose next attempt is
 // due and EXECUTING payments older than a threshold (a process died between the PSP call and
 // recording its outcome), and hands each to a Recoverer (commands.Service.Recover) that reads
 // the payment back from Toss by orderId and records the truth, or starts a new confirm attempt
@@ -385,7 +386,7 @@ func (s *Sweeper) work(ctx context.Context, l leased) outcome {
 		problems  []error // our own failures after the attempt
 	)
 	switch {
-	case err == nil && settled(pay.Status):
+	case err == nil && settled(pay.Status) && !pay.CancelPending:
 		o = outcomeSettled
 	case attempts >= s.cfg.MaxAttempts:
 		lastError = describe(pay, err)
@@ -458,7 +459,7 @@ const (
 	forgetSettledSQL = `
 		DELETE FROM recovery_state WHERE order_id IN (
 			SELECT r.order_id FROM recovery_state r JOIN payment_orders o ON o.order_id = r.order_id
-			WHERE o.status NOT IN ('EXECUTING', 'UNKNOWN') AND r.leased_until < $1
+			WHERE o.status NOT IN ('EXECUTING', 'UNKNOWN') AND NOT o.cancel_pending AND r.leased_until < $1
 			FOR UPDATE OF r SKIP LOCKED)`
 
 	// insertCandidatesSQL gives every unsettled payment a state row ($1 now, $2 now - StaleAfter). In order_id order, so two
@@ -466,8 +467,8 @@ const (
 	insertCandidatesSQL = `
 		INSERT INTO recovery_state (order_id, updated_at)
 		SELECT o.order_id, $1 FROM payment_orders o
-		WHERE o.status IN ('EXECUTING', 'UNKNOWN')
-		  AND (o.status = 'UNKNOWN' OR o.updated_at < $2)
+		WHERE ((o.status IN ('EXECUTING', 'UNKNOWN') AND (o.status = 'UNKNOWN' OR o.updated_at < $2))
+		       OR (o.cancel_pending AND o.updated_at < $2))
 		  AND NOT o.needs_review
 		  AND NOT EXISTS (SELECT 1 FROM recovery_state r WHERE r.order_id = o.order_id)
 		ORDER BY o.order_id
@@ -483,8 +484,8 @@ const (
 		SET leased_until = $2, leased_by = $3, updated_at = $1
 		WHERE r.order_id IN (
 			SELECT s.order_id FROM recovery_state s JOIN payment_orders o ON o.order_id = s.order_id
-			WHERE o.status IN ('EXECUTING', 'UNKNOWN')
-			  AND (o.status = 'UNKNOWN' OR o.updated_at < $4)
+			WHERE ((o.status IN ('EXECUTING', 'UNKNOWN') AND (o.status = 'UNKNOWN' OR o.updated_at < $4))
+			       OR (o.cancel_pending AND o.updated_at < $4))
 			  AND NOT o.needs_review
 			  AND s.next_attempt_at <= $1
 			  AND s.leased_until < $1

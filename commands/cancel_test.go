@@ -1,0 +1,177 @@
+package commands_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/paymentledger/ledger/commands"
+	"github.com/paymentledger/ledger/domain"
+	"github.com/paymentledger/ledger/internal/testenv"
+	"github.com/paymentledger/ledger/psp/toss"
+)
+
+// simClock is a settable clock for the simulator (its 1-second rule between cancels).
+type simClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *simClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *simClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func approvedOrder(t *testing.T, env *testenv.Env) commands.CheckoutResult {
+	t.Helper()
+	co, key := checkoutAndAuthenticate(t, env)
+	res, err := env.Commands.Confirm(ctx, commands.ConfirmInput{PaymentKey: key, OrderID: co.OrderID, Amount: co.Amount})
+	if err != nil || res.Status != domain.StatusSuccess {
+		t.Fatalf("confirm: %+v %v", res, err)
+	}
+	return co
+}
+
+func amount(s string) *decimal.Decimal { d := won(s); return &d }
+
+func TestPartialThenFullCancel(t *testing.T) {
+	clock := &simClock{now: time.Now()}
+	env := testenv.New(t, testenv.Options{SimNow: clock.Now})
+	co := approvedOrder(t, env)
+
+	res, err := env.Commands.Cancel(ctx, commands.CancelInput{OrderID: co.OrderID, IdempotencyKey: "refund-1", Amount: amount("10000"), Reason: "one book back"})
+	if err != nil || res.CancelStatus != "CANCELED" || res.PaymentStatus != domain.StatusPartiallyCanceled || !res.Balance.Equal(won("15000")) {
+		t.Fatalf("partial cancel: %+v %v", res, err)
+	}
+	again, err := env.Commands.Cancel(ctx, commands.CancelInput{OrderID: co.OrderID, IdempotencyKey: "refund-1", Amount: amount("10000"), Reason: "one book back"})
+	if err != nil || again.CancelID != res.CancelID || again.CancelStatus != "CANCELED" {
+		t.Fatalf("repeated request: %+v %v", again, err)
+	}
+	if n := env.Sim.Stats().CancelRequests; n != 1 {
+		t.Fatalf("simulator saw %d cancels, want 1 (a repeated request must not call Toss)", n)
+	}
+	if _, err := env.Commands.Cancel(ctx, commands.CancelInput{OrderID: co.OrderID, Amount: amount("15001"), Reason: "too much"}); !errors.Is(err, domain.ErrCancelExceedsAmount) {
+		t.Fatalf("over the balance: %v", err)
+	}
+
+	clock.Advance(2 * time.Second) // Toss refuses a second cancel within a second
+	res, err = env.Commands.Cancel(ctx, commands.CancelInput{OrderID: co.OrderID, IdempotencyKey: "refund-2", Reason: "the rest"})
+	if err != nil || res.CancelStatus != "CANCELED" || res.PaymentStatus != domain.StatusCanceled || !res.Balance.IsZero() || !res.Amount.Equal(won("15000")) {
+		t.Fatalf("full cancel of the rest: %+v %v", res, err)
+	}
+	sim, _ := env.Sim.Payment(string(co.OrderID))
+	if sim.Status != "CANCELED" || !sim.BalanceAmount.IsZero() {
+		t.Fatalf("simulator shows %s balance %s", sim.Status, sim.BalanceAmount)
+	}
+	if err := domain.CheckHistory(env.Events(t, co.OrderID)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Commands.Cancel(ctx, commands.CancelInput{OrderID: co.OrderID, Reason: "again"}); !errors.Is(err, domain.ErrNotCancelable) {
+		t.Fatalf("cancel of a canceled payment: %v", err)
+	}
+}
+
+func TestCancelOfAnUnpaidOrderIsRefused(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	co, err := env.Commands.Checkout(ctx, twoLines())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Commands.Cancel(ctx, commands.CancelInput{OrderID: co.OrderID, Reason: "r"}); !errors.Is(err, domain.ErrNotCancelable) {
+		t.Fatalf("error %v, want %s", err, domain.ErrNotCancelable.Code)
+	}
+	if n := env.Sim.Stats().CancelRequests; n != 0 {
+		t.Fatalf("simulator saw %d cancels", n)
+	}
+}
+
+func TestConcurrentCancelsNeverExceedTheBalance(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	co := approvedOrder(t, env)
+	const n = 10
+	var wg sync.WaitGroup
+	results := make([]commands.CancelResult, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			results[i], errs[i] = env.Commands.Cancel(ctx, commands.CancelInput{
+				OrderID: co.OrderID, IdempotencyKey: fmt.Sprintf("c-%d", i), Amount: amount("10000"), Reason: "race"})
+		})
+	}
+	wg.Wait()
+	canceled := decimal.Zero
+	for i := range n {
+		switch {
+		case errs[i] == nil && results[i].CancelStatus == "CANCELED":
+			canceled = canceled.Add(results[i].Amount)
+		case errs[i] == nil: // refused by Toss (e.g. FORBIDDEN_CONSECUTIVE_REQUEST) or unknown
+		case errors.Is(errs[i], domain.ErrCancelInProgress), errors.Is(errs[i], domain.ErrCancelExceedsAmount):
+		default:
+			t.Fatalf("caller %d: %v", i, errs[i])
+		}
+	}
+	if canceled.GreaterThan(won("25000")) {
+		t.Fatalf("canceled %s of a 25000 payment", canceled)
+	}
+	p, err := domain.Rebuild(env.Events(t, co.OrderID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim, _ := env.Sim.Payment(string(co.OrderID))
+	if p.PendingCancel() == nil && !sim.BalanceAmount.Equal(p.Balance) {
+		t.Fatalf("our balance %s, Toss's %s", p.Balance, sim.BalanceAmount)
+	}
+	if err := domain.CheckHistory(env.Events(t, co.OrderID)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// lostCancelPSP performs cancels at Toss but reports a lost connection, once.
+type lostCancelPSP struct {
+	*toss.Client
+	mu   sync.Mutex
+	lost bool
+}
+
+func (l *lostCancelPSP) Cancel(ctx context.Context, key string, req toss.CancelRequest, idem string) (*toss.Payment, error) {
+	pay, err := l.Client.Cancel(ctx, key, req, idem)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err == nil && !l.lost {
+		l.lost = true
+		return nil, &toss.Error{Op: "cancel", Class: toss.ClassUnknownOutcome, Err: fmt.Errorf("unexpected EOF")}
+	}
+	return pay, err
+}
+
+func TestLostCancelResponseIsSettledUnderTheSameKey(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	co := approvedOrder(t, env)
+	psp := &lostCancelPSP{Client: env.Toss}
+	svc, err := commands.New(env.Store, psp, commands.Config{Merchant: testenv.Merchant, Retry: fastRetry(1)}, time.Now, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := svc.Cancel(ctx, commands.CancelInput{OrderID: co.OrderID, Amount: amount("5000"), Reason: "r"})
+	if err != nil || res.CancelStatus != "PENDING" {
+		t.Fatalf("cancel with a lost answer: %+v %v, want PENDING", res, err)
+	}
+	// Another cancel must wait: the first may have refunded.
+	if _, err := svc.Cancel(ctx, commands.CancelInput{OrderID: co.OrderID, Amount: amount("5000"), Reason: "r2"}); !errors.Is(err, domain.ErrCancelInProgress) {
+		t.Fatalf("second cancel while the first is unknown: %v", err)
+	}
+	res, err = svc.RetryCancel(ctx, co.OrderID, "recovery")
+	if err != nil || res.CancelStatus != "CANCELED" || !res.Balance.Equal(won("20000")) {
+		t.Fatalf("retry: %+v %v", res, err)
+	}
+	if st := env.Sim.Stats(); st.CancelsProcessed != 1 {
+		t.Fatalf("simulator processed %d cancels, want 1 (the retry must replay, not refund again)", st.CancelsProcessed)
+	}
+}

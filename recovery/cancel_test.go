@@ -1,0 +1,77 @@
+package recovery_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/paymentledger/ledger/commands"
+	"github.com/paymentledger/ledger/domain"
+	"github.com/paymentledger/ledger/internal/testenv"
+	"github.com/paymentledger/ledger/psp/toss"
+	"github.com/paymentledger/ledger/recovery"
+)
+
+// lostOnce performs the first cancel at Toss and then reports a lost connection.
+type lostOnce struct {
+	*toss.Client
+	mu   sync.Mutex
+	done bool
+}
+
+func (l *lostOnce) Cancel(ctx context.Context, key string, req toss.CancelRequest, idem string) (*toss.Payment, error) {
+	pay, err := l.Client.Cancel(ctx, key, req, idem)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err == nil && !l.done {
+		l.done = true
+		return nil, &toss.Error{Op: "cancel", Class: toss.ClassUnknownOutcome, Err: fmt.Errorf("unexpected EOF")}
+	}
+	return pay, err
+}
+
+func TestUnknownCancelIsSettledUnderItsOwnKey(t *testing.T) {
+	f := newFixture(t)
+	co := f.checkout(t)
+	key, err := f.Sim.CreateSession(string(co.OrderID), co.Amount, co.OrderName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := f.svc.Confirm(ctx, commands.ConfirmInput{PaymentKey: domain.PaymentKey(key), OrderID: co.OrderID, Amount: co.Amount}); err != nil || res.Status != domain.StatusSuccess {
+		t.Fatalf("confirm: %+v %v", res, err)
+	}
+	lossy, err := commands.New(f.Store, &lostOnce{Client: f.Toss}, commands.Config{Merchant: testenv.Merchant,
+		Retry: commands.RetryPolicy{MaxAttempts: 1}}, f.clock.Now, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	part := decimal.NewFromInt(1000)
+	res, err := lossy.Cancel(ctx, commands.CancelInput{OrderID: co.OrderID, Amount: &part, Reason: "refund"})
+	if err != nil || res.CancelStatus != "PENDING" {
+		t.Fatalf("cancel: %+v %v, want PENDING", res, err)
+	}
+	testenv.WaitFor(t, 10*time.Second, "the read model to show the pending cancel", func() bool {
+		var pending bool
+		_ = f.Pool.QueryRow(ctx, `SELECT cancel_pending FROM payment_orders WHERE order_id = $1`, co.OrderID).Scan(&pending)
+		return pending
+	})
+	s := f.sweeper(t, f.svc, recovery.Config{StaleAfter: time.Minute})
+	if r := sweep(t, s); r.Leased != 0 {
+		t.Fatalf("a fresh cancel was leased: %+v", r)
+	}
+	f.clock.Set(f.clock.Now().Add(2 * time.Minute))
+	if r := sweep(t, s); r != (recovery.Result{Leased: 1, Settled: 1}) {
+		t.Fatalf("sweep %+v, want the cancel settled", r)
+	}
+	p, err := domain.Rebuild(f.Events(t, co.OrderID))
+	if err != nil || p.Status != domain.StatusPartiallyCanceled || !p.Balance.Equal(co.Amount.Sub(part)) || p.PendingCancel() != nil {
+		t.Fatalf("after recovery: %s balance %s (%v)", p.Status, p.Balance, err)
+	}
+	if n := f.Sim.Stats().CancelsProcessed; n != 1 {
+		t.Fatalf("simulator processed %d cancels, want 1: the retry must replay, never refund again", n)
+	}
+}
