@@ -41,6 +41,10 @@ type config struct {
 	RecoveryLease       time.Duration
 
 	WebhookWorkerEnabled bool
+
+	SettlementImportEnabled bool
+	SettlementImportAt      string // HH:MM, KST
+	SettlementImportDays    int    // catch-up days at start
 }
 
 // DefaultDatabaseURL is the local database the README's start command prepares.
@@ -78,6 +82,9 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	fs.DurationVar(&c.RecoveryBaseDelay, "recovery-base-delay", envDuration(getenv, "RECOVERY_BASE_DELAY", time.Minute), "delay after a payment's first unsettled recovery; doubles per attempt (env RECOVERY_BASE_DELAY)")
 	fs.DurationVar(&c.RecoveryMaxDelay, "recovery-max-delay", envDuration(getenv, "RECOVERY_MAX_DELAY", 6*time.Hour), "longest delay between a payment's recoveries (env RECOVERY_MAX_DELAY)")
 	fs.DurationVar(&c.RecoveryLease, "recovery-lease", envDuration(getenv, "RECOVERY_LEASE", 2*time.Minute), "how long a sweeper owns a payment it works on; must exceed one recovery (read-back + PSP_RETRY_BUDGET); after a crash the payment waits this long (env RECOVERY_LEASE)")
+	fs.BoolVar(&c.SettlementImportEnabled, "settlement-import", envBool(getenv, "SETTLEMENT_IMPORT_ENABLED", true), "import Toss settlements daily (env SETTLEMENT_IMPORT_ENABLED)")
+	fs.StringVar(&c.SettlementImportAt, "settlement-import-at", env("SETTLEMENT_IMPORT_AT", "06:00"), "daily settlement import time, HH:MM in KST (env SETTLEMENT_IMPORT_AT)")
+	fs.IntVar(&c.SettlementImportDays, "settlement-import-days", envInt(getenv, "SETTLEMENT_IMPORT_DAYS", 3), "days imported at start-up to catch up (env SETTLEMENT_IMPORT_DAYS)")
 	fs.BoolVar(&c.WebhookWorkerEnabled, "webhook-worker", envBool(getenv, "WEBHOOK_WORKER_ENABLED", true), "process the webhook inbox (env WEBHOOK_WORKER_ENABLED)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, fmt.Errorf("%w\nflags:\n%s", err, flagUsage(fs))
@@ -116,6 +123,9 @@ func (c config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s must be a positive duration such as 30s", name))
 		}
 	}
+	if _, err := time.Parse("15:04", c.SettlementImportAt); err != nil {
+		errs = append(errs, fmt.Errorf("SETTLEMENT_IMPORT_AT %q must be HH:MM (KST)", c.SettlementImportAt))
+	}
 	if c.DatabaseWait < 0 {
 		errs = append(errs, errors.New("DATABASE_WAIT must not be negative"))
 	}
@@ -144,7 +154,8 @@ func (c config) Redacted() map[string]any {
 		"recovery": c.RecoveryEnabled, "recoveryInterval": c.RecoveryInterval.String(), "recoveryStaleAfter": c.RecoveryStaleAfter.String(),
 		"recoveryMaxAttempts": c.RecoveryMaxAttempts, "recoveryWorkers": c.RecoveryWorkers,
 		"recoveryBaseDelay": c.RecoveryBaseDelay.String(), "recoveryMaxDelay": c.RecoveryMaxDelay.String(), "recoveryLease": c.RecoveryLease.String(),
-		"webhookWorker": c.WebhookWorkerEnabled,
+		"webhookWorker": c.WebhookWorkerEnabled, "settlementImport": c.SettlementImportEnabled,
+		"settlementImportAt": c.SettlementImportAt, "settlementImportDays": c.SettlementImportDays,
 	}
 }
 

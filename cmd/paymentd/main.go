@@ -30,6 +30,7 @@ import (
 	"github.com/paymentledger/ledger/psp/toss/tosssim"
 	"github.com/paymentledger/ledger/queries"
 	"github.com/paymentledger/ledger/recovery"
+	"github.com/paymentledger/ledger/settlements"
 	"github.com/paymentledger/ledger/webhooks"
 )
 
@@ -126,6 +127,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	})
 	if hookWorker != nil {
 		workers.Go(func() { _ = hookWorker.Run(workCtx) })
+	}
+	if cfg.SettlementImportEnabled {
+		// Its own Toss client: settlement lookups can take a minute (toss-api.md §4.6).
+		settlePSP, err := toss.New(tossURL, tossKey)
+		if err != nil {
+			stopWork()
+			return err
+		}
+		settleLog := logger.With("component", "settlements")
+		sched, err := settlements.NewScheduler(pool, settlements.NewImporter(settlePSP, cmds, settleLog),
+			settlements.SchedulerConfig{At: cfg.SettlementImportAt, CatchUpDays: cfg.SettlementImportDays}, settleLog)
+		if err != nil {
+			stopWork()
+			return err
+		}
+		workers.Go(func() { _ = sched.Run(workCtx) })
 	}
 	if cfg.RecoveryEnabled {
 		// Bulkhead: the sweeper has its own Toss client (own connection pool) and its own

@@ -24,6 +24,11 @@
 //	                                                         default 1 (real time)
 //	-seed                    TOSSSIM_SEED                    seed of the fault decisions; default: from
 //	                                                         the clock, logged at start
+//	-settlement-fee-rate     TOSSSIM_SETTLEMENT_FEE_RATE     base fee rate (0 < rate < 1) of
+//	                                                         GET /v1/settlements rows, VAT of 10%
+//	                                                         added on top; default 0.03
+//	-settlement-payout-days  TOSSSIM_SETTLEMENT_PAYOUT_DAYS  paidOutDate − soldDate in days (≥ 1);
+//	                                                         default 2
 //
 // The fault and webhook semantics are those of tosssim.Faults. Tests can override latency,
 // error rate and lost-response rate per request with the X-Sim-Latency, X-Sim-Error-Rate and
@@ -47,6 +52,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/shopspring/decimal"
 
 	"github.com/paymentledger/ledger/psp/toss/tosssim"
 )
@@ -77,6 +84,9 @@ type config struct {
 	WebhookTimeout       time.Duration
 	TimeScale            float64
 	Seed                 int64
+
+	SettlementFeeRate    decimal.Decimal
+	SettlementPayoutDays int
 }
 
 // faults is the simulator's view of the fault settings.
@@ -117,6 +127,12 @@ func (c config) Validate() error {
 	if c.WebhookTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("webhook timeout %v is not > 0", c.WebhookTimeout))
 	}
+	if !c.SettlementFeeRate.IsPositive() || c.SettlementFeeRate.GreaterThanOrEqual(decimal.NewFromInt(1)) {
+		errs = append(errs, fmt.Errorf("settlement fee rate %s is not in (0, 1)", c.SettlementFeeRate))
+	}
+	if c.SettlementPayoutDays < 1 {
+		errs = append(errs, fmt.Errorf("settlement payout days %d is not ≥ 1", c.SettlementPayoutDays))
+	}
 	if c.WebhookURL == "" && (c.WebhookDuplicateRate > 0 || c.WebhookReorder) {
 		errs = append(errs, errors.New("webhook duplicate rate and reorder need a webhook URL"))
 	}
@@ -144,6 +160,10 @@ func (c config) LogValue() slog.Value {
 			slog.String("webhookTimeout", c.WebhookTimeout.String()),
 			slog.Float64("timeScale", c.TimeScale),
 			slog.Int64("seed", c.Seed),
+		),
+		slog.Group("settlement",
+			slog.String("feeRate", c.SettlementFeeRate.String()),
+			slog.Int("payoutDays", c.SettlementPayoutDays),
 		),
 	)
 }
@@ -189,6 +209,8 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	reorder := fs.Bool("webhook-reorder", reorderEnv, "hold each webhook a random 0-100ms so a payment's webhooks may arrive out of order (env TOSSSIM_WEBHOOK_REORDER)")
 	webhookTimeout := fs.String("webhook-timeout", envOr(getenv, "TOSSSIM_WEBHOOK_TIMEOUT", "10s"), "how long a webhook receiver has to answer 200 (env TOSSSIM_WEBHOOK_TIMEOUT)")
 	timeScale := fs.String("time-scale", envOr(getenv, "TOSSSIM_TIME_SCALE", "1"), "multiplier of the webhook retry waits of 1, 4, 16, 64, 256, 1024 and 4096 minutes; 0.001 retries first after 60ms (env TOSSSIM_TIME_SCALE)")
+	feeRate := fs.String("settlement-fee-rate", envOr(getenv, "TOSSSIM_SETTLEMENT_FEE_RATE", "0.03"), "base fee rate (0 < rate < 1) of GET /v1/settlements rows; 10% VAT is added on top (env TOSSSIM_SETTLEMENT_FEE_RATE)")
+	payoutDays := fs.String("settlement-payout-days", envOr(getenv, "TOSSSIM_SETTLEMENT_PAYOUT_DAYS", "2"), "days from a settlement row's soldDate to its paidOutDate, at least 1 (env TOSSSIM_SETTLEMENT_PAYOUT_DAYS)")
 	seed := fs.String("seed", getenv("TOSSSIM_SEED"), "seed of the fault decisions; empty chooses one from the clock, logged at start (env TOSSSIM_SEED)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
@@ -218,6 +240,14 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	})
 	parse("time-scale", func() (err error) {
 		cfg.TimeScale, err = strconv.ParseFloat(strings.TrimSpace(*timeScale), 64)
+		return err
+	})
+	parse("settlement-fee-rate", func() (err error) {
+		cfg.SettlementFeeRate, err = decimal.NewFromString(strings.TrimSpace(*feeRate))
+		return err
+	})
+	parse("settlement-payout-days", func() (err error) {
+		cfg.SettlementPayoutDays, err = strconv.Atoi(strings.TrimSpace(*payoutDays))
 		return err
 	})
 	parse("seed", func() (err error) {
@@ -266,7 +296,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 // serve runs the simulator on ln until ctx is done, then shuts down gracefully. It closes ln.
 func serve(ctx context.Context, ln net.Listener, cfg config, logger *slog.Logger) error {
-	sim := tosssim.New(tosssim.Config{SecretKeys: cfg.SecretKeys, MID: cfg.MID, Faults: cfg.faults()})
+	sim := tosssim.New(tosssim.Config{
+		SecretKeys: cfg.SecretKeys, MID: cfg.MID, Faults: cfg.faults(),
+		Settlement: tosssim.SettlementConfig{FeeRate: cfg.SettlementFeeRate, PayoutDays: cfg.SettlementPayoutDays},
+	})
 	defer sim.Close() // after the server: the last changes' webhooks stop only once nothing can make more
 	srv := &http.Server{
 		Handler:           accessLog(logger, sim.Handler()),

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopspring/decimal"
+
 	"github.com/paymentledger/ledger/psp/toss/tosssim"
 )
 
@@ -137,6 +139,8 @@ func TestParseConfig(t *testing.T) {
 	withDefaults := func(c config) config {
 		c.TimeScale = 1
 		c.WebhookTimeout = 10 * time.Second
+		c.SettlementFeeRate = decimal.RequireFromString("0.03")
+		c.SettlementPayoutDays = 2
 		return c
 	}
 	cases := []struct {
@@ -171,6 +175,7 @@ func TestParseConfig(t *testing.T) {
 				ErrorRate: 0.1, LostResponseRate: 0.05,
 				WebhookURL: "http://127.0.0.1:8080/webhooks/toss", WebhookDuplicateRate: 0.2, WebhookReorder: true,
 				WebhookTimeout: 2 * time.Second, TimeScale: 0.001, Seed: 42,
+				SettlementFeeRate: decimal.RequireFromString("0.03"), SettlementPayoutDays: 2,
 			},
 		},
 		{
@@ -187,6 +192,7 @@ func TestParseConfig(t *testing.T) {
 				ErrorRate: 0.5, LostResponseRate: 1,
 				WebhookURL: "https://hooks.example.com/toss", WebhookDuplicateRate: 1, WebhookReorder: true,
 				WebhookTimeout: time.Second, TimeScale: 0.5, Seed: -3,
+				SettlementFeeRate: decimal.RequireFromString("0.03"), SettlementPayoutDays: 2,
 			},
 		},
 		{name: "rate above 1", args: []string{"-error-rate", "1.5"}, wantErr: "error-rate: rate 1.5 is outside [0, 1]"},
@@ -204,6 +210,21 @@ func TestParseConfig(t *testing.T) {
 		{name: "time scale negative", args: []string{"-time-scale", "-1"}, wantErr: "time scale"},
 		{name: "time scale not a number", args: []string{"-time-scale", "x"}, wantErr: "time-scale"},
 		{name: "webhook timeout zero", args: []string{"-webhook-timeout", "0s"}, wantErr: "webhook timeout 0s is not > 0"},
+		{
+			name: "settlement flags win over env",
+			args: []string{"-settlement-fee-rate", "0.025", "-settlement-payout-days", "5"},
+			env:  map[string]string{"TOSSSIM_SETTLEMENT_FEE_RATE": "0.5", "TOSSSIM_SETTLEMENT_PAYOUT_DAYS": "9"},
+			want: func() config {
+				c := withDefaults(config{Addr: "127.0.0.1:8090", MID: "tosssimmid01"})
+				c.SettlementFeeRate, c.SettlementPayoutDays = decimal.RequireFromString("0.025"), 5
+				return c
+			}(),
+		},
+		{name: "settlement fee rate env", env: map[string]string{"TOSSSIM_SETTLEMENT_FEE_RATE": "1"}, wantErr: "settlement fee rate 1 is not in (0, 1)"},
+		{name: "settlement fee rate zero", args: []string{"-settlement-fee-rate", "0"}, wantErr: "settlement fee rate 0"},
+		{name: "settlement fee rate not a number", args: []string{"-settlement-fee-rate", "3%"}, wantErr: "settlement-fee-rate"},
+		{name: "settlement payout days zero", args: []string{"-settlement-payout-days", "0"}, wantErr: "settlement payout days 0"},
+		{name: "settlement payout days not a number", env: map[string]string{"TOSSSIM_SETTLEMENT_PAYOUT_DAYS": "two"}, wantErr: "settlement-payout-days"},
 		{name: "seed not a number", env: map[string]string{"TOSSSIM_SEED": "abc"}, wantErr: "seed"},
 		{name: "all problems at once", args: []string{"-error-rate", "2", "-latency", "x", "-seed", "y"}, wantErr: "error-rate"},
 		{name: "colon in key", args: []string{"-secret-key", "test_sk_a:"}, wantErr: "contains ':'"},

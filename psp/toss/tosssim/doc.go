@@ -26,6 +26,8 @@
 //     IN_PROGRESS → DONE | ABORTED | EXPIRED and DONE → PARTIAL_CANCELED → CANCELED.
 //   - The 10-minute confirm window, applied lazily by every route that touches the payment,
 //     and the 1-second rule between cancels (FORBIDDEN_CONSECUTIVE_REQUEST).
+//   - GET /v1/settlements (§4.6, §7): one row per approval and one per cancel; see
+//     Settlements below.
 //   - GET /sim/v1/stats, which reports the counters of Stats and the executed confirms per
 //     orderId for tests that run out of process.
 //   - PAYMENT_STATUS_CHANGED webhooks (§10) with the §10.3 headers and the §10.4 retry
@@ -37,7 +39,8 @@
 //
 // READY (the 30-minute window before authentication), virtual accounts (WAITING_FOR_DEPOSIT,
 // secret, refundReceiveAccount), transfers, phone and gift-certificate payments, billing,
-// escrow, cash receipts, settlements, webhooks other than PAYMENT_STATUS_CHANGED
+// escrow, cash receipts, manual settlement (POST /v1/settlements), weekly and monthly settlement
+// cycles, webhooks other than PAYMENT_STATUS_CHANGED
 // (DEPOSIT_CALLBACK, CANCEL_STATUS_CHANGED, payout and seller events, signatures), the
 // developer center's "다시 시도" button, Accept-Language (messages are Korean only), real rate
 // limiting (429 comes only as an injected fault) and any per-request API version. The card object carries fixed test
@@ -140,6 +143,30 @@
 // a payment's webhooks make their first attempts in the order of the changes, each after the
 // previous one's first attempt has finished (different payments go in parallel); with it,
 // each first attempt is held a random 0–100 ms, so a CANCELED can arrive before its DONE.
+//
+// # Settlements
+//
+// GET /v1/settlements?startDate&endDate[&dateType][&page][&size] answers a bare array of §7
+// rows, one per transaction of GET /v1/transactions that is an approval (DONE) or a cancel
+// (CANCELED, PARTIAL_CANCELED), ordered by transaction time, then transactionKey. A row is
+// visible as soon as its transaction exists (Toss shows them after card acquisition).
+//
+//   - Fee (Config.Settlement): supply = round(|amount| × FeeRate), vat = round(supply ×
+//     VATRate), both half away from zero to whole won; fee = supply + vat; payOutAmount =
+//     amount − fee; fees = [{"type":"BASE","fee":fee}] and "fee" is sent too (both shapes of
+//     §7); interestFee is 0. Defaults: FeeRate 0.03, VATRate 0.1, PayoutDays 2.
+//   - An approval row has amount = totalAmount and cancel null. A cancel row has amount =
+//     −cancelAmount and the fee of the cancelled amount negated (the PSP refunds its fee on
+//     what it refunds), so supplyAmount, vat, fee and payOutAmount are negative, as in
+//     settlements-list-cancel.json; cancel is that cancel's entry of cancels[]. Because each
+//     row rounds on its own, a payment's rows may not sum to the fee of its net amount.
+//   - soldDate is the KST day of the transaction (daily settlement); paidOutDate is soldDate +
+//     PayoutDays calendar days (no business-day calendar). approvedAt is the payment's.
+//   - startDate and endDate are required yyyy-MM-dd dates (a date-time is 400
+//     INVALID_REQUEST); startDate after endDate gives []. dateType is soldDate (default) or
+//     paidOutDate; page ≥ 1 (default 1; past the end gives []); size 1–5000 (default 100).
+//     Anything else is 400 INVALID_REQUEST.
+//   - card, easyPay and the other method objects are null.
 //
 // A Simulator is safe for concurrent use. One mutex guards the truth; it is never held while
 // writing to the network, and a confirm marks its payment as in flight between its checks

@@ -40,6 +40,7 @@ func (s *Simulator) routes() http.Handler {
 	mux.Handle("GET /v1/payments/orders/{orderId}", s.api(kindRead, s.handleGetByOrder))
 	mux.Handle("POST /v1/payments/{paymentKey}/cancel", s.api(kindCancel, s.handleCancel))
 	mux.Handle("GET /v1/transactions", s.api(kindRead, s.handleTransactions))
+	mux.Handle("GET /v1/settlements", s.api(kindRead, s.handleSettlements))
 	mux.HandleFunc("POST /sim/v1/sessions", s.handleCreateSession)
 	mux.HandleFunc("GET /sim/v1/stats", s.handleStats)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

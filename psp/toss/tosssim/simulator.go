@@ -30,6 +30,8 @@ type Config struct {
 	// Faults injects latency, errors and lost responses, and turns on webhooks. The zero
 	// value injects nothing and sends no webhooks.
 	Faults Faults
+	// Settlement sets the fee and payout cycle of GET /v1/settlements rows.
+	Settlement SettlementConfig
 }
 
 const (
@@ -159,6 +161,7 @@ func New(cfg Config) *Simulator {
 		cfg.IdempotencyTTL = defaultIdempotencyTTL
 	}
 	cfg.Faults = cfg.Faults.normalized()
+	cfg.Settlement = cfg.Settlement.normalized()
 	s := &Simulator{
 		cfg:      cfg,
 		idem:     newIdemStore(cfg.IdempotencyTTL),

@@ -1,0 +1,188 @@
+// Command paymentctl runs one-off operations against the payment ledger's database:
+//
+//	paymentctl migrate                                             apply pending migrations
+//	paymentctl settlements import --from 2026-11-01 --to 2026-11-21 import Toss's settlement report
+//
+// Configuration comes from the environment, as for paymentd:
+//
+//	DATABASE_URL     PostgreSQL URL; default postgres://postgres@127.0.0.1:5432/paymentledger?sslmode=disable
+//	TOSS_BASE_URL    Toss API base URL; default https://api.tosspayments.com
+//	TOSS_SECRET_KEY  Toss secret key; required by settlements import
+//	MERCHANT_ID      the default merchant, as paymentd's; default merchant-default
+//
+// It exits with status 1 when a command fails, including an import in which rows were refused.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/paymentledger/ledger/commands"
+	"github.com/paymentledger/ledger/domain"
+	"github.com/paymentledger/ledger/eventstore"
+	"github.com/paymentledger/ledger/internal/db"
+	"github.com/paymentledger/ledger/migrations"
+	"github.com/paymentledger/ledger/psp/toss"
+	"github.com/paymentledger/ledger/settlements"
+)
+
+// DefaultDatabaseURL is paymentd's default database.
+const DefaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/paymentledger?sslmode=disable"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "paymentctl:", err)
+		os.Exit(1)
+	}
+}
+
+// config is paymentctl's environment.
+type config struct {
+	DatabaseURL   string
+	TossBaseURL   string
+	TossSecretKey string
+	MerchantID    domain.MerchantID
+}
+
+func loadConfig(getenv func(string) string) config {
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	return config{
+		DatabaseURL:   env("DATABASE_URL", DefaultDatabaseURL),
+		TossBaseURL:   env("TOSS_BASE_URL", toss.DefaultBaseURL),
+		TossSecretKey: getenv("TOSS_SECRET_KEY"),
+		MerchantID:    domain.MerchantID(env("MERCHANT_ID", "merchant-default")),
+	}
+}
+
+// validate reports every invalid setting at once; needToss adds the Toss settings.
+func (c config) validate(needToss bool) error {
+	var errs []error
+	if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		errs = append(errs, errors.New("DATABASE_URL must be a postgres:// URL"))
+	}
+	if needToss {
+		if c.TossSecretKey == "" {
+			errs = append(errs, errors.New("TOSS_SECRET_KEY is required"))
+		}
+		if u, err := url.Parse(c.TossBaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("TOSS_BASE_URL %q must be an absolute http(s) URL", c.TossBaseURL))
+		}
+		if c.MerchantID == "" {
+			errs = append(errs, errors.New("MERCHANT_ID is empty"))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// run executes one command line. Output goes to stdout, diagnostics to stderr.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg := loadConfig(getenv)
+	root := &cobra.Command{
+		Use:           "paymentctl",
+		Short:         "Operate the payment ledger",
+		SilenceUsage:  true,
+		SilenceErrors: true, // main prints the error once
+	}
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+
+	root.AddCommand(&cobra.Command{
+		Use:   "migrate",
+		Short: "Apply pending database migrations",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := cfg.validate(false); err != nil {
+				return err
+			}
+			pool, err := db.Open(cmd.Context(), cfg.DatabaseURL)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			applied, err := migrations.Up(cmd.Context(), pool)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "migrations applied: %d\n", len(applied))
+			for _, name := range applied {
+				fmt.Fprintf(stdout, "  %s\n", name)
+			}
+			return nil
+		},
+	})
+
+	settle := &cobra.Command{Use: "settlements", Short: "Toss settlement reports"}
+	var from, to string
+	imp := &cobra.Command{
+		Use:   "import --from yyyy-MM-dd --to yyyy-MM-dd",
+		Short: "Record the settlement rows sold in a date range (KST), once per transactionKey",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := settlements.ValidateRange(from, to); err != nil {
+				return err
+			}
+			if err := cfg.validate(true); err != nil {
+				return err
+			}
+			return importSettlements(cmd.Context(), cfg, from, to, stdout, stderr)
+		},
+	}
+	imp.Flags().StringVar(&from, "from", "", "first soldDate, yyyy-MM-dd (required)")
+	imp.Flags().StringVar(&to, "to", "", "last soldDate, yyyy-MM-dd (required)")
+	_ = imp.MarkFlagRequired("from")
+	_ = imp.MarkFlagRequired("to")
+	settle.AddCommand(imp)
+	root.AddCommand(settle)
+
+	return root.ExecuteContext(ctx)
+}
+
+func importSettlements(ctx context.Context, cfg config, from, to string, stdout, stderr io.Writer) error {
+	pool, err := db.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	client, err := toss.New(cfg.TossBaseURL, cfg.TossSecretKey)
+	if err != nil {
+		return err
+	}
+	cmds, err := commands.New(eventstore.NewPostgres(pool), client, commands.Config{Merchant: cfg.MerchantID}, time.Now, nil)
+	if err != nil {
+		return err
+	}
+	sum, err := settlements.NewImporter(client, cmds, nil).Import(ctx, from, to, func(p settlements.Progress) {
+		s := p.Summary
+		fmt.Fprintf(stdout, "page %d: %d rows (so far: %d recorded, %d already recorded, %d unknown orders, %d errors)\n",
+			p.Page, p.PageRows, s.Recorded, s.AlreadyRecorded, s.UnknownOrders, s.Errors)
+	})
+	for _, p := range sum.Problems {
+		fmt.Fprintf(stderr, "skipped %s of order %s: %v\n", p.TransactionKey, p.OrderID, p.Err)
+	}
+	fmt.Fprintf(stdout, "settlements %s..%s: %d rows in %d pages: %d recorded, %d already recorded, %d unknown orders, %d errors\n",
+		sum.From, sum.To, sum.Rows, sum.Pages, sum.Recorded, sum.AlreadyRecorded, sum.UnknownOrders, sum.Errors)
+	if err != nil {
+		return err
+	}
+	if sum.Errors > 0 {
+		return fmt.Errorf("%d settlement rows were refused; see above", sum.Errors)
+	}
+	return nil
+}

@@ -1,0 +1,243 @@
+package tosssim
+
+import (
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/shopspring/decimal"
+)
+
+// SettlementConfig sets how the simulator settles transactions (GET /v1/settlements). Zero
+// fields take the defaults, so a zero fee rate or a same-day payout cannot be configured.
+type SettlementConfig struct {
+	// FeeRate is the base fee rate on the amount, VAT excluded. Default 0.03.
+	FeeRate decimal.Decimal
+	// VATRate is the VAT rate on the fee. Default 0.1 (Korean VAT).
+	VATRate decimal.Decimal
+	// PayoutDays is paidOutDate − soldDate in days. Default 2 (toss-api.md §4.6's example).
+	PayoutDays int
+}
+
+var (
+	defaultFeeRate = decimal.RequireFromString("0.03")
+	defaultVATRate = decimal.RequireFromString("0.1")
+)
+
+const (
+	defaultPayoutDays     = 2
+	defaultSettlementSize = 100
+	maxSettlementSize     = 5000
+	settlementDateLayout  = "2006-01-02"
+	settlementFeeTypeBase = "BASE"
+	dateTypeSoldDate      = "soldDate"
+	dateTypePaidOutDate   = "paidOutDate"
+)
+
+func (c SettlementConfig) normalized() SettlementConfig {
+	if c.FeeRate.IsZero() {
+		c.FeeRate = defaultFeeRate
+	}
+	if c.VATRate.IsZero() {
+		c.VATRate = defaultVATRate
+	}
+	if c.PayoutDays <= 0 {
+		c.PayoutDays = defaultPayoutDays
+	}
+	return c
+}
+
+// SettlementFee is the fee the simulator charges on an amount: supply = amount × FeeRate and
+// vat = supply × VATRate, each rounded half away from zero to whole won; fee = supply + vat.
+// It is exported so tests elsewhere can predict a row without copying the arithmetic.
+func (c SettlementConfig) SettlementFee(amount decimal.Decimal) (supply, vat, fee decimal.Decimal) {
+	c = c.normalized()
+	// decimal.Round rounds half away from zero: 0.5 → 1, −0.5 → −1.
+	supply = amount.Mul(c.FeeRate).Round(0)
+	vat = supply.Mul(c.VATRate).Round(0)
+	return supply, vat, supply.Add(vat)
+}
+
+type wireSettlementFee struct {
+	Type string `json:"type"`
+	Fee  won    `json:"fee"`
+}
+
+// wireSettlement is toss-api.md §7 with the key order of settlements-list-cancel.json.
+type wireSettlement struct {
+	MID             string              `json:"mId"`
+	PaymentKey      string              `json:"paymentKey"`
+	TransactionKey  string              `json:"transactionKey"`
+	OrderID         string              `json:"orderId"`
+	Currency        string              `json:"currency"`
+	Method          string              `json:"method"`
+	Fees            []wireSettlementFee `json:"fees"`
+	ApprovedAt      string              `json:"approvedAt"`
+	SoldDate        string              `json:"soldDate"`
+	PaidOutDate     string              `json:"paidOutDate"`
+	Card            any                 `json:"card"` // not simulated: always null
+	VirtualAccount  any                 `json:"virtualAccount"`
+	Transfer        any                 `json:"transfer"`
+	MobilePhone     any                 `json:"mobilePhone"`
+	GiftCertificate any                 `json:"giftCertificate"`
+	EasyPay         any                 `json:"easyPay"`
+	Cancel          *wireCancel         `json:"cancel"`
+	Amount          won                 `json:"amount"`
+	InterestFee     won                 `json:"interestFee"`
+	Fee             won                 `json:"fee"`
+	SupplyAmount    won                 `json:"supplyAmount"`
+	VAT             won                 `json:"vat"`
+	PayOutAmount    won                 `json:"payOutAmount"`
+}
+
+// settlementRow is one transaction's settlement before rendering.
+type settlementRow struct {
+	tx                   *transaction
+	soldDate, paidOutDay string
+}
+
+// handleSettlements is GET /v1/settlements: a bare array of the settlement rows whose soldDate
+// (or paidOutDate, with dateType=paidOutDate) lies in [startDate, endDate], ordered by
+// transaction time then transactionKey, page by page.
+func (s *Simulator) handleSettlements(r *http.Request, _ []byte) response {
+	q := r.URL.Query()
+	start, okStart := parseSettlementDate(q.Get("startDate"))
+	end, okEnd := parseSettlementDate(q.Get("endDate"))
+	if !okStart || !okEnd {
+		return errorResponse(apiError("INVALID_REQUEST"))
+	}
+	dateType := q.Get("dateType")
+	switch dateType {
+	case "":
+		dateType = dateTypeSoldDate
+	case dateTypeSoldDate, dateTypePaidOutDate:
+	default:
+		return errorResponse(apiError("INVALID_REQUEST"))
+	}
+	page, okPage := positiveInt(q.Get("page"), 1, 0)
+	size, okSize := positiveInt(q.Get("size"), defaultSettlementSize, maxSettlementSize)
+	if !okPage || !okSize {
+		return errorResponse(apiError("INVALID_REQUEST"))
+	}
+	cfg := s.cfg.Settlement
+
+	s.mu.Lock()
+	var rows []settlementRow
+	for _, tx := range s.txs {
+		if !settles(tx.status) {
+			continue
+		}
+		sold := tx.at.In(kst)
+		row := settlementRow{
+			tx:         tx,
+			soldDate:   sold.Format(settlementDateLayout),
+			paidOutDay: sold.AddDate(0, 0, cfg.PayoutDays).Format(settlementDateLayout),
+		}
+		key := row.soldDate
+		if dateType == dateTypePaidOutDate {
+			key = row.paidOutDay
+		}
+		if key < start || key > end { // yyyy-MM-dd sorts as text
+			continue
+		}
+		rows = append(rows, row)
+	}
+	slices.SortFunc(rows, func(a, b settlementRow) int { return compareTx(a.tx, b.tx) })
+	// page is at least 1; a page past the end is an empty array.
+	from := min((page-1)*size, len(rows))
+	to := min(from+size, len(rows))
+	out := make([]wireSettlement, 0, to-from)
+	for _, row := range rows[from:to] {
+		out = append(out, s.renderSettlement(row))
+	}
+	s.mu.Unlock()
+
+	body, err := marshal(out)
+	if err != nil {
+		return internalError()
+	}
+	return response{status: http.StatusOK, body: body}
+}
+
+// settles reports whether a transaction of this status has a settlement row: approvals (DONE)
+// and cancels (CANCELED, PARTIAL_CANCELED).
+func settles(st Status) bool {
+	switch st {
+	case StatusDone, StatusCanceled, StatusPartialCanceled:
+		return true
+	case StatusReady, StatusInProgress, StatusWaitingForDeposit, StatusAborted, StatusExpired:
+		return false
+	}
+	return false
+}
+
+// renderSettlement builds the row of one transaction. A cancel row has amount = −cancelAmount
+// and the fee of the cancelled amount, negated (the fee is refunded with the amount), so
+// supply, vat, fee and payout are all negative. Callers hold s.mu.
+func (s *Simulator) renderSettlement(row settlementRow) wireSettlement {
+	tx := row.tx
+	cfg := s.cfg.Settlement
+	amount := tx.amount
+	var cancel *wireCancel
+	p := s.byKey[tx.paymentKey]
+	if tx.status != StatusDone {
+		amount = amount.Neg()
+		if p != nil {
+			for i := range p.cancels {
+				if p.cancels[i].TransactionKey == tx.key {
+					c := p.cancels[i]
+					cancel = &c
+				}
+			}
+		}
+	}
+	supply, vat, fee := cfg.SettlementFee(amount.Abs())
+	if amount.IsNegative() {
+		supply, vat, fee = supply.Neg(), vat.Neg(), fee.Neg()
+	}
+	approvedAt := tx.at
+	if p != nil && !p.approvedAt.IsZero() {
+		approvedAt = p.approvedAt
+	}
+	return wireSettlement{
+		MID:            s.cfg.MID,
+		PaymentKey:     tx.paymentKey,
+		TransactionKey: tx.key,
+		OrderID:        tx.orderID,
+		Currency:       "KRW",
+		Method:         tx.method,
+		Fees:           []wireSettlementFee{{Type: settlementFeeTypeBase, Fee: won{fee}}},
+		ApprovedAt:     wireTime(approvedAt),
+		SoldDate:       row.soldDate,
+		PaidOutDate:    row.paidOutDay,
+		Cancel:         cancel,
+		Amount:         won{amount},
+		InterestFee:    won{decimal.Zero}, // no instalment interest is simulated
+		Fee:            won{fee},
+		SupplyAmount:   won{supply},
+		VAT:            won{vat},
+		PayOutAmount:   won{amount.Sub(fee)},
+	}
+}
+
+// parseSettlementDate reads a yyyy-MM-dd date and returns it in the same form.
+func parseSettlementDate(v string) (string, bool) {
+	t, err := time.Parse(settlementDateLayout, v)
+	if err != nil {
+		return "", false
+	}
+	return t.Format(settlementDateLayout), true
+}
+
+// positiveInt reads an optional integer ≥ 1 and ≤ limit (limit 0: no upper bound).
+func positiveInt(v string, def, limit int) (int, bool) {
+	if v == "" {
+		return def, true
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || (limit > 0 && n > limit) {
+		return 0, false
+	}
+	return n, true
+}

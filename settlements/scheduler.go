@@ -1,0 +1,149 @@
+package settlements
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// kst is fixed so the schedule does not depend on tzdata being installed. Toss's soldDate is a
+// Korean calendar day.
+var kst = time.FixedZone("KST", 9*60*60)
+
+// advisoryLockKey is the PostgreSQL advisory lock (pg_try_advisory_lock) an import holds, so
+// only one paymentd instance imports at a time. The value is arbitrary but fixed: every
+// instance must use the same one, and nothing else in the database may.
+const advisoryLockKey int64 = 0x5e771e_0001
+
+// SchedulerConfig sets when paymentd imports settlements.
+type SchedulerConfig struct {
+	// At is the KST time of day ("HH:MM") of the daily import of yesterday. Default "06:00".
+	At string
+	// CatchUpDays is how many days before today the import at start covers (today − N through
+	// yesterday), so days missed while no instance ran are filled in. Default 3; negative
+	// turns the import at start off.
+	CatchUpDays int
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// importer is what the Scheduler needs of an Importer.
+type importer interface {
+	Import(ctx context.Context, from, to string, progress func(Progress)) (Summary, error)
+}
+
+// Scheduler runs the settlement import once at start for the last CatchUpDays days and then
+// every day at At (KST) for yesterday. Each run holds a PostgreSQL session advisory lock; a run
+// that finds the lock taken by another instance is skipped, since that instance is importing
+// the same report. Imports are idempotent, so overlapping ranges are harmless.
+type Scheduler struct {
+	pool         *pgxpool.Pool
+	imp          importer
+	hour, minute int
+	catchUp      int
+	now          func() time.Time
+	after        func(time.Duration) <-chan time.Time // tests replace the timer
+	logger       *slog.Logger
+}
+
+// NewScheduler returns a Scheduler. logger may be nil. An invalid At is an error.
+func NewScheduler(pool *pgxpool.Pool, imp *Importer, cfg SchedulerConfig, logger *slog.Logger) (*Scheduler, error) {
+	if cfg.At == "" {
+		cfg.At = "06:00"
+	}
+	at, err := time.Parse("15:04", cfg.At)
+	if err != nil {
+		return nil, fmt.Errorf("settlements: import time %q is not HH:MM: %w", cfg.At, err)
+	}
+	if cfg.CatchUpDays == 0 {
+		cfg.CatchUpDays = 3
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Scheduler{
+		pool: pool, imp: imp, hour: at.Hour(), minute: at.Minute(), catchUp: cfg.CatchUpDays,
+		now: cfg.Now, after: time.After, logger: logger,
+	}, nil
+}
+
+// Run imports at start and then daily until ctx is done, and returns nil then. A failed import
+// is logged and left to the next run (or the next start's catch-up); it never stops Run.
+// Cancelling ctx stops an import between rows.
+func (s *Scheduler) Run(ctx context.Context) error {
+	if s.catchUp > 0 {
+		today := s.now().In(kst)
+		s.runLocked(ctx, day(today.AddDate(0, 0, -s.catchUp)), day(today.AddDate(0, 0, -1)))
+	}
+	for {
+		now := s.now()
+		next := nextRun(now, s.hour, s.minute)
+		s.logger.Debug("next settlement import", "at", next)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.after(next.Sub(now)):
+		}
+		yesterday := day(s.now().In(kst).AddDate(0, 0, -1))
+		s.runLocked(ctx, yesterday, yesterday)
+	}
+}
+
+// runLocked imports from..to under the advisory lock. It reports whether it ran the import
+// (false: another instance holds the lock, or the lock could not be taken).
+func (s *Scheduler) runLocked(ctx context.Context, from, to string) (ran bool, sum Summary, err error) {
+	log := s.logger.With("from", from, "to", to)
+	defer func() {
+		if err != nil && ctx.Err() == nil {
+			log.Error("settlement import failed", "error", err)
+		}
+	}()
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return false, sum, fmt.Errorf("settlement import lock: %w", err)
+	}
+	// A session lock belongs to this connection: it must be unlocked on the same one, and if
+	// the connection dies PostgreSQL releases it.
+	var locked bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, advisoryLockKey).Scan(&locked); err != nil {
+		conn.Release()
+		return false, sum, fmt.Errorf("settlement import lock: %w", err)
+	}
+	if !locked {
+		conn.Release()
+		log.Info("settlement import skipped: another instance is importing")
+		return false, sum, nil
+	}
+	defer func() {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if _, uerr := conn.Exec(uctx, `SELECT pg_advisory_unlock($1)`, advisoryLockKey); uerr != nil {
+			// Closing the connection releases the lock; the pool drops a closed connection.
+			_ = conn.Conn().Close(uctx)
+			err = errors.Join(err, fmt.Errorf("settlement import unlock: %w", uerr))
+		}
+		conn.Release()
+	}()
+	log.Info("settlement import started")
+	sum, err = s.imp.Import(ctx, from, to, nil)
+	return true, sum, err
+}
+
+// nextRun is the first hour:minute KST strictly after now.
+func nextRun(now time.Time, hour, minute int) time.Time {
+	k := now.In(kst)
+	t := time.Date(k.Year(), k.Month(), k.Day(), hour, minute, 0, 0, kst)
+	if !t.After(now) {
+		t = t.AddDate(0, 0, 1)
+	}
+	return t
+}
+
+func day(t time.Time) string { return t.Format(time.DateOnly) }
