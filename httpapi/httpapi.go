@@ -41,6 +41,7 @@ var (
 type Server struct {
 	commands Commands
 	queries  Queries
+	ledger   LedgerQueries // optional: set by WithLedger
 	ready    func(context.Context) error
 	logger   *slog.Logger
 	router   *mux.Router

@@ -105,7 +105,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	api := httpapi.New(cmds, queries.New(pool, store, cfg.MerchantID), pool.Ping, logger)
+	api := httpapi.New(cmds, queries.New(pool, store, cfg.MerchantID), pool.Ping, logger).WithLedger(queries.NewLedger(pool))
 	if sim != nil {
 		api.Handle(simPrefix, sim.Handler())
 	}
@@ -122,9 +122,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	var workers sync.WaitGroup
-	workers.Go(func() {
-		_ = projections.NewRunner(pool, store, projections.PaymentOrders{}, logger).Run(workCtx)
-	})
+	for _, p := range []projections.Projection{projections.PaymentOrders{}, projections.Ledger{}} {
+		workers.Go(func() { _ = projections.NewRunner(pool, store, p, logger).Run(workCtx) })
+	}
 	if hookWorker != nil {
 		workers.Go(func() { _ = hookWorker.Run(workCtx) })
 	}

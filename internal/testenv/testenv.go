@@ -84,7 +84,10 @@ func New(t testing.TB, opts Options) *Env {
 	runner := projections.NewRunner(e.Pool, e.Store, projections.PaymentOrders{}, logger)
 	runner.RetryDelay = 50 * time.Millisecond
 	wg.Go(func() { _ = runner.Run(ctx) })
-	e.API = httptest.NewServer(httpapi.New(e.Commands, e.Queries, e.Pool.Ping, logger))
+	ledgerRunner := projections.NewRunner(e.Pool, e.Store, projections.Ledger{}, logger)
+	ledgerRunner.RetryDelay = 50 * time.Millisecond
+	wg.Go(func() { _ = ledgerRunner.Run(ctx) })
+	e.API = httptest.NewServer(httpapi.New(e.Commands, e.Queries, e.Pool.Ping, logger).WithLedger(queries.NewLedger(e.Pool)))
 	t.Cleanup(func() {
 		e.API.Close()
 		cancel()
