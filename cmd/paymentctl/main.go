@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/shopspring/decimal"
 	"github.com/spf13/cobra"
 
 	"github.com/paymentledger/ledger/commands"
@@ -128,6 +129,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		},
 	})
 
+	root.AddCommand(commissionCommand(cfg, stdout))
+
 	settle := &cobra.Command{Use: "settlements", Short: "Toss settlement reports"}
 	var from, to string
 	imp := &cobra.Command{
@@ -185,4 +188,47 @@ func importSettlements(ctx context.Context, cfg config, from, to string, stdout,
 		return fmt.Errorf("%d settlement rows were refused; see above", sum.Errors)
 	}
 	return nil
+}
+
+// commissionCommand sets a merchant's commission rate: the platform's share of each approved
+// line, posted to platform_revenue:commission. An order keeps the rate the ledger saw when its
+// checkout was projected, so a change applies to new orders only.
+func commissionCommand(cfg config, stdout io.Writer) *cobra.Command {
+	var merchant, rate string
+	set := &cobra.Command{
+		Use:   "set --merchant ID --rate 0.1",
+		Short: "Set a merchant's commission rate (a fraction: 0.1 = 10%; default 0)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			r, err := decimal.NewFromString(rate)
+			if err != nil || r.Sign() < 0 || !r.LessThan(decimal.NewFromInt(1)) {
+				return fmt.Errorf("--rate %q must be a decimal fraction from 0 up to (not including) 1, e.g. 0.1 for 10%%", rate)
+			}
+			if merchant == "" {
+				return errors.New("--merchant is empty")
+			}
+			if err := cfg.validate(false); err != nil {
+				return err
+			}
+			pool, err := db.Open(cmd.Context(), cfg.DatabaseURL)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			if _, err := pool.Exec(cmd.Context(), `
+				INSERT INTO merchant_commission_rates (merchant_id, rate) VALUES ($1, $2)
+				ON CONFLICT (merchant_id) DO UPDATE SET rate = EXCLUDED.rate, updated_at = now()`, merchant, r); err != nil {
+				return fmt.Errorf("set commission: %w", err)
+			}
+			fmt.Fprintf(stdout, "commission of %s set to %s (applies to orders checked out from now on)\n", merchant, r)
+			return nil
+		},
+	}
+	set.Flags().StringVar(&merchant, "merchant", "", "merchant id (required)")
+	set.Flags().StringVar(&rate, "rate", "", "commission as a fraction, e.g. 0.1 (required)")
+	_ = set.MarkFlagRequired("merchant")
+	_ = set.MarkFlagRequired("rate")
+	c := &cobra.Command{Use: "commission", Short: "Per-merchant commission rates"}
+	c.AddCommand(set)
+	return c
 }

@@ -158,3 +158,32 @@ func TestUsageErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestCommissionSet(t *testing.T) {
+	dbURL := pgtest.NewDatabase(t)
+	env := envFrom(map[string]string{"DATABASE_URL": dbURL})
+	var out, errOut bytes.Buffer
+	for _, rate := range []string{"0.1", "0.125"} {
+		out.Reset()
+		if err := run(ctx, []string{"commission", "set", "--merchant", "m-1", "--rate", rate}, env, &out, &errOut); err != nil {
+			t.Fatalf("commission set %s: %v", rate, err)
+		}
+		if !strings.Contains(out.String(), "commission of m-1 set to "+rate) {
+			t.Fatalf("output %q", out.String())
+		}
+	}
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var rate string
+	if err := conn.QueryRow(ctx, `SELECT rate::text FROM merchant_commission_rates WHERE merchant_id = 'm-1'`).Scan(&rate); err != nil || rate != "0.125" {
+		t.Fatalf("stored rate %q (%v), want 0.125", rate, err)
+	}
+	for _, bad := range []string{"1", "-0.1", "ten", "1e-1x"} {
+		if err := run(ctx, []string{"commission", "set", "--merchant", "m-1", "--rate", bad}, env, &out, &errOut); err == nil || !strings.Contains(err.Error(), "--rate") {
+			t.Errorf("rate %q: error %v", bad, err)
+		}
+	}
+}
