@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/sethvargo/go-retry"
 	"github.com/shopspring/decimal"
 
 	"github.com/paymentledger/ledger/domain"
@@ -83,30 +82,17 @@ func (s *Service) callCancel(ctx context.Context, p domain.Payment, c domain.Can
 }
 
 func (s *Service) cancelWithRetries(ctx context.Context, p domain.Payment, c domain.Cancel) (*toss.Payment, error) {
-	pol := s.cfg.Retry
-	ctx, cancel := context.WithTimeout(ctx, pol.Budget)
-	defer cancel()
-	backoff := retry.WithMaxRetries(uint64(pol.MaxAttempts-1),
-		retry.WithFullJitter(retry.WithCappedDuration(pol.MaxDelay, retry.NewExponential(pol.BaseDelay))))
 	// The amount is always sent: a "full" cancel of a balance that moved could refund more than
 	// we decided.
 	amount := c.Amount
 	req := toss.CancelRequest{CancelReason: c.Reason, CancelAmount: &amount}
-	var (
-		pay *toss.Payment
-		err error
-	)
+	var pay *toss.Payment
 	start := time.Now()
-	_ = retry.Do(ctx, backoff, func(ctx context.Context) error {
-		callCtx, cancel := context.WithTimeout(ctx, s.cfg.PSPTimeout)
-		defer cancel()
-		pay, err = s.psp.Cancel(callCtx, string(p.PaymentKey), req, c.PSPIdempotencyKey)
-		if err != nil && toss.ClassOf(err) == toss.ClassUnknownOutcome {
-			return retry.RetryableError(err)
-		}
+	calls, err := s.withRetries(ctx, func(ctx context.Context) (err error) {
+		pay, err = s.psp.Cancel(ctx, string(p.PaymentKey), req, c.PSPIdempotencyKey)
 		return err
 	})
-	s.logger.InfoContext(ctx, "psp cancel", "orderId", p.OrderID, "cancelId", c.ID, "amount", c.Amount.String(),
+	s.logger.InfoContext(ctx, "psp cancel", "orderId", p.OrderID, "cancelId", c.ID, "amount", c.Amount.String(), "calls", calls,
 		"idempotencyKey", c.PSPIdempotencyKey, "ms", time.Since(start).Milliseconds(), "error", errString(err))
 	return pay, err
 }

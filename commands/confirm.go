@@ -78,34 +78,47 @@ func (s *Service) callPSP(ctx context.Context, p domain.Payment, meta eventstore
 }
 
 // confirmWithRetries calls the PSP's confirm until it gives a known outcome or the retry policy
-// runs out (attempts or total time). Only unknown outcomes are retried, always with the same
-// idempotency key: Toss replays the first answer, or says the first call is still running.
+// runs out, always with the attempt's idempotency key: Toss replays the first answer, or says
+// the first call is still running.
 func (s *Service) confirmWithRetries(ctx context.Context, p domain.Payment) (*toss.Payment, error) {
-	pol := s.cfg.Retry
-	ctx, cancel := context.WithTimeout(ctx, pol.Budget)
-	defer cancel()
-	backoff := retry.WithMaxRetries(uint64(pol.MaxAttempts-1),
-		retry.WithFullJitter(retry.WithCappedDuration(pol.MaxDelay, retry.NewExponential(pol.BaseDelay))))
 	req := toss.ConfirmRequest{PaymentKey: string(p.PaymentKey), OrderID: string(p.OrderID), Amount: p.TotalAmount}
-	var (
-		pay   *toss.Payment
-		err   error
-		calls int
-	)
+	var pay *toss.Payment
 	start := time.Now()
-	_ = retry.Do(ctx, backoff, func(ctx context.Context) error {
-		calls++
-		callCtx, cancel := context.WithTimeout(ctx, s.cfg.PSPTimeout)
-		defer cancel()
-		pay, err = s.psp.Confirm(callCtx, req, p.PSPIdempotencyKey)
-		if err != nil && retryable(err) {
-			return retry.RetryableError(err)
-		}
+	calls, err := s.withRetries(ctx, func(ctx context.Context) (err error) {
+		pay, err = s.psp.Confirm(ctx, req, p.PSPIdempotencyKey)
 		return err
 	})
 	s.logger.InfoContext(ctx, "psp confirm", "orderId", p.OrderID, "attempt", p.Attempt, "calls", calls,
 		"idempotencyKey", p.PSPIdempotencyKey, "ms", time.Since(start).Milliseconds(), "error", errString(err))
 	return pay, err
+}
+
+// withRetries runs one PSP call until it gives a known outcome or the retry policy runs out (at
+// most MaxAttempts calls within Budget, exponential backoff with full jitter). Each call gets
+// PSPTimeout. Only unknown outcomes are retried; the caller passes the same idempotency key to
+// every call, so a retry can never repeat the operation. It returns the number of calls and
+// the last call's error.
+func (s *Service) withRetries(ctx context.Context, call func(context.Context) error) (int, error) {
+	pol := s.cfg.Retry
+	ctx, cancel := context.WithTimeout(ctx, pol.Budget)
+	defer cancel()
+	backoff := retry.WithMaxRetries(uint64(pol.MaxAttempts-1),
+		retry.WithFullJitter(retry.WithCappedDuration(pol.MaxDelay, retry.NewExponential(pol.BaseDelay))))
+	var (
+		calls int
+		err   error
+	)
+	_ = retry.Do(ctx, backoff, func(ctx context.Context) error {
+		calls++
+		callCtx, cancel := context.WithTimeout(ctx, s.cfg.PSPTimeout)
+		defer cancel()
+		err = call(callCtx)
+		if err != nil && retryable(err) {
+			return retry.RetryableError(err)
+		}
+		return err
+	})
+	return calls, err
 }
 
 // retryable: an unknown outcome that asking again under the same key can settle.
