@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopspring/decimal"
+
 	"github.com/paymentledger/ledger/commands"
 	"github.com/paymentledger/ledger/domain"
 	"github.com/paymentledger/ledger/eventstore"
@@ -141,7 +143,7 @@ func runChaos(t *testing.T, bin string, payments, kills int) {
 	for quiesce := time.Now().Add(90 * time.Second); ; {
 		final, stuck = loadAll(t, store, orders), nil
 		for id, p := range final {
-			if !terminal(p.Status) {
+			if !terminal(p.Status) || p.PendingCancel() != nil {
 				stuck = append(stuck, id)
 			}
 		}
@@ -157,7 +159,8 @@ func runChaos(t *testing.T, bin string, payments, kills int) {
 				}
 				var sim struct{ Status string }
 				simGet(t, simURL+"/v1/payments/orders/"+id, &sim)
-				t.Errorf("order %s stuck %s (simulator %s):\n  %s", id, final[id].Status, sim.Status, strings.Join(hist, "\n  "))
+				t.Errorf("order %s stuck %s, cancel pending %v (simulator %s):\n  %s", id, final[id].Status,
+					final[id].PendingCancel() != nil, sim.Status, strings.Join(hist, "\n  "))
 			}
 			t.Fatalf("%d of %d payments did not reach a final status", len(stuck), len(orders))
 		}
@@ -167,17 +170,33 @@ func runChaos(t *testing.T, bin string, payments, kills int) {
 
 	// Assertions against the simulator's truth.
 	truth := simTruth(t, simURL, orders)
-	approvalsAtSim := approvalsPerOrder(t, simURL)
-	var mismatches, twice, recovered int
+	approvalsAtSim, cancelsAtSim := transactionsPerOrder(t, simURL)
+	var mismatches, twice, recovered, refunds int
+	receivable := decimal.Zero    // what Toss owes us: approved − canceled, no settlements here
 	outcomeBy := map[string]int{} // who recorded each payment's outcome: merchant (the request), recovery, webhook
 	var longest time.Duration
 	for _, id := range orders {
 		p := final[id]
-		want := map[string]domain.Status{"DONE": domain.StatusSuccess, "ABORTED": domain.StatusFailure, "EXPIRED": domain.StatusExpired}[truth[id]]
-		if p.Status != want {
-			mismatches++
-			t.Errorf("order %s: ours %s, simulator %s", id, p.Status, truth[id])
+		want := map[string]domain.Status{"DONE": domain.StatusSuccess, "ABORTED": domain.StatusFailure, "EXPIRED": domain.StatusExpired,
+			"PARTIAL_CANCELED": domain.StatusPartiallyCanceled, "CANCELED": domain.StatusCanceled}[truth[id].Status]
+		canceled := 0
+		for _, c := range p.Cancels {
+			if c.State == domain.CancelDone {
+				canceled++
+			}
 		}
+		switch {
+		case p.Status != want:
+			mismatches++
+			t.Errorf("order %s: ours %s, simulator %s", id, p.Status, truth[id].Status)
+		case p.Status == domain.StatusSuccess || p.Status == domain.StatusPartiallyCanceled || p.Status == domain.StatusCanceled:
+			if !p.Balance.Equal(truth[id].BalanceAmount) || canceled != cancelsAtSim[id] {
+				mismatches++
+				t.Errorf("order %s: our balance %s after %d cancels, simulator %s after %d", id, p.Balance, canceled, truth[id].BalanceAmount, cancelsAtSim[id])
+			}
+			receivable = receivable.Add(p.Balance)
+		}
+		refunds += canceled
 		if approvalsAtSim[id] > 1 {
 			twice++
 			t.Errorf("order %s was approved %d times at the simulator", id, approvalsAtSim[id])
@@ -204,9 +223,33 @@ func runChaos(t *testing.T, bin string, payments, kills int) {
 			longest = max(longest, d)
 		}
 	}
+	// The ledger agrees: balanced, and psp_receivable:toss is approved − canceled.
+	var tb struct {
+		Accounts                  []struct{ Account, Balance string }
+		TotalDebits, TotalCredits string
+	}
+	testenv.WaitFor(t, 30*time.Second, "the ledger to show psp_receivable:toss = "+receivable.String(), func() bool {
+		resp, err := http.Get(apiURL + "/api/v1/ledger/trial-balance")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		if json.NewDecoder(resp.Body).Decode(&tb) != nil {
+			return false
+		}
+		for _, a := range tb.Accounts {
+			if a.Account == "psp_receivable:toss" {
+				return decimal.RequireFromString(a.Balance).Equal(receivable)
+			}
+		}
+		return receivable.IsZero()
+	})
+	if tb.TotalDebits != tb.TotalCredits {
+		t.Errorf("trial balance: debits %s, credits %s", tb.TotalDebits, tb.TotalCredits)
+	}
 	stats := simStats(t, simURL)
-	fmt.Printf("chaos: payments=%d kills=%d injectedErrors=%d lostResponses=%d webhooksSent=%d recovered=%d outcomesBy(request/recovery/webhook)=%d/%d/%d mismatches=%d doubleApprovals=%d longestRecovery=%s settledAfterDriving=%s\n",
-		payments, killsDone.Load(), stats.InjectedErrors, stats.LostResponses, stats.WebhooksSent, recovered,
+	fmt.Printf("chaos: payments=%d refunds=%d kills=%d injectedErrors=%d lostResponses=%d webhooksSent=%d recovered=%d outcomesBy(request/recovery/webhook)=%d/%d/%d mismatches=%d doubleApprovals=%d longestRecovery=%s settledAfterDriving=%s\n",
+		payments, refunds, killsDone.Load(), stats.InjectedErrors, stats.LostResponses, stats.WebhooksSent, recovered,
 		outcomeBy["merchant"], outcomeBy["recovery"], outcomeBy["webhook"], mismatches, twice,
 		longest.Round(time.Millisecond), settle.Round(time.Millisecond))
 	if killsDone.Load() != int64(kills) {
@@ -224,8 +267,14 @@ func drive(t *testing.T, c *http.Client, api, sim string, i int, deadline time.T
 	co := retryPost(t, c, api+"/api/v1/payments/checkout", body, map[string]string{"Idempotency-Key": fmt.Sprintf("chaos-%d", i)}, deadline, 201)
 	orderID, amount := co["orderId"].(string), co["amount"].(string)
 	s := retryPost(t, c, sim+"/sim/v1/sessions", fmt.Sprintf(`{"orderId":%q,"amount":%s,"orderName":"chaos"}`, orderID, amount), nil, deadline, 201)
-	retryPost(t, c, api+"/api/v1/payments/confirm",
+	cf := retryPost(t, c, api+"/api/v1/payments/confirm",
 		fmt.Sprintf(`{"paymentKey":%q,"orderId":%q,"amount":%q}`, s["paymentKey"], orderID, amount), nil, deadline, 200, 409)
+	if cf["status"] == "SUCCESS" && i%3 == 0 {
+		// Refund seller-x's line: a partial cancel under the same faults and kills. A retry after
+		// a kill reuses the Idempotency-Key, so it is the same cancel.
+		retryPost(t, c, api+"/api/v1/payments/"+orderID+"/cancel", `{"amount":"1000","reason":"chaos refund"}`,
+			map[string]string{"Idempotency-Key": fmt.Sprintf("chaos-refund-%d", i)}, deadline, 200)
+	}
 	return orderID
 }
 
@@ -265,7 +314,11 @@ func retryPost(t *testing.T, c *http.Client, url, body string, header map[string
 }
 
 func terminal(s domain.Status) bool {
-	return s == domain.StatusSuccess || s == domain.StatusFailure || s == domain.StatusExpired
+	switch s {
+	case domain.StatusSuccess, domain.StatusFailure, domain.StatusExpired, domain.StatusPartiallyCanceled, domain.StatusCanceled:
+		return true
+	}
+	return false
 }
 
 func loadAll(t *testing.T, store *eventstore.Postgres, orders []string) map[string]domain.Payment {
@@ -331,20 +384,25 @@ func simGet(t *testing.T, url string, v any) {
 	}
 }
 
-func simTruth(t *testing.T, simURL string, orders []string) map[string]string {
-	out := make(map[string]string, len(orders))
+type simPayment struct {
+	Status        string
+	BalanceAmount decimal.Decimal
+}
+
+func simTruth(t *testing.T, simURL string, orders []string) map[string]simPayment {
+	out := make(map[string]simPayment, len(orders))
 	for _, id := range orders {
-		var p struct{ Status string }
+		var p simPayment
 		simGet(t, simURL+"/v1/payments/orders/"+id, &p)
-		out[id] = p.Status
+		out[id] = p
 	}
 	return out
 }
 
-// approvalsPerOrder counts the simulator's DONE transactions per order: its own record of
-// every approval it made.
-func approvalsPerOrder(t *testing.T, simURL string) map[string]int {
-	out := map[string]int{}
+// transactionsPerOrder counts the simulator's approvals (DONE rows) and cancels per order: its
+// own record of every approval and refund it made.
+func transactionsPerOrder(t *testing.T, simURL string) (approvals, cancels map[string]int) {
+	approvals, cancels = map[string]int{}, map[string]int{}
 	start := time.Now().Add(-24 * time.Hour).In(time.FixedZone("KST", 9*3600)).Format("2006-01-02T15:04:05")
 	end := time.Now().Add(24 * time.Hour).In(time.FixedZone("KST", 9*3600)).Format("2006-01-02T15:04:05")
 	after := ""
@@ -356,12 +414,15 @@ func approvalsPerOrder(t *testing.T, simURL string) map[string]int {
 		}
 		simGet(t, url, &page)
 		for _, tx := range page {
-			if tx.Status == "DONE" {
-				out[tx.OrderID]++
+			switch tx.Status {
+			case "DONE":
+				approvals[tx.OrderID]++
+			case "CANCELED", "PARTIAL_CANCELED":
+				cancels[tx.OrderID]++
 			}
 		}
 		if len(page) < 5000 {
-			return out
+			return approvals, cancels
 		}
 		after = page[len(page)-1].TransactionKey
 	}
