@@ -75,3 +75,43 @@ func TestUnknownCancelIsSettledUnderItsOwnKey(t *testing.T) {
 		t.Fatalf("simulator processed %d cancels, want 1: the retry must replay, never refund again", n)
 	}
 }
+
+// A payment whose confirm recovery settled, and whose later refund's outcome goes unknown, must
+// still have that refund recovered (the confirm's parked state row must not hide it).
+func TestCancelAfterARecoveredConfirmIsStillRecovered(t *testing.T) {
+	f := newFixture(t)
+	ids := f.unknownPayments(t, 1, approvedButErrored)
+	id := ids[0]
+	s := f.sweeper(t, f.svc, recovery.Config{StaleAfter: time.Minute})
+	if r := sweep(t, s); r != (recovery.Result{Leased: 1, Settled: 1}) {
+		t.Fatalf("first sweep %+v, want the confirm settled", r)
+	}
+	f.waitReadModel(t, id, domain.StatusSuccess)
+
+	lossy, err := commands.New(f.Store, &lostOnce{Client: f.Toss}, commands.Config{Merchant: testenv.Merchant,
+		Retry: commands.RetryPolicy{MaxAttempts: 1}}, f.clock.Now, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	part := decimal.NewFromInt(1000)
+	if res, err := lossy.Cancel(ctx, commands.CancelInput{OrderID: id, Amount: &part, Reason: "refund"}); err != nil || res.CancelStatus != "PENDING" {
+		t.Fatalf("cancel: %+v %v, want PENDING", res, err)
+	}
+	testenv.WaitFor(t, 10*time.Second, "the read model to show the pending cancel", func() bool {
+		var pending bool
+		_ = f.Pool.QueryRow(ctx, `SELECT cancel_pending FROM payment_orders WHERE order_id = $1`, id).Scan(&pending)
+		return pending
+	})
+	settled := false
+	for i := 1; i <= 3 && !settled; i++ { // the parked row is forgotten, then the stale cancel is leased
+		f.clock.Set(f.clock.Now().Add(2 * time.Minute))
+		settled = sweep(t, s).Settled == 1
+	}
+	p, err := domain.Rebuild(f.Events(t, id))
+	if err != nil || !settled || p.PendingCancel() != nil || p.Status != domain.StatusPartiallyCanceled {
+		t.Fatalf("after sweeps: settled %v, status %s, pending cancel %v (%v)", settled, p.Status, p.PendingCancel() != nil, err)
+	}
+	if n := f.Sim.Stats().CancelsProcessed; n != 1 {
+		t.Fatalf("simulator processed %d cancels, want 1", n)
+	}
+}

@@ -455,11 +455,14 @@ func describe(pay commands.ConfirmResult, err error) string {
 const (
 	// forgetSettledSQL deletes the state of payments the read model shows settled (by recovery,
 	// a webhook or a late confirm). The read model lags the event store but never leads it, so
-	// a settled row there is settled for good.
+	// a settled row there is settled for good. A payment with a cancel in flight keeps its row,
+	// unless the row is parked at 'infinity' (left by the confirm's recovery): then it goes, so
+	// that the cancel gets a fresh row once it is stale.
 	forgetSettledSQL = `
 		DELETE FROM recovery_state WHERE order_id IN (
 			SELECT r.order_id FROM recovery_state r JOIN payment_orders o ON o.order_id = r.order_id
-			WHERE o.status NOT IN ('EXECUTING', 'UNKNOWN') AND NOT o.cancel_pending AND r.leased_until < $1
+			WHERE o.status NOT IN ('EXECUTING', 'UNKNOWN') AND r.leased_until < $1
+			  AND (NOT o.cancel_pending OR r.next_attempt_at = 'infinity')
 			FOR UPDATE OF r SKIP LOCKED)`
 
 	// insertCandidatesSQL gives every unsettled payment a state row ($1 now, $2 now - StaleAfter). In order_id order, so two
