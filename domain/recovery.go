@@ -53,8 +53,9 @@ type ReadBack struct {
 // DecideReadBack turns the PSP's truth about a payment whose outcome we do not know (EXECUTING
 // or UNKNOWN) into events:
 //
-//   - DONE (or canceled since, which implies it was approved) with the same order, paymentKey
-//     and amount: PaymentApproved. Any mismatch: ErrPSPResponseMismatch, nothing recorded.
+//   - DONE with the same order, paymentKey and amount: PaymentApproved. Any mismatch:
+//     ErrPSPResponseMismatch, nothing recorded. CANCELED or PARTIAL_CANCELED (refunded at the
+//     PSP outside this system): ErrPSPResponseMismatch too, so that a person reconciles it.
 //   - ABORTED: PaymentRejected. EXPIRED: PaymentExpired.
 //   - IN_PROGRESS: the PSP has not approved it and still could. With newAttempt, a new confirm
 //     attempt starts under a new idempotency key (safe: the PSP never approves one paymentKey
@@ -69,7 +70,12 @@ func (p Payment) DecideReadBack(rb ReadBack, now time.Time, newAttempt bool) ([]
 	}
 	h := EventHeader{OrderID: p.OrderID, MerchantID: p.MerchantID, At: now}
 	switch rb.Status {
-	case PSPDone, PSPCanceled, PSPPartialCanceled:
+	case PSPCanceled, PSPPartialCanceled:
+		// Approved and then refunded at Toss outside this system (its dashboard) while we did not
+		// know the outcome. Recording only the approval would book money Toss already returned:
+		// refuse, so recovery gives up and a person reconciles it.
+		return nil, Errorf(ErrPSPResponseMismatch, "the PSP shows order %s %s (refunded outside this system) while its outcome is unknown here; it needs review", p.OrderID, rb.Status)
+	case PSPDone:
 		return p.DecideApproved(Approval{
 			PaymentKey: rb.PaymentKey, OrderID: rb.OrderID, TotalAmount: rb.TotalAmount,
 			ApprovedAt: rb.ApprovedAt, Method: rb.Method, LastTransactionKey: rb.LastTransactionKey,

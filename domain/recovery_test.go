@@ -30,7 +30,8 @@ func TestDecideReadBack(t *testing.T) {
 	}{
 		{"DONE approves an executing payment", domain.StatusExecuting, readBack(domain.PSPDone), t0, true, []domain.Event{approved}, nil, domain.StatusSuccess},
 		{"DONE approves an unknown payment", domain.StatusUnknown, readBack(domain.PSPDone), t0, false, []domain.Event{approved}, nil, domain.StatusSuccess},
-		{"CANCELED since still proves the approval", domain.StatusUnknown, readBack(domain.PSPCanceled), t0, false, []domain.Event{approved}, nil, domain.StatusSuccess},
+		{"CANCELED outside this system needs review", domain.StatusUnknown, readBack(domain.PSPCanceled), t0, false, nil, domain.ErrPSPResponseMismatch, domain.StatusUnknown},
+		{"PARTIAL_CANCELED outside this system needs review", domain.StatusExecuting, readBack(domain.PSPPartialCanceled), t0, true, nil, domain.ErrPSPResponseMismatch, domain.StatusExecuting},
 		{"DONE with another amount is refused", domain.StatusUnknown, func() domain.ReadBack { r := readBack(domain.PSPDone); r.TotalAmount = won("1"); return r }(), t0, false, nil, domain.ErrPSPResponseMismatch, domain.StatusUnknown},
 		{"DONE for another paymentKey is refused", domain.StatusUnknown, func() domain.ReadBack { r := readBack(domain.PSPDone); r.PaymentKey = "other"; return r }(), t0, false, nil, domain.ErrPSPResponseMismatch, domain.StatusUnknown},
 		{"ABORTED rejects", domain.StatusUnknown, func() domain.ReadBack {
