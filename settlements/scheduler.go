@@ -21,11 +21,12 @@ const advisoryLockKey int64 = 0x5e771e_0001
 
 // SchedulerConfig sets when paymentd imports settlements.
 type SchedulerConfig struct {
-	// At is the KST time of day ("HH:MM") of the daily import of yesterday. Default "06:00".
+	// At is the KST time of day ("HH:MM") of the daily import. Default "06:00".
 	At string
-	// CatchUpDays is how many days before today the import at start covers (today − N through
-	// yesterday), so days missed while no instance ran are filled in. Default 3; negative
-	// turns the import at start off.
+	// CatchUpDays is how many days before today every import covers (today − N through
+	// yesterday), at start and daily, so days missed while no instance ran, or whose import
+	// failed, are filled in. Default 3; negative turns the import at start off (the daily
+	// import then covers yesterday only).
 	CatchUpDays int
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
@@ -36,8 +37,8 @@ type importer interface {
 	Import(ctx context.Context, from, to string, progress func(Progress)) (Summary, error)
 }
 
-// Scheduler runs the settlement import once at start for the last CatchUpDays days and then
-// every day at At (KST) for yesterday. Each run holds a PostgreSQL session advisory lock; a run
+// Scheduler runs the settlement import once at start and then every day at At (KST), each time
+// for the last CatchUpDays days. Each run holds a PostgreSQL session advisory lock; a run
 // that finds the lock taken by another instance is skipped, since that instance is importing
 // the same report. Imports are idempotent, so overlapping ranges are harmless.
 type Scheduler struct {
@@ -91,8 +92,11 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			return nil
 		case <-s.after(next.Sub(now)):
 		}
-		yesterday := day(s.now().In(kst).AddDate(0, 0, -1))
-		s.runLocked(ctx, yesterday, yesterday)
+		// The daily run covers the whole window, not only yesterday: a day whose import failed
+		// (Toss down at 06:00, a row refused because its payment was still unsettled here) is
+		// tried again for CatchUpDays days. Imports are idempotent per transactionKey.
+		today := s.now().In(kst)
+		s.runLocked(ctx, day(today.AddDate(0, 0, -max(s.catchUp, 1))), day(today.AddDate(0, 0, -1)))
 	}
 }
 

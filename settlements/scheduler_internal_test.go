@@ -72,8 +72,8 @@ func TestSchedulerCatchesUpThenRunsDaily(t *testing.T) {
 	now = time.Date(2026, 11, 21, 21, 0, 0, 0, time.UTC) // 06:00 KST on the 22nd
 	mu.Unlock()
 	fire <- now
-	if c := <-imp.calls; c != (importCall{"2026-11-21", "2026-11-21"}) {
-		t.Fatalf("daily import %+v, want yesterday (KST)", c)
+	if c := <-imp.calls; c != (importCall{"2026-11-19", "2026-11-21"}) {
+		t.Fatalf("daily import %+v, want the 3 days up to yesterday (KST): a failed day is tried again", c)
 	}
 	if d := <-waits; d != 24*time.Hour {
 		t.Fatalf("second wait %s", d)
