@@ -94,11 +94,10 @@ func (s *Service) Recover(ctx context.Context, id domain.OrderID, opts RecoverOp
 func (s *Service) MarkExhausted(ctx context.Context, id domain.OrderID, attempts int, lastError string) error {
 	_, events, err := s.update(ctx, id, newMetadata("recovery"), func(p domain.Payment) ([]domain.Event, error) {
 		if !unsettled(p) {
-			if c := p.PendingCancel(); c != nil {
-				s.logger.ErrorContext(ctx, "recovery gave up on a cancel; a person must check it with Toss",
-					"orderId", id, "cancelId", c.ID, "amount", c.Amount.String(), "attempts", attempts, "lastError", lastError)
+			if p.PendingCancel() != nil { // a refund whose outcome recovery could not learn
+				return p.DecideCancelRecoveryExhausted(attempts, lastError, s.now())
 			}
-			return nil, nil // settled meanwhile, or a cancel (no review flag for cancels yet)
+			return nil, nil // settled meanwhile
 		}
 		return p.DecideRecoveryExhausted(attempts, lastError, s.now())
 	})

@@ -15,7 +15,34 @@ const (
 	EventCancelRejected       EventType = "CancelRejected"
 	EventCancelOutcomeUnknown EventType = "CancelOutcomeUnknown"
 	EventSettlementRecorded   EventType = "SettlementRecorded"
+	// EventCancelRecoveryExhausted: recovery gave up on a cancel whose outcome is unknown; the
+	// payment needs review (a person checks with Toss whether the buyer was refunded).
+	EventCancelRecoveryExhausted EventType = "CancelRecoveryExhausted"
 )
+
+// CancelRecoveryExhausted marks the payment as needing review; the cancel stays pending.
+type CancelRecoveryExhausted struct {
+	EventHeader
+	CancelID  CancelID `json:"cancelId"`
+	Attempts  int      `json:"attempts"`
+	LastError string   `json:"lastError"`
+}
+
+func (CancelRecoveryExhausted) EventType() EventType { return EventCancelRecoveryExhausted }
+func (e CancelRecoveryExhausted) cancelID() CancelID { return e.CancelID }
+
+// DecideCancelRecoveryExhausted records that recovery gave up on the pending cancel.
+func (p Payment) DecideCancelRecoveryExhausted(attempts int, lastError string, now time.Time) ([]Event, error) {
+	c := p.PendingCancel()
+	switch {
+	case c == nil:
+		return nil, Errorf(ErrIllegalTransition, "order %s has no pending cancel", p.OrderID)
+	case p.NeedsReview:
+		return nil, nil
+	}
+	return []Event{CancelRecoveryExhausted{EventHeader: EventHeader{OrderID: p.OrderID, MerchantID: p.MerchantID, At: now},
+		CancelID: c.ID, Attempts: attempts, LastError: lastError}}, nil
+}
 
 // CancelID identifies one cancel of a payment.
 type CancelID string
@@ -268,6 +295,7 @@ func (p *Payment) applyCancelEvent(e Event) bool {
 		p.Cancels[e.CancelID] = c
 		p.Balance = e.BalanceAfter
 		p.CanceledAmount = p.CanceledAmount.Add(e.Amount)
+		p.NeedsReview = false
 		p.Status = StatusPartiallyCanceled
 		if p.Balance.IsZero() {
 			p.Status = StatusCanceled
@@ -276,10 +304,13 @@ func (p *Payment) applyCancelEvent(e Event) bool {
 		c := p.Cancels[e.CancelID]
 		c.State, c.Unknown, c.FailureCode, c.FailureMessage = CancelRefused, false, e.Code, e.Message
 		p.Cancels[e.CancelID] = c
+		p.NeedsReview = false
 	case CancelOutcomeUnknown:
 		c := p.Cancels[e.CancelID]
 		c.Unknown, c.FailureCode, c.FailureMessage = true, e.Code, e.Message
 		p.Cancels[e.CancelID] = c
+	case CancelRecoveryExhausted:
+		p.NeedsReview = true
 	case SettlementRecorded:
 		if p.Settled == nil {
 			p.Settled = map[string]bool{}

@@ -158,6 +158,8 @@ func UnmarshalEvent(typ string, schemaVersion int, data []byte) (Event, error) {
 		e = &CancelOutcomeUnknown{}
 	case EventSettlementRecorded:
 		e = &SettlementRecorded{}
+	case EventCancelRecoveryExhausted:
+		e = &CancelRecoveryExhausted{}
 	default:
 		return nil, fmt.Errorf("domain: unknown event type %q", typ)
 	}
@@ -194,6 +196,8 @@ func deref(e Event) Event {
 	case *CancelOutcomeUnknown:
 		return *v
 	case *SettlementRecorded:
+		return *v
+	case *CancelRecoveryExhausted:
 		return *v
 	}
 	return e

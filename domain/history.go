@@ -5,17 +5,18 @@ import "fmt"
 // legalFrom lists, for each event type, the statuses it may follow (DESIGN.md's state machine).
 // CheckoutCreated is legal only as the first event.
 var legalFrom = map[EventType][]Status{
-	EventConfirmationStarted:   {StatusNotStarted, StatusExecuting, StatusUnknown},
-	EventPaymentApproved:       {StatusExecuting, StatusUnknown},
-	EventPaymentRejected:       {StatusNotStarted, StatusExecuting, StatusUnknown},
-	EventPaymentOutcomeUnknown: {StatusExecuting, StatusUnknown},
-	EventPaymentExpired:        {StatusNotStarted, StatusExecuting, StatusUnknown},
-	EventRecoveryExhausted:     {StatusExecuting, StatusUnknown},
-	EventCancelRequested:       {StatusSuccess, StatusPartiallyCanceled},
-	EventPaymentCanceled:       {StatusSuccess, StatusPartiallyCanceled},
-	EventCancelRejected:        {StatusSuccess, StatusPartiallyCanceled},
-	EventCancelOutcomeUnknown:  {StatusSuccess, StatusPartiallyCanceled},
-	EventSettlementRecorded:    {StatusSuccess, StatusPartiallyCanceled, StatusCanceled},
+	EventConfirmationStarted:     {StatusNotStarted, StatusExecuting, StatusUnknown},
+	EventPaymentApproved:         {StatusExecuting, StatusUnknown},
+	EventPaymentRejected:         {StatusNotStarted, StatusExecuting, StatusUnknown},
+	EventPaymentOutcomeUnknown:   {StatusExecuting, StatusUnknown},
+	EventPaymentExpired:          {StatusNotStarted, StatusExecuting, StatusUnknown},
+	EventRecoveryExhausted:       {StatusExecuting, StatusUnknown},
+	EventCancelRequested:         {StatusSuccess, StatusPartiallyCanceled},
+	EventPaymentCanceled:         {StatusSuccess, StatusPartiallyCanceled},
+	EventCancelRejected:          {StatusSuccess, StatusPartiallyCanceled},
+	EventCancelOutcomeUnknown:    {StatusSuccess, StatusPartiallyCanceled},
+	EventSettlementRecorded:      {StatusSuccess, StatusPartiallyCanceled, StatusCanceled},
+	EventCancelRecoveryExhausted: {StatusSuccess, StatusPartiallyCanceled},
 }
 
 // CheckHistory verifies that a stream's events follow the state machine: it starts with
@@ -79,7 +80,7 @@ func checkStep(p Payment, e Event) error {
 		if !ok || c.State != CancelPending || !c.Amount.Equal(e.Amount) || !e.BalanceAfter.Equal(p.Balance.Sub(e.Amount)) {
 			return fmt.Errorf("cancel %s of %s does not match a pending cancel", e.CancelID, e.Amount)
 		}
-	case CancelRejected, CancelOutcomeUnknown:
+	case CancelRejected, CancelOutcomeUnknown, CancelRecoveryExhausted:
 		id := e.(interface{ cancelID() CancelID }).cancelID()
 		if c, ok := p.Cancels[id]; !ok || c.State != CancelPending {
 			return fmt.Errorf("no pending cancel %s", id)

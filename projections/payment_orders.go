@@ -56,9 +56,11 @@ func (PaymentOrders) Apply(ctx context.Context, tx pgx.Tx, r eventstore.Recorded
 			status = domain.StatusCanceled
 		}
 		return update(ctx, tx, e.OrderID, r.Version, e.At, status,
-			`cancel_pending = false, canceled_amount = canceled_amount + $5`, e.Amount)
+			`cancel_pending = false, canceled_amount = canceled_amount + $5, needs_review = false`, e.Amount)
 	case domain.CancelRejected:
-		return update(ctx, tx, e.OrderID, r.Version, e.At, "", `cancel_pending = false`)
+		return update(ctx, tx, e.OrderID, r.Version, e.At, "", `cancel_pending = false, needs_review = false`)
+	case domain.CancelRecoveryExhausted:
+		return update(ctx, tx, e.OrderID, r.Version, e.At, "", `needs_review = true`)
 	case domain.CancelOutcomeUnknown, domain.SettlementRecorded: // no column changes; the version moves
 		h := e.Header()
 		return update(ctx, tx, h.OrderID, r.Version, h.At, "", `cancel_pending = cancel_pending`)

@@ -13,6 +13,7 @@ import (
 	"github.com/paymentledger/ledger/domain"
 	"github.com/paymentledger/ledger/internal/testenv"
 	"github.com/paymentledger/ledger/psp/toss"
+	"github.com/paymentledger/ledger/queries"
 	"github.com/paymentledger/ledger/recovery"
 )
 
@@ -113,5 +114,51 @@ func TestCancelAfterARecoveredConfirmIsStillRecovered(t *testing.T) {
 	}
 	if n := f.Sim.Stats().CancelsProcessed; n != 1 {
 		t.Fatalf("simulator processed %d cancels, want 1", n)
+	}
+}
+
+// A refund whose outcome recovery never learns is flagged for review, not silently dropped.
+func TestExhaustedCancelIsFlaggedForReview(t *testing.T) {
+	f := newFixture(t)
+	ids := f.unknownPayments(t, 1, approvedButErrored)
+	id := ids[0]
+	if res, err := f.svc.Recover(ctx, id, commands.RecoverOptions{NewAttempt: true, Actor: "recovery"}); err != nil || res.Status != domain.StatusSuccess {
+		t.Fatalf("recover the confirm: %+v %v", res, err)
+	}
+	lossy, err := commands.New(f.Store, &lostOnce{Client: f.Toss}, commands.Config{Merchant: testenv.Merchant,
+		Retry: commands.RetryPolicy{MaxAttempts: 1}}, f.clock.Now, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	part := decimal.NewFromInt(1000)
+	if res, err := lossy.Cancel(ctx, commands.CancelInput{OrderID: id, Amount: &part, Reason: "refund"}); err != nil || res.CancelStatus != "PENDING" {
+		t.Fatalf("cancel: %+v %v, want PENDING", res, err)
+	}
+	testenv.WaitFor(t, 10*time.Second, "the read model to show the pending cancel", func() bool {
+		var pending bool
+		_ = f.Pool.QueryRow(ctx, `SELECT cancel_pending FROM payment_orders WHERE order_id = $1`, id).Scan(&pending)
+		return pending
+	})
+	rec := newSpy(f.svc)
+	rec.setFail(tossDown(string(id))) // Toss never answers
+	s := f.sweeper(t, rec, recovery.Config{StaleAfter: time.Minute, MaxAttempts: 2, Breaker: recovery.BreakerConfig{Failures: 100}})
+	exhausted := false
+	for i := 0; i < 6 && !exhausted; i++ {
+		f.clock.Set(f.clock.Now().Add(time.Hour))
+		exhausted = sweep(t, s).Exhausted == 1
+	}
+	if !exhausted {
+		t.Fatal("recovery never gave up on the cancel")
+	}
+	testenv.WaitFor(t, 10*time.Second, "the payment listed for review", func() bool {
+		page, err := f.Queries.ListPayments(ctx, queries.ListQuery{NeedsReview: true})
+		return err == nil && len(page.Payments) == 1 && page.Payments[0].OrderID == string(id) && page.Payments[0].CancelPending
+	})
+	p, err := domain.Rebuild(f.Events(t, id))
+	if err != nil || !p.NeedsReview || p.PendingCancel() == nil || p.Status != domain.StatusSuccess {
+		t.Fatalf("payment %s needsReview %v pending %v (%v)", p.Status, p.NeedsReview, p.PendingCancel() != nil, err)
+	}
+	if err := domain.CheckHistory(f.Events(t, id)); err != nil {
+		t.Fatal(err)
 	}
 }

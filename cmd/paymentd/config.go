@@ -84,7 +84,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	fs.DurationVar(&c.RecoveryLease, "recovery-lease", envDuration(getenv, "RECOVERY_LEASE", 2*time.Minute), "how long a sweeper owns a payment it works on; must exceed one recovery (read-back + PSP_RETRY_BUDGET); after a crash the payment waits this long (env RECOVERY_LEASE)")
 	fs.BoolVar(&c.SettlementImportEnabled, "settlement-import", envBool(getenv, "SETTLEMENT_IMPORT_ENABLED", true), "import Toss settlements daily (env SETTLEMENT_IMPORT_ENABLED)")
 	fs.StringVar(&c.SettlementImportAt, "settlement-import-at", env("SETTLEMENT_IMPORT_AT", "06:00"), "daily settlement import time, HH:MM in KST (env SETTLEMENT_IMPORT_AT)")
-	fs.IntVar(&c.SettlementImportDays, "settlement-import-days", envInt(getenv, "SETTLEMENT_IMPORT_DAYS", 3), "days imported at start-up to catch up (env SETTLEMENT_IMPORT_DAYS)")
+	fs.IntVar(&c.SettlementImportDays, "settlement-import-days", envInt(getenv, "SETTLEMENT_IMPORT_DAYS", 3), "days every settlement import covers, up to yesterday (env SETTLEMENT_IMPORT_DAYS)")
 	fs.BoolVar(&c.WebhookWorkerEnabled, "webhook-worker", envBool(getenv, "WEBHOOK_WORKER_ENABLED", true), "process the webhook inbox (env WEBHOOK_WORKER_ENABLED)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, fmt.Errorf("%w\nflags:\n%s", err, flagUsage(fs))
