@@ -1,7 +1,6 @@
 package commands_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -13,7 +12,6 @@ import (
 	"github.com/paymentledger/ledger/commands"
 	"github.com/paymentledger/ledger/domain"
 	"github.com/paymentledger/ledger/internal/testenv"
-	"github.com/paymentledger/ledger/psp/toss"
 )
 
 // simClock is a settable clock for the simulator (its 1-second rule between cancels).
@@ -133,28 +131,10 @@ func TestConcurrentCancelsNeverExceedTheBalance(t *testing.T) {
 	}
 }
 
-// lostCancelPSP performs cancels at Toss but reports a lost connection, once.
-type lostCancelPSP struct {
-	*toss.Client
-	mu   sync.Mutex
-	lost bool
-}
-
-func (l *lostCancelPSP) Cancel(ctx context.Context, key string, req toss.CancelRequest, idem string) (*toss.Payment, error) {
-	pay, err := l.Client.Cancel(ctx, key, req, idem)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if err == nil && !l.lost {
-		l.lost = true
-		return nil, &toss.Error{Op: "cancel", Class: toss.ClassUnknownOutcome, Err: fmt.Errorf("unexpected EOF")}
-	}
-	return pay, err
-}
-
 func TestLostCancelResponseIsSettledUnderTheSameKey(t *testing.T) {
 	env := testenv.New(t, testenv.Options{})
 	co := approvedOrder(t, env)
-	psp := &lostCancelPSP{Client: env.Toss}
+	psp := &testenv.LostCancelAnswer{Client: env.Toss}
 	svc, err := commands.New(env.Store, psp, commands.Config{Merchant: testenv.Merchant, Retry: fastRetry(1)}, time.Now, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -1,9 +1,6 @@
 package recovery_test
 
 import (
-	"context"
-	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,27 +9,29 @@ import (
 	"github.com/paymentledger/ledger/commands"
 	"github.com/paymentledger/ledger/domain"
 	"github.com/paymentledger/ledger/internal/testenv"
-	"github.com/paymentledger/ledger/psp/toss"
 	"github.com/paymentledger/ledger/queries"
 	"github.com/paymentledger/ledger/recovery"
 )
 
-// lostOnce performs the first cancel at Toss and then reports a lost connection.
-type lostOnce struct {
-	*toss.Client
-	mu   sync.Mutex
-	done bool
-}
-
-func (l *lostOnce) Cancel(ctx context.Context, key string, req toss.CancelRequest, idem string) (*toss.Payment, error) {
-	pay, err := l.Client.Cancel(ctx, key, req, idem)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if err == nil && !l.done {
-		l.done = true
-		return nil, &toss.Error{Op: "cancel", Class: toss.ClassUnknownOutcome, Err: fmt.Errorf("unexpected EOF")}
+// pendingRefund refunds 1000 of an approved payment through a client whose answer is lost, so
+// the refund is PENDING, and waits until the read model shows it.
+func (f *fixture) pendingRefund(t *testing.T, id domain.OrderID) decimal.Decimal {
+	t.Helper()
+	lossy, err := commands.New(f.Store, &testenv.LostCancelAnswer{Client: f.Toss}, commands.Config{Merchant: testenv.Merchant,
+		Retry: commands.RetryPolicy{MaxAttempts: 1}}, f.clock.Now, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return pay, err
+	part := decimal.NewFromInt(1000)
+	if res, err := lossy.Cancel(ctx, commands.CancelInput{OrderID: id, Amount: &part, Reason: "refund"}); err != nil || res.CancelStatus != "PENDING" {
+		t.Fatalf("cancel: %+v %v, want PENDING", res, err)
+	}
+	testenv.WaitFor(t, 10*time.Second, "the read model to show the pending cancel", func() bool {
+		var pending bool
+		_ = f.Pool.QueryRow(ctx, `SELECT cancel_pending FROM payment_orders WHERE order_id = $1`, id).Scan(&pending)
+		return pending
+	})
+	return part
 }
 
 func TestUnknownCancelIsSettledUnderItsOwnKey(t *testing.T) {
@@ -45,21 +44,7 @@ func TestUnknownCancelIsSettledUnderItsOwnKey(t *testing.T) {
 	if res, err := f.svc.Confirm(ctx, commands.ConfirmInput{PaymentKey: domain.PaymentKey(key), OrderID: co.OrderID, Amount: co.Amount}); err != nil || res.Status != domain.StatusSuccess {
 		t.Fatalf("confirm: %+v %v", res, err)
 	}
-	lossy, err := commands.New(f.Store, &lostOnce{Client: f.Toss}, commands.Config{Merchant: testenv.Merchant,
-		Retry: commands.RetryPolicy{MaxAttempts: 1}}, f.clock.Now, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	part := decimal.NewFromInt(1000)
-	res, err := lossy.Cancel(ctx, commands.CancelInput{OrderID: co.OrderID, Amount: &part, Reason: "refund"})
-	if err != nil || res.CancelStatus != "PENDING" {
-		t.Fatalf("cancel: %+v %v, want PENDING", res, err)
-	}
-	testenv.WaitFor(t, 10*time.Second, "the read model to show the pending cancel", func() bool {
-		var pending bool
-		_ = f.Pool.QueryRow(ctx, `SELECT cancel_pending FROM payment_orders WHERE order_id = $1`, co.OrderID).Scan(&pending)
-		return pending
-	})
+	part := f.pendingRefund(t, co.OrderID)
 	s := f.sweeper(t, f.svc, recovery.Config{StaleAfter: time.Minute})
 	if r := sweep(t, s); r.Leased != 0 {
 		t.Fatalf("a fresh cancel was leased: %+v", r)
@@ -89,20 +74,7 @@ func TestCancelAfterARecoveredConfirmIsStillRecovered(t *testing.T) {
 	}
 	f.waitReadModel(t, id, domain.StatusSuccess)
 
-	lossy, err := commands.New(f.Store, &lostOnce{Client: f.Toss}, commands.Config{Merchant: testenv.Merchant,
-		Retry: commands.RetryPolicy{MaxAttempts: 1}}, f.clock.Now, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	part := decimal.NewFromInt(1000)
-	if res, err := lossy.Cancel(ctx, commands.CancelInput{OrderID: id, Amount: &part, Reason: "refund"}); err != nil || res.CancelStatus != "PENDING" {
-		t.Fatalf("cancel: %+v %v, want PENDING", res, err)
-	}
-	testenv.WaitFor(t, 10*time.Second, "the read model to show the pending cancel", func() bool {
-		var pending bool
-		_ = f.Pool.QueryRow(ctx, `SELECT cancel_pending FROM payment_orders WHERE order_id = $1`, id).Scan(&pending)
-		return pending
-	})
+	f.pendingRefund(t, id)
 	settled := false
 	for i := 1; i <= 3 && !settled; i++ { // the parked row is forgotten, then the stale cancel is leased
 		f.clock.Set(f.clock.Now().Add(2 * time.Minute))
@@ -125,20 +97,7 @@ func TestExhaustedCancelIsFlaggedForReview(t *testing.T) {
 	if res, err := f.svc.Recover(ctx, id, commands.RecoverOptions{NewAttempt: true, Actor: "recovery"}); err != nil || res.Status != domain.StatusSuccess {
 		t.Fatalf("recover the confirm: %+v %v", res, err)
 	}
-	lossy, err := commands.New(f.Store, &lostOnce{Client: f.Toss}, commands.Config{Merchant: testenv.Merchant,
-		Retry: commands.RetryPolicy{MaxAttempts: 1}}, f.clock.Now, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	part := decimal.NewFromInt(1000)
-	if res, err := lossy.Cancel(ctx, commands.CancelInput{OrderID: id, Amount: &part, Reason: "refund"}); err != nil || res.CancelStatus != "PENDING" {
-		t.Fatalf("cancel: %+v %v, want PENDING", res, err)
-	}
-	testenv.WaitFor(t, 10*time.Second, "the read model to show the pending cancel", func() bool {
-		var pending bool
-		_ = f.Pool.QueryRow(ctx, `SELECT cancel_pending FROM payment_orders WHERE order_id = $1`, id).Scan(&pending)
-		return pending
-	})
+	f.pendingRefund(t, id)
 	rec := newSpy(f.svc)
 	rec.setFail(tossDown(string(id))) // Toss never answers
 	s := f.sweeper(t, rec, recovery.Config{StaleAfter: time.Minute, MaxAttempts: 2, Breaker: recovery.BreakerConfig{Failures: 100}})

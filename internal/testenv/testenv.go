@@ -5,6 +5,7 @@ package testenv
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http/httptest"
 	"os"
@@ -147,4 +148,24 @@ func (e *Env) CountEvents(t testing.TB) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// LostCancelAnswer wraps a Toss client so that the first cancel that Toss performs comes back
+// as a lost connection (an unknown outcome): the refund happened, the caller cannot know.
+type LostCancelAnswer struct {
+	*toss.Client
+	mu   sync.Mutex
+	lost bool
+}
+
+// Cancel implements commands.PSP.
+func (l *LostCancelAnswer) Cancel(ctx context.Context, key string, req toss.CancelRequest, idem string) (*toss.Payment, error) {
+	pay, err := l.Client.Cancel(ctx, key, req, idem)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err == nil && !l.lost {
+		l.lost = true
+		return nil, &toss.Error{Op: "cancel", Class: toss.ClassUnknownOutcome, Err: errors.New("unexpected EOF")}
+	}
+	return pay, err
 }
