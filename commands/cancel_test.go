@@ -29,11 +29,7 @@ func (c *simClock) Advance(d time.Duration) {
 
 func approvedOrder(t *testing.T, env *testenv.Env) commands.CheckoutResult {
 	t.Helper()
-	co, key := checkoutAndAuthenticate(t, env)
-	res, err := env.Commands.Confirm(ctx, commands.ConfirmInput{PaymentKey: key, OrderID: co.OrderID, Amount: co.Amount})
-	if err != nil || res.Status != domain.StatusSuccess {
-		t.Fatalf("confirm: %+v %v", res, err)
-	}
+	co, _ := env.Pay(t, twoLines().Lines...)
 	return co
 }
 

@@ -7,7 +7,6 @@ import (
 
 	"github.com/shopspring/decimal"
 
-	"github.com/paymentledger/ledger/commands"
 	"github.com/paymentledger/ledger/domain"
 	"github.com/paymentledger/ledger/internal/testenv"
 	"github.com/paymentledger/ledger/psp/toss"
@@ -23,25 +22,10 @@ func todayKST() string {
 // confirmed checks out, authenticates at the simulator and confirms one payment of 25000.
 func confirmed(t *testing.T, env *testenv.Env) (domain.OrderID, *toss.Payment) {
 	t.Helper()
-	co, err := env.Commands.Checkout(ctx, commands.CheckoutInput{
-		OrderName: "Two books", BuyerID: "buyer-1",
-		Lines: []domain.CheckoutLine{
-			{SellerID: "seller-a", ProductID: "book-1", Amount: decimal.RequireFromString("15000")},
-			{SellerID: "seller-b", ProductID: "book-2", Amount: decimal.RequireFromString("10000")},
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := env.Sim.CreateSession(string(co.OrderID), co.Amount, co.OrderName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := env.Commands.Confirm(ctx, commands.ConfirmInput{PaymentKey: domain.PaymentKey(key), OrderID: co.OrderID, Amount: co.Amount})
-	if err != nil || res.Status != domain.StatusSuccess {
-		t.Fatalf("confirm: %+v %v", res, err)
-	}
-	p, err := env.Toss.GetPayment(ctx, key)
+	co, key := env.Pay(t,
+		domain.CheckoutLine{SellerID: "seller-a", ProductID: "book-1", Amount: decimal.RequireFromString("15000")},
+		domain.CheckoutLine{SellerID: "seller-b", ProductID: "book-2", Amount: decimal.RequireFromString("10000")})
+	p, err := env.Toss.GetPayment(ctx, string(key))
 	if err != nil {
 		t.Fatal(err)
 	}

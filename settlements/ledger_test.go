@@ -24,18 +24,7 @@ func TestLedgerAfterPaymentsCancelsAndSettlementImport(t *testing.T) {
 	env := testenv.New(t, testenv.Options{})
 	won := decimal.RequireFromString
 	pay := func(lines ...domain.CheckoutLine) domain.OrderID {
-		co, err := env.Commands.Checkout(ctx, commands.CheckoutInput{OrderName: "books", BuyerID: "buyer", Lines: lines})
-		if err != nil {
-			t.Fatal(err)
-		}
-		key, err := env.Sim.CreateSession(string(co.OrderID), co.Amount, co.OrderName)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := env.Commands.Confirm(ctx, commands.ConfirmInput{PaymentKey: domain.PaymentKey(key), OrderID: co.OrderID, Amount: co.Amount})
-		if err != nil || res.Status != domain.StatusSuccess {
-			t.Fatalf("confirm: %+v %v", res, err)
-		}
+		co, _ := env.Pay(t, lines...)
 		return co.OrderID
 	}
 	a := pay(domain.CheckoutLine{SellerID: "seller-a", ProductID: "book-1", Amount: won("15000")},

@@ -14,7 +14,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/shopspring/decimal"
 
-	"github.com/paymentledger/ledger/commands"
 	"github.com/paymentledger/ledger/domain"
 	"github.com/paymentledger/ledger/internal/pgtest"
 	"github.com/paymentledger/ledger/internal/testenv"
@@ -86,20 +85,7 @@ func TestMigrate(t *testing.T) {
 
 func TestSettlementsImport(t *testing.T) {
 	env := testenv.New(t, testenv.Options{})
-	co, err := env.Commands.Checkout(ctx, commands.CheckoutInput{
-		OrderName: "One book", BuyerID: "buyer-1",
-		Lines: []domain.CheckoutLine{{SellerID: "seller-a", ProductID: "book-1", Amount: decimal.RequireFromString("12000")}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := env.Sim.CreateSession(string(co.OrderID), co.Amount, co.OrderName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res, err := env.Commands.Confirm(ctx, commands.ConfirmInput{PaymentKey: domain.PaymentKey(key), OrderID: co.OrderID, Amount: co.Amount}); err != nil || res.Status != domain.StatusSuccess {
-		t.Fatalf("confirm: %+v %v", res, err)
-	}
+	co, _ := env.Pay(t, domain.CheckoutLine{SellerID: "seller-a", ProductID: "book-1", Amount: decimal.RequireFromString("12000")})
 	getenv := envFrom(map[string]string{
 		"DATABASE_URL":    env.Pool.Config().ConnString(),
 		"TOSS_BASE_URL":   env.SimURL,

@@ -169,3 +169,23 @@ func (l *LostCancelAnswer) Cancel(ctx context.Context, key string, req toss.Canc
 	}
 	return pay, err
 }
+
+// Pay takes one payment through the real path: checkout, the buyer's session at the simulator,
+// confirm. It fails the test unless the payment ends SUCCESS.
+func (e *Env) Pay(t testing.TB, lines ...domain.CheckoutLine) (commands.CheckoutResult, domain.PaymentKey) {
+	t.Helper()
+	ctx := context.Background()
+	co, err := e.Commands.Checkout(ctx, commands.CheckoutInput{OrderName: "test order", BuyerID: "buyer-1", Lines: lines})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := e.Sim.CreateSession(string(co.OrderID), co.Amount, co.OrderName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.Commands.Confirm(ctx, commands.ConfirmInput{PaymentKey: domain.PaymentKey(key), OrderID: co.OrderID, Amount: co.Amount})
+	if err != nil || res.Status != domain.StatusSuccess {
+		t.Fatalf("confirm: %+v %v", res, err)
+	}
+	return co, domain.PaymentKey(key)
+}
