@@ -19,7 +19,9 @@ import (
 	"github.com/paymentledger/ledger/webhooks"
 )
 
-var samplesDir = filepath.Join("..", "..", "shared", "toss-samples")
+// samplesDir holds the webhook payloads of shared/toss-samples (real Toss deliveries; the README
+// says where each came from), copied so a clone of the repository alone passes its tests.
+var samplesDir = filepath.Join("testdata", "toss-samples")
 
 // sampleHeaders are the documented webhook headers (webhook-headers-docs.json).
 func sampleHeaders(t *testing.T) map[string]string {

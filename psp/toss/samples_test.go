@@ -15,8 +15,9 @@ import (
 	"github.com/shopspring/decimal"
 )
 
-// sampleDir is /work/shared/toss-samples, which sits beside the repository root.
-var sampleDir = filepath.Join("..", "..", "..", "shared", "toss-samples")
+// sampleDir holds a copy of shared/toss-samples (real Toss payloads; its README says where each
+// came from), so a clone of the repository alone passes its tests.
+var sampleDir = filepath.Join("testdata", "toss-samples")
 
 func readSample(t *testing.T, name string) []byte {
 	t.Helper()
