@@ -51,6 +51,9 @@ type RecoverOptions struct {
 	// The sweeper allows it; the webhook worker does not (a webhook only reports a change).
 	NewAttempt bool
 	Actor      string // "recovery", "webhook", …
+	// Merchant, when set, is the merchant the caller acts for (a webhook arrived at its URL):
+	// a payment of another merchant is domain.ErrPaymentNotFound and is not read back.
+	Merchant domain.MerchantID
 }
 
 // Recover settles a payment whose outcome we do not know (EXECUTING or UNKNOWN) from the PSP's
@@ -60,6 +63,15 @@ type RecoverOptions struct {
 // unsettled; the error is non-nil when the PSP could not be asked or disagrees with us.
 func (s *Service) Recover(ctx context.Context, id domain.OrderID, opts RecoverOptions) (ConfirmResult, error) {
 	meta := newMetadata(opts.Actor)
+	if opts.Merchant != "" {
+		p, _, err := s.load(ctx, id)
+		if err != nil {
+			return ConfirmResult{}, err
+		}
+		if p.MerchantID != opts.Merchant {
+			return ConfirmResult{}, domain.Errorf(domain.ErrPaymentNotFound, "merchant %s has no payment with orderId %s", opts.Merchant, id)
+		}
+	}
 	if p, _, err := s.load(ctx, id); err == nil && !unsettled(p) && p.PendingCancel() != nil && opts.NewAttempt {
 		// A cancel whose outcome is unknown: ask again under its own key (never a new one).
 		if _, err := s.RetryCancel(ctx, id, opts.Actor); err != nil {

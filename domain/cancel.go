@@ -14,7 +14,10 @@ const (
 	EventPaymentCanceled      EventType = "PaymentCanceled"
 	EventCancelRejected       EventType = "CancelRejected"
 	EventCancelOutcomeUnknown EventType = "CancelOutcomeUnknown"
-	EventSettlementRecorded   EventType = "SettlementRecorded"
+	// EventCancelRetried: the PSP refused the pending cancel's call without executing it, so
+	// the cancel goes on under a new idempotency key.
+	EventCancelRetried      EventType = "CancelRetried"
+	EventSettlementRecorded EventType = "SettlementRecorded"
 	// EventCancelRecoveryExhausted: recovery gave up on a cancel whose outcome is unknown; the
 	// payment needs review (a person checks with Toss whether the buyer was refunded).
 	EventCancelRecoveryExhausted EventType = "CancelRecoveryExhausted"
@@ -98,6 +101,22 @@ type SettlementRecorded struct {
 	PayOutAmount   decimal.Decimal `json:"payOutAmount"`
 }
 
+// CancelRetried: the PSP refused the pending cancel's last call without executing it (Code says
+// why, e.g. a cancel too soon after the previous one) and the cancel continues as attempt
+// Attempt under PSPIdempotencyKey. Only a refusal that provably executed nothing allows a new
+// key: after an unknown outcome the cancel keeps its key, since a new one could refund twice.
+type CancelRetried struct {
+	EventHeader
+	CancelID          CancelID `json:"cancelId"`
+	Attempt           int      `json:"attempt"`
+	PSPIdempotencyKey string   `json:"pspIdempotencyKey"`
+	Code              string   `json:"code"`
+	Message           string   `json:"message"`
+}
+
+func (CancelRetried) EventType() EventType { return EventCancelRetried }
+
+func (e CancelRetried) cancelID() CancelID        { return e.CancelID }
 func (e CancelRejected) cancelID() CancelID       { return e.CancelID }
 func (e CancelOutcomeUnknown) cancelID() CancelID { return e.CancelID }
 
@@ -123,6 +142,7 @@ type Cancel struct {
 	Amount            decimal.Decimal
 	Reason            string
 	PSPIdempotencyKey string
+	Attempt           int // 1 for the first call's key; a CancelRetried moves to the next
 	State             CancelState
 	Unknown           bool // the last call's outcome was unknown
 	TransactionKey    string
@@ -145,8 +165,28 @@ type CancelCommand struct {
 	Reason   string
 }
 
-// CancelIdempotencyKey is the Toss Idempotency-Key of a cancel; it never changes for the cancel.
-func CancelIdempotencyKey(id OrderID, c CancelID) string { return fmt.Sprintf("%s:cancel:%s", id, c) }
+// CancelIdempotencyKey is the Toss Idempotency-Key of attempt n of a cancel. A cancel keeps its
+// key until its outcome is known; only a call the PSP refused without executing it moves the
+// cancel to its next attempt (CancelRetried).
+func CancelIdempotencyKey(id OrderID, c CancelID, attempt int) string {
+	if attempt <= 1 {
+		return fmt.Sprintf("%s:cancel:%s", id, c)
+	}
+	return fmt.Sprintf("%s:cancel:%s:%d", id, c, attempt)
+}
+
+// DecideCancelRetry records that the PSP refused the pending cancel's last call without
+// executing it (the caller knows from the PSP's classification) and moves the cancel to a new
+// attempt with a new idempotency key.
+func (p Payment) DecideCancelRetry(id CancelID, code, message string, now time.Time) ([]Event, error) {
+	c, ok := p.Cancels[id]
+	if !ok || c.State != CancelPending {
+		return nil, Errorf(ErrIllegalTransition, "order %s has no pending cancel %s", p.OrderID, id)
+	}
+	next := c.Attempt + 1
+	return []Event{CancelRetried{EventHeader: EventHeader{OrderID: p.OrderID, MerchantID: p.MerchantID, At: now},
+		CancelID: id, Attempt: next, PSPIdempotencyKey: CancelIdempotencyKey(p.OrderID, id, next), Code: code, Message: message}}, nil
+}
 
 // DecideCancel decides a cancel request. Only SUCCESS and PARTIALLY_CANCELED payments can be
 // canceled, one cancel at a time, for at most the balance. The same CancelID again (a retried
@@ -183,7 +223,7 @@ func (p Payment) DecideCancel(cmd CancelCommand, now time.Time) ([]Event, error)
 		CancelID:          cmd.CancelID,
 		Amount:            amount,
 		Reason:            cmd.Reason,
-		PSPIdempotencyKey: CancelIdempotencyKey(p.OrderID, cmd.CancelID),
+		PSPIdempotencyKey: CancelIdempotencyKey(p.OrderID, cmd.CancelID, 1),
 	}}, nil
 }
 
@@ -287,7 +327,7 @@ func (p *Payment) applyCancelEvent(e Event) bool {
 		if p.Cancels == nil {
 			p.Cancels = map[CancelID]Cancel{}
 		}
-		p.Cancels[e.CancelID] = Cancel{ID: e.CancelID, Amount: e.Amount, Reason: e.Reason, PSPIdempotencyKey: e.PSPIdempotencyKey, State: CancelPending}
+		p.Cancels[e.CancelID] = Cancel{ID: e.CancelID, Amount: e.Amount, Reason: e.Reason, PSPIdempotencyKey: e.PSPIdempotencyKey, Attempt: 1, State: CancelPending}
 		p.CancelOrder = append(p.CancelOrder, e.CancelID)
 	case PaymentCanceled:
 		c := p.Cancels[e.CancelID]
@@ -295,6 +335,7 @@ func (p *Payment) applyCancelEvent(e Event) bool {
 		p.Cancels[e.CancelID] = c
 		p.Balance = e.BalanceAfter
 		p.CanceledAmount = p.CanceledAmount.Add(e.Amount)
+		p.LastCanceledAt = e.At
 		p.NeedsReview = false
 		p.Status = StatusPartiallyCanceled
 		if p.Balance.IsZero() {
@@ -308,6 +349,11 @@ func (p *Payment) applyCancelEvent(e Event) bool {
 	case CancelOutcomeUnknown:
 		c := p.Cancels[e.CancelID]
 		c.Unknown, c.FailureCode, c.FailureMessage = true, e.Code, e.Message
+		p.Cancels[e.CancelID] = c
+	case CancelRetried:
+		c := p.Cancels[e.CancelID]
+		c.Attempt, c.PSPIdempotencyKey = e.Attempt, e.PSPIdempotencyKey
+		c.Unknown, c.FailureCode, c.FailureMessage = false, e.Code, e.Message
 		p.Cancels[e.CancelID] = c
 	case CancelRecoveryExhausted:
 		p.NeedsReview = true

@@ -142,3 +142,38 @@ func TestSettlementOncePerTransaction(t *testing.T) {
 		t.Fatalf("settlement of a failed payment: %v", err)
 	}
 }
+
+// A call the PSP refused without executing it moves the cancel to a new key; the history stays
+// legal and the next key is numbered.
+func TestCancelRetryMovesToANewKey(t *testing.T) {
+	p := approvedPayment(t)
+	events, err := p.DecideCancel(domain.CancelCommand{CancelID: "c1", Amount: amountPtr("10000"), Reason: "back"}, t0)
+	apply(t, &p, events, err)
+	if got := p.Cancels["c1"].PSPIdempotencyKey; got != "order-0001:cancel:c1" {
+		t.Fatalf("first key %q", got)
+	}
+	retried, err := p.DecideCancelRetry("c1", "FORBIDDEN_CONSECUTIVE_REQUEST", "too soon", t0)
+	apply(t, &p, retried, err)
+	c := p.Cancels["c1"]
+	if c.Attempt != 2 || c.PSPIdempotencyKey != "order-0001:cancel:c1:2" || c.State != domain.CancelPending {
+		t.Fatalf("after a retry: %+v", c)
+	}
+	history := append(append(append([]domain.Event{}, given[domain.StatusSuccess]...), events...), retried...)
+	if err := domain.CheckHistory(history); err != nil {
+		t.Fatal(err)
+	}
+	// A retry that skips an attempt number is illegal history.
+	bad := retried[0].(domain.CancelRetried)
+	bad.Attempt = 3
+	if err := domain.CheckHistory(append(history[:len(history)-1], bad)); err == nil {
+		t.Fatal("a skipped attempt must be illegal")
+	}
+	canceled, err := p.DecideCanceled("c1", won("10000"), "TX-C1", t0, t0)
+	apply(t, &p, canceled, err)
+	if _, err := p.DecideCancelRetry("c1", "X", "y", t0); !errors.Is(err, domain.ErrIllegalTransition) {
+		t.Fatalf("retrying a finished cancel: %v", err)
+	}
+	if !p.LastCanceledAt.Equal(t0) {
+		t.Fatalf("LastCanceledAt %v", p.LastCanceledAt)
+	}
+}

@@ -3,6 +3,7 @@ package domain
 import (
 	"encoding/json"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -126,79 +127,61 @@ func MarshalEvent(e Event) ([]byte, error) {
 	return b, nil
 }
 
+// decoders is the registry of every event type this code reads, payment and merchant alike.
+// An event type missing here cannot be read back: add it when adding a type.
+var decoders = map[EventType]func([]byte) (Event, error){
+	EventCheckoutCreated:         decodeAs[CheckoutCreated],
+	EventConfirmationStarted:     decodeAs[ConfirmationStarted],
+	EventPaymentApproved:         decodeAs[PaymentApproved],
+	EventPaymentRejected:         decodeAs[PaymentRejected],
+	EventPaymentOutcomeUnknown:   decodeAs[PaymentOutcomeUnknown],
+	EventPaymentExpired:          decodeAs[PaymentExpired],
+	EventRecoveryExhausted:       decodeAs[RecoveryExhausted],
+	EventCancelRequested:         decodeAs[CancelRequested],
+	EventPaymentCanceled:         decodeAs[PaymentCanceled],
+	EventCancelRejected:          decodeAs[CancelRejected],
+	EventCancelOutcomeUnknown:    decodeAs[CancelOutcomeUnknown],
+	EventCancelRetried:           decodeAs[CancelRetried],
+	EventSettlementRecorded:      decodeAs[SettlementRecorded],
+	EventCancelRecoveryExhausted: decodeAs[CancelRecoveryExhausted],
+	EventMerchantRegistered:      decodeAs[MerchantRegistered],
+	EventTossCredentialsSet:      decodeAs[TossCredentialsSet],
+	EventCommissionRateChanged:   decodeAs[CommissionRateChanged],
+	EventAPIKeyIssued:            decodeAs[APIKeyIssued],
+	EventAPIKeyRevoked:           decodeAs[APIKeyRevoked],
+}
+
+// decodeAs decodes into the value type the deciders produce, so that events compare equal
+// whichever way they were obtained.
+func decodeAs[T Event](data []byte) (Event, error) {
+	var e T
+	err := json.Unmarshal(data, &e)
+	return e, err
+}
+
+// EventTypes lists every registered event type.
+func EventTypes() []EventType {
+	out := make([]EventType, 0, len(decoders))
+	for t := range decoders {
+		out = append(out, t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
 // UnmarshalEvent decodes a stored event body. An unknown type or schema version is an error:
 // a reader must never silently skip a fact.
 func UnmarshalEvent(typ string, schemaVersion int, data []byte) (Event, error) {
 	if schemaVersion != SchemaVersion {
 		return nil, fmt.Errorf("domain: %s: unsupported schema version %d", typ, schemaVersion)
 	}
-	var e Event
-	switch EventType(typ) {
-	case EventCheckoutCreated:
-		e = &CheckoutCreated{}
-	case EventConfirmationStarted:
-		e = &ConfirmationStarted{}
-	case EventPaymentApproved:
-		e = &PaymentApproved{}
-	case EventPaymentRejected:
-		e = &PaymentRejected{}
-	case EventPaymentOutcomeUnknown:
-		e = &PaymentOutcomeUnknown{}
-	case EventPaymentExpired:
-		e = &PaymentExpired{}
-	case EventRecoveryExhausted:
-		e = &RecoveryExhausted{}
-	case EventCancelRequested:
-		e = &CancelRequested{}
-	case EventPaymentCanceled:
-		e = &PaymentCanceled{}
-	case EventCancelRejected:
-		e = &CancelRejected{}
-	case EventCancelOutcomeUnknown:
-		e = &CancelOutcomeUnknown{}
-	case EventSettlementRecorded:
-		e = &SettlementRecorded{}
-	case EventCancelRecoveryExhausted:
-		e = &CancelRecoveryExhausted{}
-	default:
+	decode, ok := decoders[EventType(typ)]
+	if !ok {
 		return nil, fmt.Errorf("domain: unknown event type %q", typ)
 	}
-	if err := json.Unmarshal(data, e); err != nil {
+	e, err := decode(data)
+	if err != nil {
 		return nil, fmt.Errorf("domain: unmarshal %s: %w", typ, err)
 	}
-	return deref(e), nil
-}
-
-// deref turns the pointer used for decoding back into the value type the decider produces, so
-// that events compare equal whichever way they were obtained.
-func deref(e Event) Event {
-	switch v := e.(type) {
-	case *CheckoutCreated:
-		return *v
-	case *ConfirmationStarted:
-		return *v
-	case *PaymentApproved:
-		return *v
-	case *PaymentRejected:
-		return *v
-	case *PaymentOutcomeUnknown:
-		return *v
-	case *PaymentExpired:
-		return *v
-	case *RecoveryExhausted:
-		return *v
-	case *CancelRequested:
-		return *v
-	case *PaymentCanceled:
-		return *v
-	case *CancelRejected:
-		return *v
-	case *CancelOutcomeUnknown:
-		return *v
-	case *SettlementRecorded:
-		return *v
-	case *CancelRecoveryExhausted:
-		return *v
-	}
-	return e
+	return e, nil
 }

@@ -15,6 +15,7 @@ var legalFrom = map[EventType][]Status{
 	EventPaymentCanceled:         {StatusSuccess, StatusPartiallyCanceled},
 	EventCancelRejected:          {StatusSuccess, StatusPartiallyCanceled},
 	EventCancelOutcomeUnknown:    {StatusSuccess, StatusPartiallyCanceled},
+	EventCancelRetried:           {StatusSuccess, StatusPartiallyCanceled},
 	EventSettlementRecorded:      {StatusSuccess, StatusPartiallyCanceled, StatusCanceled},
 	EventCancelRecoveryExhausted: {StatusSuccess, StatusPartiallyCanceled},
 }
@@ -79,6 +80,10 @@ func checkStep(p Payment, e Event) error {
 		c, ok := p.Cancels[e.CancelID]
 		if !ok || c.State != CancelPending || !c.Amount.Equal(e.Amount) || !e.BalanceAfter.Equal(p.Balance.Sub(e.Amount)) {
 			return fmt.Errorf("cancel %s of %s does not match a pending cancel", e.CancelID, e.Amount)
+		}
+	case CancelRetried:
+		if c, ok := p.Cancels[e.CancelID]; !ok || c.State != CancelPending || e.Attempt != c.Attempt+1 {
+			return fmt.Errorf("cancel %s attempt %d does not follow a pending cancel's attempt", e.CancelID, e.Attempt)
 		}
 	case CancelRejected, CancelOutcomeUnknown, CancelRecoveryExhausted:
 		id := e.(interface{ cancelID() CancelID }).cancelID()

@@ -56,6 +56,7 @@ type Payment struct {
 
 	Balance        decimal.Decimal // what is left to cancel (the total once approved)
 	CanceledAmount decimal.Decimal
+	LastCanceledAt time.Time // when we recorded the latest refund (our clock); the PSP spaces cancels
 	Cancels        map[CancelID]Cancel
 	CancelOrder    []CancelID      // cancels in the order they were requested
 	Settled        map[string]bool // transaction keys with a SettlementRecorded

@@ -1,0 +1,404 @@
+package domain
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/shopspring/decimal"
+)
+
+// Merchants. A merchant is an aggregate with its own stream (MerchantStreamName): it is
+// registered, gets its Toss credentials, its commission rate and its API keys by events, so
+// every change of who may do what, and with which rate an order was booked, is in the log.
+//
+// The domain never sees secrets: a Toss secret key is stored encrypted outside the log and the
+// event names it by a credential id; an API key's secret appears only as its SHA-256.
+
+// Merchant event types.
+const (
+	EventMerchantRegistered    EventType = "MerchantRegistered"
+	EventTossCredentialsSet    EventType = "TossCredentialsSet"
+	EventCommissionRateChanged EventType = "CommissionRateChanged"
+	EventAPIKeyIssued          EventType = "ApiKeyIssued"
+	EventAPIKeyRevoked         EventType = "ApiKeyRevoked"
+)
+
+// MerchantStreamName is the event stream of one merchant.
+func MerchantStreamName(id MerchantID) string { return "merchant-" + string(id) }
+
+// MaxMerchantNameLen bounds a merchant's display name.
+const MaxMerchantNameLen = 100
+
+// ParseMerchantID validates a merchant id: 1–64 of A-Z a-z 0-9 - _. Ids appear in URLs, stream
+// names and message subjects, so nothing else is allowed.
+func ParseMerchantID(s string) (MerchantID, error) {
+	if len(s) < 1 || len(s) > MaxIdentifierLen {
+		return "", Errorf(ErrInvalidInput, "merchantId must be 1 to %d characters, got %d", MaxIdentifierLen, len(s))
+	}
+	for _, r := range s {
+		if !(r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return "", Errorf(ErrInvalidInput, "merchantId may hold only A-Z, a-z, 0-9, '-' and '_'")
+		}
+	}
+	return MerchantID(s), nil
+}
+
+// KeyMode says whether a merchant's keys move real money.
+type KeyMode string
+
+const (
+	ModeTest KeyMode = "test"
+	ModeLive KeyMode = "live"
+)
+
+// ModeOfTossKey is the mode of a Toss secret key: live keys start with "live_" (toss-api.md §1).
+func ModeOfTossKey(secretKey string) KeyMode {
+	if strings.HasPrefix(secretKey, "live_") {
+		return ModeLive
+	}
+	return ModeTest
+}
+
+// Scope is a permission an API key carries.
+type Scope string
+
+const (
+	ScopePaymentsWrite Scope = "payments:write" // checkout and confirm
+	ScopePaymentsRead  Scope = "payments:read"  // payment lookups and lists
+	ScopeRefundsWrite  Scope = "refunds:write"  // cancels (refunds)
+	ScopeLedgerRead    Scope = "ledger:read"    // ledger, trial balance, wallets
+)
+
+// AllScopes lists every scope; a merchant's first key carries all of them.
+var AllScopes = []Scope{ScopePaymentsWrite, ScopePaymentsRead, ScopeRefundsWrite, ScopeLedgerRead}
+
+// ParseScopes validates a list of scope names: known, no repeats, at least one.
+func ParseScopes(names []string) ([]Scope, error) {
+	if len(names) == 0 {
+		return nil, Errorf(ErrInvalidInput, "at least one scope is required (%s)", scopeList())
+	}
+	out := make([]Scope, 0, len(names))
+	for _, n := range names {
+		s := Scope(strings.TrimSpace(n))
+		if !slices.Contains(AllScopes, s) {
+			return nil, Errorf(ErrInvalidInput, "unknown scope %q (known: %s)", truncate(n, 40), scopeList())
+		}
+		if slices.Contains(out, s) {
+			return nil, Errorf(ErrInvalidInput, "scope %q is listed twice", s)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func scopeList() string {
+	names := make([]string, len(AllScopes))
+	for i, s := range AllScopes {
+		names[i] = string(s)
+	}
+	return strings.Join(names, ", ")
+}
+
+// APIKeyID is the public part of an API key, used to find it; the secret part is never stored.
+type APIKeyID string
+
+// MerchantHeader is the part every merchant event shares.
+type MerchantHeader struct {
+	MerchantID MerchantID `json:"merchantId"`
+	At         time.Time  `json:"at"`
+}
+
+// Header implements Event: merchant events have no order.
+func (h MerchantHeader) Header() EventHeader { return EventHeader{MerchantID: h.MerchantID, At: h.At} }
+
+// MerchantRegistered: a merchant was created.
+type MerchantRegistered struct {
+	MerchantHeader
+	Name string `json:"name"`
+}
+
+// TossCredentialsSet: the merchant's Toss secret key was set or replaced. The key itself is
+// stored encrypted under CredentialID outside the event log; KeyHint (its prefix and last four
+// characters) lets people tell keys apart.
+type TossCredentialsSet struct {
+	MerchantHeader
+	CredentialID string  `json:"credentialId"`
+	KeyHint      string  `json:"keyHint"`
+	Mode         KeyMode `json:"mode"`
+}
+
+// CommissionRateChanged: the platform's share of each approved line from At on, as a fraction
+// (0.1 = 10%). The ledger books every order at the rate in force when its checkout was created.
+type CommissionRateChanged struct {
+	MerchantHeader
+	Rate decimal.Decimal `json:"rate"`
+}
+
+// APIKeyIssued: an API key was issued. SecretHash is the hex SHA-256 of the key's secret part.
+// Replaces names the key it rotates, if any.
+type APIKeyIssued struct {
+	MerchantHeader
+	KeyID      APIKeyID `json:"keyId"`
+	Mode       KeyMode  `json:"mode"`
+	SecretHash string   `json:"secretHash"`
+	Scopes     []Scope  `json:"scopes"`
+	Replaces   APIKeyID `json:"replaces,omitempty"`
+}
+
+// APIKeyRevoked: the key stops working at EffectiveAt: now for a revocation, later for a
+// rotation's grace period.
+type APIKeyRevoked struct {
+	MerchantHeader
+	KeyID       APIKeyID  `json:"keyId"`
+	EffectiveAt time.Time `json:"effectiveAt"`
+	Reason      string    `json:"reason"`
+}
+
+func (MerchantRegistered) EventType() EventType    { return EventMerchantRegistered }
+func (TossCredentialsSet) EventType() EventType    { return EventTossCredentialsSet }
+func (CommissionRateChanged) EventType() EventType { return EventCommissionRateChanged }
+func (APIKeyIssued) EventType() EventType          { return EventAPIKeyIssued }
+func (APIKeyRevoked) EventType() EventType         { return EventAPIKeyRevoked }
+
+// Revocation reasons.
+const (
+	RevokedByRequest = "revoked"
+	RevokedRotated   = "rotated"
+)
+
+// APIKey is one key of a merchant.
+type APIKey struct {
+	ID         APIKeyID
+	Mode       KeyMode
+	SecretHash string
+	Scopes     []Scope
+	IssuedAt   time.Time
+	Replaces   APIKeyID
+	// RevokedAt is when the key stops working; zero while no revocation is recorded.
+	RevokedAt time.Time
+	Reason    string
+}
+
+// ActiveAt reports whether the key works at t.
+func (k APIKey) ActiveAt(t time.Time) bool { return k.RevokedAt.IsZero() || t.Before(k.RevokedAt) }
+
+// Allows reports whether the key carries scope s.
+func (k APIKey) Allows(s Scope) bool { return slices.Contains(k.Scopes, s) }
+
+// Merchant is the state of one merchant, rebuilt from its events by RebuildMerchant.
+type Merchant struct {
+	ID             MerchantID
+	Name           string
+	RegisteredAt   time.Time
+	Mode           KeyMode // of its Toss key; test until a live key is set
+	TossCredential string  // the credential id of the current Toss key; "" when none is set
+	TossKeyHint    string
+	CommissionRate decimal.Decimal
+	Keys           map[APIKeyID]APIKey
+	KeyOrder       []APIKeyID // in the order they were issued
+	Version        int64
+}
+
+// RebuildMerchant folds a merchant's events, in stream order.
+func RebuildMerchant(events []Event) (Merchant, error) {
+	var m Merchant
+	for _, e := range events {
+		if err := m.Apply(e); err != nil {
+			return Merchant{}, err
+		}
+	}
+	return m, nil
+}
+
+// Apply evolves the merchant by one event; an event of another aggregate is an error.
+func (m *Merchant) Apply(e Event) error {
+	switch e := e.(type) {
+	case MerchantRegistered:
+		m.ID, m.Name, m.RegisteredAt = e.MerchantID, e.Name, e.At
+		m.Mode, m.CommissionRate = ModeTest, decimal.Zero
+	case TossCredentialsSet:
+		m.TossCredential, m.TossKeyHint, m.Mode = e.CredentialID, e.KeyHint, e.Mode
+	case CommissionRateChanged:
+		m.CommissionRate = e.Rate
+	case APIKeyIssued:
+		if m.Keys == nil {
+			m.Keys = map[APIKeyID]APIKey{}
+		}
+		m.Keys[e.KeyID] = APIKey{ID: e.KeyID, Mode: e.Mode, SecretHash: e.SecretHash,
+			Scopes: slices.Clone(e.Scopes), IssuedAt: e.At, Replaces: e.Replaces}
+		m.KeyOrder = append(m.KeyOrder, e.KeyID)
+	case APIKeyRevoked:
+		k := m.Keys[e.KeyID]
+		k.RevokedAt, k.Reason = e.EffectiveAt, e.Reason
+		m.Keys[e.KeyID] = k
+	default:
+		return fmt.Errorf("domain: merchant: unknown event %T", e)
+	}
+	m.Version++
+	return nil
+}
+
+// Merchant errors.
+var (
+	ErrMerchantNotFound      = &Error{Kind: KindNotFound, Code: "MERCHANT_NOT_FOUND", Message: "merchant not found"}
+	ErrMerchantExists        = &Error{Kind: KindConflict, Code: "MERCHANT_EXISTS", Message: "a merchant with this id exists"}
+	ErrMerchantNotConfigured = &Error{Kind: KindConflict, Code: "MERCHANT_NOT_CONFIGURED", Message: "the merchant has no Toss secret key"}
+	ErrAPIKeyNotFound        = &Error{Kind: KindNotFound, Code: "API_KEY_NOT_FOUND", Message: "API key not found"}
+	ErrAPIKeyRevoked         = &Error{Kind: KindConflict, Code: "API_KEY_REVOKED", Message: "API key is revoked"}
+	ErrTooManyAPIKeys        = &Error{Kind: KindConflict, Code: "TOO_MANY_API_KEYS", Message: "too many active API keys"}
+)
+
+// MaxActiveAPIKeys bounds the keys a merchant may hold at once (rotations in their grace
+// period count), so a leaked admin token cannot flood the auth path.
+const MaxActiveAPIKeys = 20
+
+// RegisterMerchant decides a new merchant.
+func RegisterMerchant(id MerchantID, name string, now time.Time) ([]Event, error) {
+	var errs []error
+	if _, err := ParseMerchantID(string(id)); err != nil {
+		errs = append(errs, err)
+	}
+	if err := checkText("name", name, MaxMerchantNameLen); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return nil, joinInvalid(errs)
+	}
+	return []Event{MerchantRegistered{MerchantHeader: MerchantHeader{MerchantID: id, At: now}, Name: name}}, nil
+}
+
+func (m Merchant) header(now time.Time) MerchantHeader {
+	return MerchantHeader{MerchantID: m.ID, At: now}
+}
+
+func (m Merchant) registered() error {
+	if m.ID == "" {
+		return Errorf(ErrMerchantNotFound, "no such merchant")
+	}
+	return nil
+}
+
+// DecideTossCredentials records a new Toss secret key, stored under credentialID.
+func (m Merchant) DecideTossCredentials(credentialID, keyHint string, mode KeyMode, now time.Time) ([]Event, error) {
+	if err := m.registered(); err != nil {
+		return nil, err
+	}
+	if credentialID == "" || (mode != ModeTest && mode != ModeLive) {
+		return nil, Errorf(ErrInvalidInput, "a Toss credential needs an id and a mode")
+	}
+	return []Event{TossCredentialsSet{MerchantHeader: m.header(now), CredentialID: credentialID, KeyHint: keyHint, Mode: mode}}, nil
+}
+
+// DecideCommissionRate records a new commission rate; the current rate again records nothing.
+func (m Merchant) DecideCommissionRate(rate decimal.Decimal, now time.Time) ([]Event, error) {
+	if err := m.registered(); err != nil {
+		return nil, err
+	}
+	if err := CheckCommissionRate(rate); err != nil {
+		return nil, err
+	}
+	if rate.Equal(m.CommissionRate) {
+		return nil, nil
+	}
+	return []Event{CommissionRateChanged{MerchantHeader: m.header(now), Rate: rate}}, nil
+}
+
+// IssueKeyCommand asks for a new API key whose secret the caller generated.
+type IssueKeyCommand struct {
+	KeyID      APIKeyID
+	SecretHash string // hex SHA-256 of the secret
+	Scopes     []Scope
+}
+
+// ActiveKeys counts the keys that work at now.
+func (m Merchant) ActiveKeys(now time.Time) int {
+	n := 0
+	for _, k := range m.Keys {
+		if k.ActiveAt(now) {
+			n++
+		}
+	}
+	return n
+}
+
+// DecideIssueKey records a new API key in the merchant's mode.
+func (m Merchant) DecideIssueKey(cmd IssueKeyCommand, now time.Time) ([]Event, error) {
+	if err := m.registered(); err != nil {
+		return nil, err
+	}
+	if err := m.checkNewKey(cmd, now); err != nil {
+		return nil, err
+	}
+	return []Event{m.issued(cmd, "", now)}, nil
+}
+
+func (m Merchant) checkNewKey(cmd IssueKeyCommand, now time.Time) error {
+	if cmd.KeyID == "" || len(cmd.SecretHash) != 64 {
+		return Errorf(ErrInvalidInput, "an API key needs an id and a SHA-256 secret hash")
+	}
+	if _, taken := m.Keys[cmd.KeyID]; taken {
+		return Errorf(ErrInvalidInput, "API key id %s is taken", cmd.KeyID)
+	}
+	scopes := make([]string, len(cmd.Scopes))
+	for i, s := range cmd.Scopes {
+		scopes[i] = string(s)
+	}
+	if _, err := ParseScopes(scopes); err != nil {
+		return err
+	}
+	if m.ActiveKeys(now) >= MaxActiveAPIKeys {
+		return Errorf(ErrTooManyAPIKeys, "merchant %s already has %d active API keys; revoke one first", m.ID, MaxActiveAPIKeys)
+	}
+	return nil
+}
+
+func (m Merchant) issued(cmd IssueKeyCommand, replaces APIKeyID, now time.Time) APIKeyIssued {
+	return APIKeyIssued{MerchantHeader: m.header(now), KeyID: cmd.KeyID, Mode: m.Mode,
+		SecretHash: cmd.SecretHash, Scopes: slices.Clone(cmd.Scopes), Replaces: replaces}
+}
+
+// DecideRevokeKey stops a key now. A key already stopped records nothing; a key in a
+// rotation's grace period is stopped now.
+func (m Merchant) DecideRevokeKey(id APIKeyID, now time.Time) ([]Event, error) {
+	if err := m.registered(); err != nil {
+		return nil, err
+	}
+	k, ok := m.Keys[id]
+	if !ok {
+		return nil, Errorf(ErrAPIKeyNotFound, "merchant %s has no API key %s", m.ID, id)
+	}
+	if !k.ActiveAt(now) {
+		return nil, nil
+	}
+	return []Event{APIKeyRevoked{MerchantHeader: m.header(now), KeyID: id, EffectiveAt: now, Reason: RevokedByRequest}}, nil
+}
+
+// DecideRotateKey issues a new key with the scopes of key old and lets old work for grace more.
+func (m Merchant) DecideRotateKey(old APIKeyID, next IssueKeyCommand, grace time.Duration, now time.Time) ([]Event, error) {
+	if err := m.registered(); err != nil {
+		return nil, err
+	}
+	k, ok := m.Keys[old]
+	switch {
+	case !ok:
+		return nil, Errorf(ErrAPIKeyNotFound, "merchant %s has no API key %s", m.ID, old)
+	case !k.ActiveAt(now):
+		return nil, Errorf(ErrAPIKeyRevoked, "API key %s is revoked; issue a new key instead", old)
+	case grace < 0:
+		return nil, Errorf(ErrInvalidInput, "the grace period must not be negative")
+	}
+	next.Scopes = slices.Clone(k.Scopes)
+	if err := m.checkNewKey(next, now); err != nil {
+		return nil, err
+	}
+	effective := now.Add(grace)
+	if !k.RevokedAt.IsZero() && k.RevokedAt.Before(effective) {
+		effective = k.RevokedAt // a rotation never extends a key's life
+	}
+	return []Event{
+		m.issued(next, old, now),
+		APIKeyRevoked{MerchantHeader: m.header(now), KeyID: old, EffectiveAt: effective, Reason: RevokedRotated},
+	}, nil
+}

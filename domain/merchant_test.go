@@ -1,0 +1,223 @@
+package domain_test
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/paymentledger/ledger/domain"
+)
+
+const mid domain.MerchantID = "shop-1"
+
+func mh(at time.Time) domain.MerchantHeader { return domain.MerchantHeader{MerchantID: mid, At: at} }
+
+var (
+	registered = domain.MerchantRegistered{MerchantHeader: mh(t0.Add(-time.Hour)), Name: "Shop"}
+	keyIssued  = domain.APIKeyIssued{MerchantHeader: mh(t0.Add(-time.Hour)), KeyID: "k1", Mode: domain.ModeTest,
+		SecretHash: strings.Repeat("a", 64), Scopes: []domain.Scope{domain.ScopePaymentsRead, domain.ScopeRefundsWrite}}
+	hash2 = strings.Repeat("b", 64)
+)
+
+func merchantOf(t *testing.T, events ...domain.Event) domain.Merchant {
+	t.Helper()
+	m, err := domain.RebuildMerchant(events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestMerchantDeciders(t *testing.T) {
+	grace := 24 * time.Hour
+	revokedNow := domain.APIKeyRevoked{MerchantHeader: mh(t0), KeyID: "k1", EffectiveAt: t0, Reason: domain.RevokedByRequest}
+	rotating := domain.APIKeyRevoked{MerchantHeader: mh(t0.Add(-time.Minute)), KeyID: "k1", EffectiveAt: t0.Add(time.Hour), Reason: domain.RevokedRotated}
+	for _, tc := range []struct {
+		name    string
+		given   []domain.Event
+		when    func(m domain.Merchant) ([]domain.Event, error)
+		want    []domain.Event
+		wantErr *domain.Error
+	}{
+		{
+			name: "register", when: func(domain.Merchant) ([]domain.Event, error) { return domain.RegisterMerchant(mid, "Shop", t0.Add(-time.Hour)) },
+			want: []domain.Event{registered},
+		},
+		{
+			name: "register with a bad id and an empty name reports both", when: func(domain.Merchant) ([]domain.Event, error) { return domain.RegisterMerchant("a b", "", t0) },
+			wantErr: domain.ErrInvalidInput,
+		},
+		{
+			name: "toss credentials on an unknown merchant", when: func(m domain.Merchant) ([]domain.Event, error) {
+				return m.DecideTossCredentials("c1", "test_sk_…abcd", domain.ModeTest, t0)
+			},
+			wantErr: domain.ErrMerchantNotFound,
+		},
+		{
+			name: "toss credentials", given: []domain.Event{registered}, when: func(m domain.Merchant) ([]domain.Event, error) {
+				return m.DecideTossCredentials("c1", "live_sk_…abcd", domain.ModeLive, t0)
+			},
+			want: []domain.Event{domain.TossCredentialsSet{MerchantHeader: mh(t0), CredentialID: "c1", KeyHint: "live_sk_…abcd", Mode: domain.ModeLive}},
+		},
+		{
+			name: "commission rate", given: []domain.Event{registered}, when: func(m domain.Merchant) ([]domain.Event, error) {
+				return m.DecideCommissionRate(won("0.1"), t0)
+			},
+			want: []domain.Event{domain.CommissionRateChanged{MerchantHeader: mh(t0), Rate: won("0.1")}},
+		},
+		{
+			name:  "the same commission rate again records nothing",
+			given: []domain.Event{registered, domain.CommissionRateChanged{MerchantHeader: mh(t0), Rate: won("0.1")}},
+			when:  func(m domain.Merchant) ([]domain.Event, error) { return m.DecideCommissionRate(won("0.10"), t0) },
+		},
+		{
+			name: "a commission rate of 1 is refused", given: []domain.Event{registered},
+			when:    func(m domain.Merchant) ([]domain.Event, error) { return m.DecideCommissionRate(won("1"), t0) },
+			wantErr: domain.ErrInvalidInput,
+		},
+		{
+			name: "issue a key", given: []domain.Event{registered}, when: func(m domain.Merchant) ([]domain.Event, error) {
+				return m.DecideIssueKey(domain.IssueKeyCommand{KeyID: "k1", SecretHash: keyIssued.SecretHash, Scopes: keyIssued.Scopes}, t0.Add(-time.Hour))
+			},
+			want: []domain.Event{keyIssued},
+		},
+		{
+			name: "a key with an unknown scope is refused", given: []domain.Event{registered}, when: func(m domain.Merchant) ([]domain.Event, error) {
+				return m.DecideIssueKey(domain.IssueKeyCommand{KeyID: "k1", SecretHash: hash2, Scopes: []domain.Scope{"payments:delete"}}, t0)
+			},
+			wantErr: domain.ErrInvalidInput,
+		},
+		{
+			name: "a taken key id is refused", given: []domain.Event{registered, keyIssued}, when: func(m domain.Merchant) ([]domain.Event, error) {
+				return m.DecideIssueKey(domain.IssueKeyCommand{KeyID: "k1", SecretHash: hash2, Scopes: domain.AllScopes}, t0)
+			},
+			wantErr: domain.ErrInvalidInput,
+		},
+		{
+			name: "revoke", given: []domain.Event{registered, keyIssued},
+			when: func(m domain.Merchant) ([]domain.Event, error) { return m.DecideRevokeKey("k1", t0) },
+			want: []domain.Event{revokedNow},
+		},
+		{
+			name: "revoking a revoked key records nothing", given: []domain.Event{registered, keyIssued, revokedNow},
+			when: func(m domain.Merchant) ([]domain.Event, error) { return m.DecideRevokeKey("k1", t0.Add(time.Second)) },
+		},
+		{
+			name: "revoking a key in its rotation grace stops it now", given: []domain.Event{registered, keyIssued, rotating},
+			when: func(m domain.Merchant) ([]domain.Event, error) { return m.DecideRevokeKey("k1", t0) },
+			want: []domain.Event{revokedNow},
+		},
+		{
+			name: "revoke an unknown key", given: []domain.Event{registered},
+			when:    func(m domain.Merchant) ([]domain.Event, error) { return m.DecideRevokeKey("nope", t0) },
+			wantErr: domain.ErrAPIKeyNotFound,
+		},
+		{
+			name: "rotate: a new key with the old scopes, the old one works for the grace period", given: []domain.Event{registered, keyIssued},
+			when: func(m domain.Merchant) ([]domain.Event, error) {
+				return m.DecideRotateKey("k1", domain.IssueKeyCommand{KeyID: "k2", SecretHash: hash2}, grace, t0)
+			},
+			want: []domain.Event{
+				domain.APIKeyIssued{MerchantHeader: mh(t0), KeyID: "k2", Mode: domain.ModeTest, SecretHash: hash2, Scopes: keyIssued.Scopes, Replaces: "k1"},
+				domain.APIKeyRevoked{MerchantHeader: mh(t0), KeyID: "k1", EffectiveAt: t0.Add(grace), Reason: domain.RevokedRotated},
+			},
+		},
+		{
+			name: "rotating a key in its grace never extends its life", given: []domain.Event{registered, keyIssued, rotating},
+			when: func(m domain.Merchant) ([]domain.Event, error) {
+				return m.DecideRotateKey("k1", domain.IssueKeyCommand{KeyID: "k2", SecretHash: hash2}, grace, t0)
+			},
+			want: []domain.Event{
+				domain.APIKeyIssued{MerchantHeader: mh(t0), KeyID: "k2", Mode: domain.ModeTest, SecretHash: hash2, Scopes: keyIssued.Scopes, Replaces: "k1"},
+				domain.APIKeyRevoked{MerchantHeader: mh(t0), KeyID: "k1", EffectiveAt: t0.Add(time.Hour), Reason: domain.RevokedRotated},
+			},
+		},
+		{
+			name: "rotating a revoked key is refused", given: []domain.Event{registered, keyIssued, revokedNow},
+			when: func(m domain.Merchant) ([]domain.Event, error) {
+				return m.DecideRotateKey("k1", domain.IssueKeyCommand{KeyID: "k2", SecretHash: hash2}, grace, t0)
+			},
+			wantErr: domain.ErrAPIKeyRevoked,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := tc.when(merchantOf(t, tc.given...))
+			if tc.wantErr != nil {
+				if !errors.Is(err, tc.wantErr) {
+					t.Fatalf("error %v, want %s", err, tc.wantErr.Code)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("events\n got %#v\nwant %#v", got, tc.want)
+			}
+			// Every decided event survives the store's encoding and folds.
+			for _, e := range got {
+				b, err := domain.MarshalEvent(e)
+				if err != nil {
+					t.Fatal(err)
+				}
+				back, err := domain.UnmarshalEvent(string(e.EventType()), domain.SchemaVersion, b)
+				if err != nil {
+					t.Fatal(err)
+				}
+				again, err := domain.MarshalEvent(back)
+				if err != nil || string(again) != string(b) {
+					t.Fatalf("%s does not survive a round trip:\n%s\n%s", e.EventType(), b, again)
+				}
+			}
+			merchantOf(t, append(append([]domain.Event{}, tc.given...), got...)...)
+		})
+	}
+}
+
+func TestKeyActivity(t *testing.T) {
+	m := merchantOf(t, registered, keyIssued,
+		domain.APIKeyRevoked{MerchantHeader: mh(t0), KeyID: "k1", EffectiveAt: t0.Add(time.Hour), Reason: domain.RevokedRotated})
+	k := m.Keys["k1"]
+	if !k.ActiveAt(t0.Add(59*time.Minute)) || k.ActiveAt(t0.Add(time.Hour)) {
+		t.Fatalf("a key revoked from t0+1h must work until then and not after: %+v", k)
+	}
+	if !k.Allows(domain.ScopeRefundsWrite) || k.Allows(domain.ScopeLedgerRead) {
+		t.Fatalf("scopes: %v", k.Scopes)
+	}
+	if m.ActiveKeys(t0) != 1 || m.ActiveKeys(t0.Add(2*time.Hour)) != 0 {
+		t.Fatal("ActiveKeys")
+	}
+}
+
+func TestParseMerchantIDAndScopes(t *testing.T) {
+	for _, ok := range []string{"demo", "merchant-default", "mch_0123456789abcdef", strings.Repeat("a", 64)} {
+		if _, err := domain.ParseMerchantID(ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "a.b", "a b", "ä", "a\x00", strings.Repeat("a", 65), "a*", "a>"} {
+		if _, err := domain.ParseMerchantID(bad); !errors.Is(err, domain.ErrInvalidInput) {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+	if _, err := domain.ParseScopes([]string{"payments:read", "payments:read"}); err == nil {
+		t.Error("a repeated scope must be refused")
+	}
+	if _, err := domain.ParseScopes(nil); err == nil {
+		t.Error("no scope must be refused")
+	}
+	if s, err := domain.ParseScopes([]string{"ledger:read", " payments:write"}); err != nil || len(s) != 2 {
+		t.Errorf("%v %v", s, err)
+	}
+}
+
+func TestEveryEventTypeIsRegistered(t *testing.T) {
+	if len(domain.EventTypes()) != 19 {
+		t.Fatalf("registered event types: %v", domain.EventTypes())
+	}
+	if _, err := domain.UnmarshalEvent("NoSuchEvent", domain.SchemaVersion, []byte(`{}`)); err == nil {
+		t.Fatal("an unknown event type must be an error")
+	}
+}
