@@ -42,7 +42,9 @@ func TestMerchantDeciders(t *testing.T) {
 		wantErr *domain.Error
 	}{
 		{
-			name: "register", when: func(domain.Merchant) ([]domain.Event, error) { return domain.RegisterMerchant(mid, "Shop", t0.Add(-time.Hour)) },
+			name: "register", when: func(domain.Merchant) ([]domain.Event, error) {
+				return domain.RegisterMerchant(mid, "Shop", t0.Add(-time.Hour))
+			},
 			want: []domain.Event{registered},
 		},
 		{

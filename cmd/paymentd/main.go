@@ -105,7 +105,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	api := httpapi.New(cmds, queries.New(pool, store, cfg.MerchantID), pool.Ping, logger).WithLedger(queries.NewLedger(pool))
+	api := httpapi.New(cmds, queries.New(pool, store, cfg.MerchantID), pool.Ping, logger).WithLedger(queries.NewLedger(pool)).ActingFor(cfg.MerchantID)
 	if sim != nil {
 		api.Handle(simPrefix, sim.Handler())
 	}

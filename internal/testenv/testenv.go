@@ -88,7 +88,7 @@ func New(t testing.TB, opts Options) *Env {
 	ledgerRunner := projections.NewRunner(e.Pool, e.Store, projections.Ledger{}, logger)
 	ledgerRunner.RetryDelay = 50 * time.Millisecond
 	wg.Go(func() { _ = ledgerRunner.Run(ctx) })
-	e.API = httptest.NewServer(httpapi.New(e.Commands, e.Queries, e.Pool.Ping, logger).WithLedger(queries.NewLedger(e.Pool)))
+	e.API = httptest.NewServer(httpapi.New(e.Commands, e.Queries, e.Pool.Ping, logger).WithLedger(queries.NewLedger(e.Pool)).ActingFor(Merchant))
 	t.Cleanup(func() {
 		e.API.Close()
 		cancel()
