@@ -3,12 +3,8 @@
 //	paymentctl migrate                                             apply pending migrations
 //	paymentctl settlements import --from 2026-11-01 --to 2026-11-21 import Toss's settlement report
 //
-// Configuration comes from the environment, as for paymentd:
-//
-//	DATABASE_URL     PostgreSQL URL; default postgres://postgres@127.0.0.1:5432/paymentledger?sslmode=disable
-//	TOSS_BASE_URL    Toss API base URL; default https://api.tosspayments.com
-//	TOSS_SECRET_KEY  Toss secret key; required by settlements import
-//	MERCHANT_ID      the default merchant, as paymentd's; default merchant-default
+// Configuration comes from the environment only, as for paymentd; every command's --help lists
+// the variables it reads, and a malformed value fails the command naming the variable.
 //
 // It exits with status 1 when a command fails, including an import in which rows were refused.
 package main
@@ -18,9 +14,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -30,14 +26,12 @@ import (
 	"github.com/paymentledger/ledger/commands"
 	"github.com/paymentledger/ledger/domain"
 	"github.com/paymentledger/ledger/eventstore"
+	"github.com/paymentledger/ledger/internal/config"
 	"github.com/paymentledger/ledger/internal/db"
 	"github.com/paymentledger/ledger/migrations"
 	"github.com/paymentledger/ledger/psp/toss"
 	"github.com/paymentledger/ledger/settlements"
 )
-
-// DefaultDatabaseURL is paymentd's default database.
-const DefaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/paymentledger?sslmode=disable"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -48,58 +42,44 @@ func main() {
 	}
 }
 
-// config is paymentctl's environment.
-type config struct {
-	DatabaseURL   string
-	TossBaseURL   string
-	TossSecretKey string
-	MerchantID    domain.MerchantID
+// Config is paymentctl's environment: the settings it shares with paymentd, and the deprecated
+// single-merchant Toss settings that settlements import still uses.
+type Config struct {
+	config.Shared
+
+	TossSecretKey string            `env:"TOSS_SECRET_KEY" secret:"true" desc:"Toss secret key (test_sk_... or live_sk_...); required by settlements import (deprecated: replaced by per-merchant keys)"`
+	MerchantID    domain.MerchantID `env:"MERCHANT_ID,default=merchant-default" desc:"the merchant settlements are recorded for, as paymentd's (deprecated: replaced by per-merchant keys)"`
 }
 
-func loadConfig(getenv func(string) string) config {
-	env := func(name, def string) string {
-		if v := getenv(name); v != "" {
-			return v
-		}
-		return def
-	}
-	return config{
-		DatabaseURL:   env("DATABASE_URL", DefaultDatabaseURL),
-		TossBaseURL:   env("TOSS_BASE_URL", toss.DefaultBaseURL),
-		TossSecretKey: getenv("TOSS_SECRET_KEY"),
-		MerchantID:    domain.MerchantID(env("MERCHANT_ID", "merchant-default")),
-	}
-}
-
-// validate reports every invalid setting at once; needToss adds the Toss settings.
-func (c config) validate(needToss bool) error {
-	var errs []error
-	if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		errs = append(errs, errors.New("DATABASE_URL must be a postgres:// URL"))
-	}
-	if needToss {
-		if c.TossSecretKey == "" {
-			errs = append(errs, errors.New("TOSS_SECRET_KEY is required"))
-		}
-		if u, err := url.Parse(c.TossBaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			errs = append(errs, fmt.Errorf("TOSS_BASE_URL %q must be an absolute http(s) URL", c.TossBaseURL))
-		}
-		if c.MerchantID == "" {
-			errs = append(errs, errors.New("MERCHANT_ID is empty"))
-		}
+// Validate reports every broken rule at once, each naming its variable.
+func (c Config) Validate() error {
+	errs := []error{c.Shared.Validate()}
+	if c.MerchantID == "" {
+		errs = append(errs, config.Invalid("MERCHANT_ID", "is empty"))
 	}
 	return errors.Join(errs...)
 }
 
 // run executes one command line. Output goes to stdout, diagnostics to stderr.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg := loadConfig(getenv)
+	// Each command loads the environment when it runs, so --help works whatever it holds.
+	load := func(ctx context.Context) (Config, error) {
+		var cfg Config
+		err := config.Load(ctx, getenv, &cfg)
+		return cfg, err
+	}
+	env, err := config.Help(Config{})
+	if err != nil {
+		return err
+	}
 	root := &cobra.Command{
 		Use:           "paymentctl",
 		Short:         "Operate the payment ledger",
 		SilenceUsage:  true,
 		SilenceErrors: true, // main prints the error once
 	}
+	// The template is inherited by every subcommand, so each --help ends with the environment.
+	root.SetUsageTemplate(root.UsageTemplate() + "\nEnvironment:\n{{" + strconv.Quote(env) + "}}")
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -109,7 +89,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Short: "Apply pending database migrations",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := cfg.validate(false); err != nil {
+			cfg, err := load(cmd.Context())
+			if err != nil {
 				return err
 			}
 			pool, err := db.Open(cmd.Context(), cfg.DatabaseURL)
@@ -129,7 +110,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		},
 	})
 
-	root.AddCommand(commissionCommand(cfg, stdout))
+	root.AddCommand(commissionCommand(load, stdout))
 
 	settle := &cobra.Command{Use: "settlements", Short: "Toss settlement reports"}
 	var from, to string
@@ -141,8 +122,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			if err := settlements.ValidateRange(from, to); err != nil {
 				return err
 			}
-			if err := cfg.validate(true); err != nil {
+			cfg, err := load(cmd.Context())
+			if err != nil {
 				return err
+			}
+			if cfg.TossSecretKey == "" {
+				return config.Invalid("TOSS_SECRET_KEY", "is required by settlements import")
 			}
 			return importSettlements(cmd.Context(), cfg, from, to, stdout, stderr)
 		},
@@ -157,7 +142,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return root.ExecuteContext(ctx)
 }
 
-func importSettlements(ctx context.Context, cfg config, from, to string, stdout, stderr io.Writer) error {
+func importSettlements(ctx context.Context, cfg Config, from, to string, stdout, stderr io.Writer) error {
 	pool, err := db.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
@@ -193,7 +178,7 @@ func importSettlements(ctx context.Context, cfg config, from, to string, stdout,
 // commissionCommand sets a merchant's commission rate: the platform's share of each approved
 // line, posted to platform_revenue:commission. An order keeps the rate the ledger saw when its
 // checkout was projected, so a change applies to new orders only.
-func commissionCommand(cfg config, stdout io.Writer) *cobra.Command {
+func commissionCommand(load func(context.Context) (Config, error), stdout io.Writer) *cobra.Command {
 	var merchant, rate string
 	set := &cobra.Command{
 		Use:   "set --merchant ID --rate 0.1",
@@ -207,7 +192,8 @@ func commissionCommand(cfg config, stdout io.Writer) *cobra.Command {
 			if merchant == "" {
 				return errors.New("--merchant is empty")
 			}
-			if err := cfg.validate(false); err != nil {
+			cfg, err := load(cmd.Context())
+			if err != nil {
 				return err
 			}
 			pool, err := db.Open(cmd.Context(), cfg.DatabaseURL)

@@ -15,6 +15,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/paymentledger/ledger/domain"
+	"github.com/paymentledger/ledger/internal/config"
 	"github.com/paymentledger/ledger/internal/pgtest"
 	"github.com/paymentledger/ledger/internal/testenv"
 )
@@ -132,8 +133,14 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"settlements", "import", "--from", "2026/11/01", "--to", "2026-11-21"}, full, `from date "2026/11/01" is not yyyy-MM-dd`},
 		{[]string{"settlements", "import", "--from", "2026-11-01", "--to", "2026-11-31"}, full, `to date "2026-11-31" is not yyyy-MM-dd`},
 		{[]string{"settlements", "import", "--from", "2026-11-01"}, full, `required flag(s) "to" not set`},
-		{[]string{"settlements", "import", "--from", "2026-11-01", "--to", "2026-11-21"}, nil, "TOSS_SECRET_KEY is required"},
-		{[]string{"settlements", "import", "--from", "2026-11-01", "--to", "2026-11-21"}, map[string]string{"TOSS_SECRET_KEY": "test_sk_x", "DATABASE_URL": "mysql://x"}, "DATABASE_URL must be a postgres:// URL"},
+		{[]string{"settlements", "import", "--from", "2026-11-01", "--to", "2026-11-21"}, nil, "TOSS_SECRET_KEY: is required by settlements import"},
+		{[]string{"settlements", "import", "--from", "2026-11-01", "--to", "2026-11-21"}, map[string]string{"TOSS_SECRET_KEY": "test_sk_x", "DATABASE_URL": "mysql://x"}, `DATABASE_URL: "mysql://x" must be a postgres:// URL`},
+		{[]string{"settlements", "import", "--from", "2026-11-01", "--to", "2026-11-21"}, map[string]string{"TOSS_SECRET_KEY": "test_sk_x", "TOSS_BASE_URL": "tosspayments"}, `TOSS_BASE_URL: "tosspayments" must be an absolute http(s) URL`},
+		// A malformed shared setting fails every command, naming it, rather than taking the default.
+		{[]string{"migrate"}, map[string]string{"DATABASE_WAIT": "soon"}, `DATABASE_WAIT: "soon" is not a duration`},
+		{[]string{"migrate"}, map[string]string{"TOSS_SIMULATOR": "flase"}, `TOSS_SIMULATOR: "flase" is not a boolean (true or false)`},
+		{[]string{"commission", "set", "--merchant", "m-1", "--rate", "0.1"}, map[string]string{"LOG_LEVEL": "chatty"}, `LOG_LEVEL: "chatty" is not a log level`},
+		{[]string{"commission", "set", "--merchant", "m-1", "--rate", "0.1"}, map[string]string{"SECRETS_KEY": "c2hvcnQ="}, "SECRETS_KEY: the value (not shown) decodes to 5 bytes"},
 		{[]string{"migrate", "now"}, nil, "unknown command"},
 		{[]string{"frobnicate"}, nil, "unknown command"},
 	} {
@@ -170,6 +177,37 @@ func TestCommissionSet(t *testing.T) {
 	for _, bad := range []string{"1", "-0.1", "ten", "1e-1x"} {
 		if err := run(ctx, []string{"commission", "set", "--merchant", "m-1", "--rate", bad}, env, &out, &errOut); err == nil || !strings.Contains(err.Error(), "--rate") {
 			t.Errorf("rate %q: error %v", bad, err)
+		}
+	}
+}
+
+// TestHelpListsTheEnvironment: every command's --help ends with the variables paymentctl reads,
+// and works whatever the environment holds (it is loaded only when a command runs).
+func TestHelpListsTheEnvironment(t *testing.T) {
+	settings, err := config.Settings(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := envFrom(map[string]string{"DATABASE_WAIT": "soon", "DATABASE_URL": "mysql://x"})
+	for _, args := range [][]string{
+		{"--help"}, {"migrate", "--help"}, {"settlements", "import", "--help"}, {"commission", "set", "-h"}, {"help", "migrate"},
+	} {
+		var out, errOut bytes.Buffer
+		if err := run(ctx, args, broken, &out, &errOut); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		help := out.String()
+		_, env, ok := strings.Cut(help, "\nEnvironment:\n")
+		if !ok || !strings.Contains(help, "Usage:") {
+			t.Fatalf("%v: no Environment section:\n%s", args, help)
+		}
+		for _, s := range settings {
+			if !strings.Contains(env, "  "+s.Name+" ") {
+				t.Errorf("%v: Environment does not list %s", args, s.Name)
+			}
+		}
+		if !strings.Contains(strings.Join(strings.Fields(env), " "), "TOSS_BASE_URL Toss Payments API base URL (default https://api.tosspayments.com)") {
+			t.Errorf("%v: Environment lacks defaults and descriptions:\n%s", args, env)
 		}
 	}
 }

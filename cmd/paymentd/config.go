@@ -1,205 +1,196 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
-	"net/url"
-	"strconv"
+	"math"
+	"net"
 	"time"
 
 	"github.com/paymentledger/ledger/domain"
-	"github.com/paymentledger/ledger/psp/toss"
+	"github.com/paymentledger/ledger/internal/config"
 )
 
-// config is every setting of paymentd. Each has a flag, an environment variable and a default.
-type config struct {
-	DatabaseURL     string
-	HTTPAddr        string
-	TossBaseURL     string
-	TossSecretKey   string
-	DataDir         string
-	MerchantID      domain.MerchantID
-	CheckoutTTL     time.Duration
-	DatabaseWait    time.Duration
-	ShutdownTimeout time.Duration
-	LogLevel        slog.Level
+// Config is every setting of paymentd, each an environment variable with a default that works
+// on a laptop; internal/config parses it strictly and renders `paymentd -h` from the tags.
+type Config struct {
+	config.Shared
 
-	PSPTimeout       time.Duration // one Toss call
-	PSPRetryBudget   time.Duration // all in-request retries of one confirm
-	PSPRetryAttempts int
+	HTTPAddr        string        `env:"HTTP_ADDR,default=:8080" desc:"listen address of the API"`
+	CheckoutTTL     time.Duration `env:"CHECKOUT_TTL,default=40m" desc:"how long a checkout waits for its confirm (Toss: 30 min payment window + 10 min to confirm)"`
+	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT,default=30s" desc:"graceful shutdown limit after SIGTERM or SIGINT"`
 
-	RecoveryEnabled     bool
-	RecoveryInterval    time.Duration
-	RecoveryStaleAfter  time.Duration
-	RecoveryMaxAttempts int
-	RecoveryWorkers     int
-	RecoveryBaseDelay   time.Duration
-	RecoveryMaxDelay    time.Duration
-	RecoveryLease       time.Duration
+	TossSecretKey string            `env:"TOSS_SECRET_KEY" secret:"true" desc:"Toss secret key (test_sk_... or live_sk_...); empty serves the Toss simulator in-process at /tosssim and uses it (deprecated: replaced by per-merchant keys)"`
+	MerchantID    domain.MerchantID `env:"MERCHANT_ID,default=merchant-default" desc:"the merchant every payment belongs to (deprecated: replaced by per-merchant keys)"`
 
-	WebhookWorkerEnabled bool
+	PSPTimeout       time.Duration `env:"PSP_TIMEOUT,default=8s" desc:"deadline of one Toss call"`
+	PSPRetryBudget   time.Duration `env:"PSP_RETRY_BUDGET,default=20s" desc:"total time for the in-request retries of one confirm"`
+	PSPRetryAttempts int           `env:"PSP_RETRY_ATTEMPTS,default=4" desc:"Toss calls per confirm attempt at most"`
 
-	SettlementImportEnabled bool
-	SettlementImportAt      string // HH:MM, KST
-	SettlementImportDays    int    // catch-up days at start
+	RecoveryEnabled     bool          `env:"RECOVERY_ENABLED,default=true" desc:"run the recovery sweeper"`
+	RecoveryInterval    time.Duration `env:"RECOVERY_INTERVAL,default=30s" desc:"how often the sweeper scans"`
+	RecoveryStaleAfter  time.Duration `env:"RECOVERY_STALE_AFTER,default=1m" desc:"age at which EXECUTING counts as stuck"`
+	RecoveryMaxAttempts int           `env:"RECOVERY_MAX_ATTEMPTS,default=10" desc:"recovery attempts before RecoveryExhausted (needs review)"`
+	RecoveryWorkers     int           `env:"RECOVERY_WORKERS,default=4" desc:"concurrent recoveries"`
+	RecoveryBaseDelay   time.Duration `env:"RECOVERY_BASE_DELAY,default=1m" desc:"delay after a payment's first unsettled recovery; doubles per attempt"`
+	RecoveryMaxDelay    time.Duration `env:"RECOVERY_MAX_DELAY,default=6h" desc:"longest delay between a payment's recoveries"`
+	RecoveryLease       time.Duration `env:"RECOVERY_LEASE,default=2m" desc:"how long a sweeper owns a payment it works on; must exceed one recovery (read-back + PSP_RETRY_BUDGET); after a crash the payment waits this long"`
+
+	WebhookWorkerEnabled bool `env:"WEBHOOK_WORKER_ENABLED,default=true" desc:"process the webhook inbox (the endpoint is always mounted)"`
+
+	SettlementImportEnabled bool   `env:"SETTLEMENT_IMPORT_ENABLED,default=true" desc:"import Toss's settlement report daily (one instance at a time, by advisory lock)"`
+	SettlementImportAt      string `env:"SETTLEMENT_IMPORT_AT,default=06:00" desc:"when the daily settlement import runs, HH:MM in KST"`
+	SettlementImportDays    int    `env:"SETTLEMENT_IMPORT_DAYS,default=3" desc:"every import (at start-up and daily) covers the last N days up to yesterday, so a failed day is retried; negative skips the import at start-up"`
+
+	// The settings below are declared and validated ahead of the features that use them.
+
+	AdminToken        string `env:"ADMIN_TOKEN" secret:"true" desc:"bearer token of the admin API /admin/v1, at least 32 characters; empty turns the admin API off"`
+	DemoMerchant      bool   `env:"DEMO_MERCHANT,default=false" desc:"seed a merchant demo and print its API key at start-up; TOSS_SIMULATOR implies it"`
+	DemoTossSecretKey string `env:"DEMO_TOSS_SECRET_KEY,default=test_sk_tosssim_demo" secret:"true" desc:"the demo merchant's Toss secret key, for a simulator run outside paymentd (e.g. docker compose)"`
+	DebugAddr         string `env:"DEBUG_ADDR" desc:"listen address of pprof and /metrics, separate from the API; empty turns it off"`
+
+	APIKeyRate            float64       `env:"API_KEY_RATE,default=50" desc:"requests per second allowed per API key (token bucket rate)"`
+	APIKeyBurst           int           `env:"API_KEY_BURST,default=100" desc:"requests per API key allowed in a burst"`
+	AuthFailuresPerMinute int           `env:"AUTH_FAILURES_PER_MINUTE,default=10" desc:"failed authentications allowed per client address per minute before 429"`
+	APIKeyRotationGrace   time.Duration `env:"API_KEY_ROTATION_GRACE,default=24h" desc:"how long a rotated API key keeps working; 0 revokes it at once"`
+	AuthCacheTTL          time.Duration `env:"AUTH_CACHE_TTL,default=500ms" desc:"how long an instance caches an API key lookup, at most 1s: revocations take effect on every instance within this"`
+
+	TossWebhookAllowedIPs config.Prefixes `env:"TOSS_WEBHOOK_ALLOWED_IPS" desc:"comma-separated IP addresses and CIDR blocks Toss webhooks may come from; empty accepts any address"`
+	WebhookRate           float64         `env:"WEBHOOK_RATE,default=20" desc:"webhook deliveries per second allowed per client address"`
+	WebhookBurst          int             `env:"WEBHOOK_BURST,default=100" desc:"webhook deliveries per client address allowed in a burst"`
+	WebhookRetention      time.Duration   `env:"WEBHOOK_RETENTION,default=720h" desc:"processed and rejected webhook inbox rows older than this are deleted"`
+	WebhookSyncInterval   time.Duration   `env:"WEBHOOK_SYNC_INTERVAL,default=5s" desc:"an order is read back from Toss at most once per this interval, however many webhooks name it"`
 }
 
-// DefaultDatabaseURL is the local database the README's start command prepares.
-const DefaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/paymentledger?sslmode=disable"
+// adminTokenMinLen keeps the admin token out of reach of guessing: 32 characters of a random
+// token are well over 128 bits.
+const adminTokenMinLen = 32
 
-func parseConfig(args []string, getenv func(string) string) (config, error) {
-	env := func(name, def string) string {
-		if v := getenv(name); v != "" {
-			return v
+// authCacheTTLMax bounds how long a revoked API key can keep working on some instance.
+const authCacheTTLMax = time.Second
+
+// Validate reports every broken rule at once, each naming its variable.
+func (c Config) Validate() error {
+	errs := []error{c.Shared.Validate()}
+	// SECRETS_KEY encrypts merchants' Toss keys at rest, so outside the simulator (which keeps
+	// a generated key under DATA_DIR) paymentd does not start without one. A deployment still
+	// on the deprecated single TOSS_SECRET_KEY stores no merchant key; it keeps starting
+	// without SECRETS_KEY until that setting is removed.
+	if !c.TossSimulator && len(c.SecretsKey) == 0 && c.TossSecretKey == "" {
+		errs = append(errs, config.Invalid("SECRETS_KEY",
+			"is empty: set it to base64 of 32 random bytes (openssl rand -base64 32), or set TOSS_SIMULATOR=true to use the in-process Toss simulator"))
+	}
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		errs = append(errs, config.Invalid("HTTP_ADDR", "%q must be host:port or :port", c.HTTPAddr))
+	}
+	if c.DebugAddr != "" {
+		if _, _, err := net.SplitHostPort(c.DebugAddr); err != nil {
+			errs = append(errs, config.Invalid("DEBUG_ADDR", "%q must be host:port or :port (or empty for off)", c.DebugAddr))
 		}
-		return def
-	}
-	var c config
-	var merchant, level string
-	fs := flag.NewFlagSet("paymentd", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.StringVar(&c.DatabaseURL, "database-url", env("DATABASE_URL", DefaultDatabaseURL), "PostgreSQL URL (env DATABASE_URL)")
-	fs.StringVar(&c.HTTPAddr, "http-addr", env("HTTP_ADDR", ":8080"), "listen address (env HTTP_ADDR)")
-	fs.StringVar(&c.TossBaseURL, "toss-base-url", env("TOSS_BASE_URL", toss.DefaultBaseURL), "Toss API base URL (env TOSS_BASE_URL)")
-	fs.StringVar(&c.TossSecretKey, "toss-secret-key", env("TOSS_SECRET_KEY", ""), "Toss secret key; empty serves the simulator in-process (env TOSS_SECRET_KEY)")
-	fs.StringVar(&c.DataDir, "data-dir", env("DATA_DIR", "./data"), "directory for local state (env DATA_DIR)")
-	fs.StringVar(&merchant, "merchant-id", env("MERCHANT_ID", "merchant-default"), "the merchant every payment belongs to until merchant API keys exist (env MERCHANT_ID)")
-	fs.DurationVar(&c.CheckoutTTL, "checkout-ttl", envDuration(getenv, "CHECKOUT_TTL", domain.DefaultCheckoutTTL), "how long a checkout waits for its confirm (env CHECKOUT_TTL)")
-	fs.DurationVar(&c.DatabaseWait, "database-wait", envDuration(getenv, "DATABASE_WAIT", 30*time.Second), "how long to wait for the database at start-up (env DATABASE_WAIT)")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", envDuration(getenv, "SHUTDOWN_TIMEOUT", 30*time.Second), "graceful shutdown limit (env SHUTDOWN_TIMEOUT)")
-	fs.StringVar(&level, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (env LOG_LEVEL)")
-	fs.DurationVar(&c.PSPTimeout, "psp-timeout", envDuration(getenv, "PSP_TIMEOUT", 8*time.Second), "deadline of one Toss call (env PSP_TIMEOUT)")
-	fs.DurationVar(&c.PSPRetryBudget, "psp-retry-budget", envDuration(getenv, "PSP_RETRY_BUDGET", 20*time.Second), "total time for the retries of one confirm request (env PSP_RETRY_BUDGET)")
-	fs.IntVar(&c.PSPRetryAttempts, "psp-retry-attempts", envInt(getenv, "PSP_RETRY_ATTEMPTS", 4), "Toss calls per confirm attempt at most (env PSP_RETRY_ATTEMPTS)")
-	fs.BoolVar(&c.RecoveryEnabled, "recovery", envBool(getenv, "RECOVERY_ENABLED", true), "run the recovery sweeper (env RECOVERY_ENABLED)")
-	fs.DurationVar(&c.RecoveryInterval, "recovery-interval", envDuration(getenv, "RECOVERY_INTERVAL", 30*time.Second), "how often the sweeper scans (env RECOVERY_INTERVAL)")
-	fs.DurationVar(&c.RecoveryStaleAfter, "recovery-stale-after", envDuration(getenv, "RECOVERY_STALE_AFTER", time.Minute), "age at which EXECUTING counts as stuck (env RECOVERY_STALE_AFTER)")
-	fs.IntVar(&c.RecoveryMaxAttempts, "recovery-max-attempts", envInt(getenv, "RECOVERY_MAX_ATTEMPTS", 10), "recovery attempts before RecoveryExhausted (env RECOVERY_MAX_ATTEMPTS)")
-	fs.IntVar(&c.RecoveryWorkers, "recovery-workers", envInt(getenv, "RECOVERY_WORKERS", 4), "concurrent recoveries (env RECOVERY_WORKERS)")
-	fs.DurationVar(&c.RecoveryBaseDelay, "recovery-base-delay", envDuration(getenv, "RECOVERY_BASE_DELAY", time.Minute), "delay after a payment's first unsettled recovery; doubles per attempt (env RECOVERY_BASE_DELAY)")
-	fs.DurationVar(&c.RecoveryMaxDelay, "recovery-max-delay", envDuration(getenv, "RECOVERY_MAX_DELAY", 6*time.Hour), "longest delay between a payment's recoveries (env RECOVERY_MAX_DELAY)")
-	fs.DurationVar(&c.RecoveryLease, "recovery-lease", envDuration(getenv, "RECOVERY_LEASE", 2*time.Minute), "how long a sweeper owns a payment it works on; must exceed one recovery (read-back + PSP_RETRY_BUDGET); after a crash the payment waits this long (env RECOVERY_LEASE)")
-	fs.BoolVar(&c.SettlementImportEnabled, "settlement-import", envBool(getenv, "SETTLEMENT_IMPORT_ENABLED", true), "import Toss settlements daily (env SETTLEMENT_IMPORT_ENABLED)")
-	fs.StringVar(&c.SettlementImportAt, "settlement-import-at", env("SETTLEMENT_IMPORT_AT", "06:00"), "daily settlement import time, HH:MM in KST (env SETTLEMENT_IMPORT_AT)")
-	fs.IntVar(&c.SettlementImportDays, "settlement-import-days", envInt(getenv, "SETTLEMENT_IMPORT_DAYS", 3), "days every settlement import covers, up to yesterday (env SETTLEMENT_IMPORT_DAYS)")
-	fs.BoolVar(&c.WebhookWorkerEnabled, "webhook-worker", envBool(getenv, "WEBHOOK_WORKER_ENABLED", true), "process the webhook inbox (env WEBHOOK_WORKER_ENABLED)")
-	if err := fs.Parse(args); err != nil {
-		return config{}, fmt.Errorf("%w\nflags:\n%s", err, flagUsage(fs))
-	}
-	if fs.NArg() > 0 {
-		return config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	c.MerchantID = domain.MerchantID(merchant)
-	if err := c.LogLevel.UnmarshalText([]byte(level)); err != nil {
-		return config{}, fmt.Errorf("log level %q: %w", level, err)
-	}
-	return c, c.Validate()
-}
-
-// Validate reports every invalid setting at once.
-func (c config) Validate() error {
-	var errs []error
-	if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		errs = append(errs, errors.New("DATABASE_URL must be a postgres:// URL"))
-	}
-	if c.HTTPAddr == "" {
-		errs = append(errs, errors.New("HTTP_ADDR is empty"))
-	}
-	if u, err := url.Parse(c.TossBaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		errs = append(errs, fmt.Errorf("TOSS_BASE_URL %q must be an absolute http(s) URL", c.TossBaseURL))
 	}
 	if c.MerchantID == "" {
-		errs = append(errs, errors.New("MERCHANT_ID is empty"))
+		errs = append(errs, config.Invalid("MERCHANT_ID", "is empty"))
 	}
-	for name, d := range map[string]time.Duration{
-		"CHECKOUT_TTL": c.CheckoutTTL, "SHUTDOWN_TIMEOUT": c.ShutdownTimeout, "PSP_TIMEOUT": c.PSPTimeout,
-		"PSP_RETRY_BUDGET": c.PSPRetryBudget, "RECOVERY_INTERVAL": c.RecoveryInterval, "RECOVERY_STALE_AFTER": c.RecoveryStaleAfter,
-		"RECOVERY_BASE_DELAY": c.RecoveryBaseDelay, "RECOVERY_MAX_DELAY": c.RecoveryMaxDelay, "RECOVERY_LEASE": c.RecoveryLease,
+	for _, d := range []struct {
+		name string
+		d    time.Duration
+	}{
+		{"CHECKOUT_TTL", c.CheckoutTTL}, {"SHUTDOWN_TIMEOUT", c.ShutdownTimeout}, {"PSP_TIMEOUT", c.PSPTimeout},
+		{"PSP_RETRY_BUDGET", c.PSPRetryBudget}, {"RECOVERY_INTERVAL", c.RecoveryInterval},
+		{"RECOVERY_STALE_AFTER", c.RecoveryStaleAfter}, {"RECOVERY_BASE_DELAY", c.RecoveryBaseDelay},
+		{"RECOVERY_MAX_DELAY", c.RecoveryMaxDelay}, {"RECOVERY_LEASE", c.RecoveryLease},
+		{"AUTH_CACHE_TTL", c.AuthCacheTTL}, {"WEBHOOK_RETENTION", c.WebhookRetention},
+		{"WEBHOOK_SYNC_INTERVAL", c.WebhookSyncInterval},
 	} {
-		if d <= 0 {
-			errs = append(errs, fmt.Errorf("%s must be a positive duration such as 30s", name))
-		}
+		errs = append(errs, config.Positive(d.name, d.d))
+	}
+	if c.AuthCacheTTL > authCacheTTLMax {
+		errs = append(errs, config.Invalid("AUTH_CACHE_TTL", "must be at most %s, not %s: a revoked key keeps working this long", authCacheTTLMax, c.AuthCacheTTL))
+	}
+	if c.APIKeyRotationGrace < 0 {
+		errs = append(errs, config.Invalid("API_KEY_ROTATION_GRACE", "must not be negative, not %s", c.APIKeyRotationGrace))
 	}
 	if _, err := time.Parse("15:04", c.SettlementImportAt); err != nil {
-		errs = append(errs, fmt.Errorf("SETTLEMENT_IMPORT_AT %q must be HH:MM (KST)", c.SettlementImportAt))
+		errs = append(errs, config.Invalid("SETTLEMENT_IMPORT_AT", "%q must be HH:MM (KST)", c.SettlementImportAt))
 	}
-	if c.DatabaseWait < 0 {
-		errs = append(errs, errors.New("DATABASE_WAIT must not be negative"))
+	for _, n := range []struct {
+		name string
+		n    int
+	}{
+		{"PSP_RETRY_ATTEMPTS", c.PSPRetryAttempts}, {"RECOVERY_MAX_ATTEMPTS", c.RecoveryMaxAttempts},
+		{"RECOVERY_WORKERS", c.RecoveryWorkers}, {"API_KEY_BURST", c.APIKeyBurst},
+		{"AUTH_FAILURES_PER_MINUTE", c.AuthFailuresPerMinute}, {"WEBHOOK_BURST", c.WebhookBurst},
+	} {
+		errs = append(errs, config.AtLeast(n.name, n.n, 1))
 	}
-	for name, n := range map[string]int{"PSP_RETRY_ATTEMPTS": c.PSPRetryAttempts, "RECOVERY_MAX_ATTEMPTS": c.RecoveryMaxAttempts, "RECOVERY_WORKERS": c.RecoveryWorkers} {
-		if n < 1 {
-			errs = append(errs, fmt.Errorf("%s must be at least 1", name))
+	// NaN fails every comparison, so !(r > 0) refuses it too.
+	for _, r := range []struct {
+		name string
+		r    float64
+	}{{"API_KEY_RATE", c.APIKeyRate}, {"WEBHOOK_RATE", c.WebhookRate}} {
+		if !(r.r > 0) || math.IsInf(r.r, 0) {
+			errs = append(errs, config.Invalid(r.name, "must be a positive number of requests per second, not %v", r.r))
 		}
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < adminTokenMinLen {
+		errs = append(errs, config.Invalid("ADMIN_TOKEN", "must be at least %d characters (it has %d), or empty to turn the admin API off", adminTokenMinLen, len(c.AdminToken)))
 	}
 	return errors.Join(errs...)
 }
 
-// Redacted is the configuration as logged at start-up: secrets masked.
-func (c config) Redacted() map[string]any {
-	dbURL := "(unparseable)"
-	if u, err := url.Parse(c.DatabaseURL); err == nil {
-		dbURL = u.Redacted()
-	}
-	key := "(empty: in-process simulator)"
-	if c.TossSecretKey != "" {
-		key = mask(c.TossSecretKey)
-	}
-	return map[string]any{
-		"databaseURL": dbURL, "httpAddr": c.HTTPAddr, "tossBaseURL": c.TossBaseURL, "tossSecretKey": key,
-		"dataDir": c.DataDir, "merchantId": c.MerchantID, "checkoutTTL": c.CheckoutTTL.String(),
-		"pspTimeout": c.PSPTimeout.String(), "pspRetryBudget": c.PSPRetryBudget.String(), "pspRetryAttempts": c.PSPRetryAttempts,
-		"recovery": c.RecoveryEnabled, "recoveryInterval": c.RecoveryInterval.String(), "recoveryStaleAfter": c.RecoveryStaleAfter.String(),
-		"recoveryMaxAttempts": c.RecoveryMaxAttempts, "recoveryWorkers": c.RecoveryWorkers,
-		"recoveryBaseDelay": c.RecoveryBaseDelay.String(), "recoveryMaxDelay": c.RecoveryMaxDelay.String(), "recoveryLease": c.RecoveryLease.String(),
-		"webhookWorker": c.WebhookWorkerEnabled, "settlementImport": c.SettlementImportEnabled,
-		"settlementImportAt": c.SettlementImportAt, "settlementImportDays": c.SettlementImportDays,
-	}
+// SeedDemoMerchant reports whether paymentd seeds the demo merchant: DEMO_MERCHANT, or
+// TOSS_SIMULATOR, which implies it so that a simulator run can take a payment at once.
+func (c Config) SeedDemoMerchant() bool { return c.DemoMerchant || c.TossSimulator }
+
+// Redacted is the configuration as logged at start-up: secrets masked, URL passwords hidden.
+func (c Config) Redacted() map[string]any { return config.Redact(c) }
+
+// loadConfig reads paymentd's environment.
+func loadConfig(ctx context.Context, getenv func(string) string) (Config, error) {
+	var c Config
+	err := config.Load(ctx, getenv, &c)
+	return c, err
 }
 
-// mask keeps a key's prefix (test_sk_ / live_sk_) and hides the rest.
-func mask(s string) string {
-	if len(s) <= 8 {
-		return "****"
-	}
-	return s[:8] + "****"
-}
-
-func envDuration(getenv func(string) string, name string, def time.Duration) time.Duration {
-	if v := getenv(name); v != "" {
-		if d, err := time.ParseDuration(v); err == nil {
-			return d
-		}
-		return -1 // Validate reports it
-	}
-	return def
-}
-
-func envInt(getenv func(string) string, name string, def int) int {
-	if v := getenv(name); v != "" {
-		n, err := strconv.Atoi(v)
+// parseArgs accepts only -h, -help and --help, which print the usage to stdout and return
+// flag.ErrHelp (main exits 0); paymentd is configured by its environment alone.
+func parseArgs(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("paymentd", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		text, err := usage()
 		if err != nil {
-			return -1 // Validate reports it
+			return err
 		}
-		return n
+		if _, err := io.WriteString(stdout, text); err != nil {
+			return err
+		}
+		return flag.ErrHelp
+	case err != nil:
+		return fmt.Errorf("%w: paymentd takes no flags; it is configured by environment variables (paymentd -h lists them)", err)
+	case fs.NArg() > 0:
+		return fmt.Errorf("unexpected argument %q: paymentd takes none; it is configured by environment variables (paymentd -h lists them)", fs.Arg(0))
 	}
-	return def
+	return nil
 }
 
-func envBool(getenv func(string) string, name string, def bool) bool {
-	if v := getenv(name); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err == nil {
-			return b
-		}
+func usage() (string, error) {
+	env, err := config.Help(Config{})
+	if err != nil {
+		return "", err
 	}
-	return def
-}
+	return `Usage: paymentd [-h]
 
-func flagUsage(fs *flag.FlagSet) string {
-	var out string
-	fs.VisitAll(func(f *flag.Flag) { out += fmt.Sprintf("  -%s  %s (default %q)\n", f.Name, f.Usage, f.DefValue) })
-	return out
+paymentd serves the payment API and runs the projections, the recovery sweeper, the webhook
+worker and the daily settlement import. It takes no arguments: every setting is an environment
+variable, and a malformed value stops start-up with an error naming the variable.
+
+Environment:
+` + env, nil
 }

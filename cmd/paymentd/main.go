@@ -1,13 +1,15 @@
 // Command paymentd serves the payment command and query APIs and runs the projections.
 //
-// Configuration comes from flags, each with an environment variable and a default that works on
-// a laptop (see config.go). With no TOSS_SECRET_KEY it serves the Toss simulator in-process
-// under /tosssim and talks to that, so the service works offline.
+// Configuration comes from the environment only, each setting with a default that works on a
+// laptop (see config.go; paymentd -h lists them). With no TOSS_SECRET_KEY it serves the Toss
+// simulator in-process under /tosssim and talks to that, so the service works offline; such a
+// run needs TOSS_SIMULATOR=true (or a SECRETS_KEY), see Config.Validate.
 package main
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -38,6 +40,9 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, nil); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return // the help asked for is printed
+		}
 		fmt.Fprintln(os.Stderr, "paymentd:", err)
 		os.Exit(1)
 	}
@@ -50,9 +55,13 @@ const simPrefix = "/tosssim"
 const simSecretKey = "test_sk_tosssim_inprocess"
 
 // run starts the service and blocks until ctx is done, then shuts down in reverse order of
-// start. If ready is not nil it receives the listening address once the service serves.
+// start. If ready is not nil it receives the listening address once the service serves. With
+// -h it prints the usage to stdout and returns flag.ErrHelp.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer, ready chan<- string) error {
-	cfg, err := parseConfig(args, getenv)
+	if err := parseArgs(args, stdout); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(ctx, getenv)
 	if err != nil {
 		return err
 	}

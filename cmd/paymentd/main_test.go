@@ -3,34 +3,44 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"maps"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/paymentledger/ledger/domain"
+	"github.com/paymentledger/ledger/internal/config"
 	"github.com/paymentledger/ledger/internal/pgtest"
 	"github.com/paymentledger/ledger/internal/testenv"
+	"github.com/paymentledger/ledger/psp/toss"
 )
 
 // TestRunServesThePaymentFlowWithTheInProcessSimulator starts paymentd as main would (config
 // from the environment, migrations at start-up, no TOSS_SECRET_KEY so the simulator is mounted
-// in-process) and walks the README's curl flow, then shuts it down.
+// in-process; TOSS_SIMULATOR so that no SECRETS_KEY is needed) and walks the README's curl
+// flow, then shuts it down.
 func TestRunServesThePaymentFlowWithTheInProcessSimulator(t *testing.T) {
 	env := map[string]string{
-		"DATABASE_URL": pgtest.NewDatabase(t),
-		"HTTP_ADDR":    "127.0.0.1:0",
-		"DATA_DIR":     t.TempDir(),
+		"DATABASE_URL":   pgtest.NewDatabase(t),
+		"HTTP_ADDR":      "127.0.0.1:0",
+		"DATA_DIR":       t.TempDir(),
+		"TOSS_SIMULATOR": "true",
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
 	var logs syncBuffer
-	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, &logs, ready) }()
+	go func() { done <- run(ctx, nil, envFrom(env), &logs, ready) }()
 
 	var addr string
 	select {
@@ -78,32 +88,171 @@ func TestRunServesThePaymentFlowWithTheInProcessSimulator(t *testing.T) {
 	}
 }
 
-func TestConfigDefaultsAndValidation(t *testing.T) {
-	c, err := parseConfig(nil, func(string) string { return "" })
+func TestConfigDefaults(t *testing.T) {
+	c, err := loadConfig(context.Background(), envFrom(map[string]string{"TOSS_SIMULATOR": "true"}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.HTTPAddr != ":8080" || c.DatabaseURL != DefaultDatabaseURL || c.TossBaseURL != "https://api.tosspayments.com" || c.TossSecretKey != "" {
-		t.Fatalf("defaults %+v", c)
+	want := Config{
+		Shared: config.Shared{
+			DatabaseURL: config.DefaultDatabaseURL, DatabaseWait: 30 * time.Second, TossBaseURL: toss.DefaultBaseURL,
+			TossSimulator: true, DataDir: "./data", LogLevel: slog.LevelInfo,
+		},
+		HTTPAddr: ":8080", CheckoutTTL: domain.DefaultCheckoutTTL, ShutdownTimeout: 30 * time.Second,
+		MerchantID: "merchant-default",
+		PSPTimeout: 8 * time.Second, PSPRetryBudget: 20 * time.Second, PSPRetryAttempts: 4,
+		RecoveryEnabled: true, RecoveryInterval: 30 * time.Second, RecoveryStaleAfter: time.Minute,
+		RecoveryMaxAttempts: 10, RecoveryWorkers: 4, RecoveryBaseDelay: time.Minute, RecoveryMaxDelay: 6 * time.Hour,
+		RecoveryLease: 2 * time.Minute, WebhookWorkerEnabled: true,
+		SettlementImportEnabled: true, SettlementImportAt: "06:00", SettlementImportDays: 3,
+		DemoTossSecretKey: "test_sk_tosssim_demo",
+		APIKeyRate:        50, APIKeyBurst: 100, AuthFailuresPerMinute: 10, APIKeyRotationGrace: 24 * time.Hour,
+		AuthCacheTTL: 500 * time.Millisecond, WebhookRate: 20, WebhookBurst: 100,
+		WebhookRetention: 720 * time.Hour, WebhookSyncInterval: 5 * time.Second,
 	}
-	c, err = parseConfig([]string{"-http-addr", ":9000"}, func(k string) string {
-		return map[string]string{"HTTP_ADDR": ":7000", "TOSS_SECRET_KEY": "test_sk_abcdefghijkl"}[k]
-	})
-	if err != nil || c.HTTPAddr != ":9000" {
-		t.Fatalf("flag must win over env: %+v %v", c, err)
+	if fmt.Sprintf("%+v", c) != fmt.Sprintf("%+v", want) {
+		t.Fatalf("defaults\n%+v\nwant\n%+v", c, want)
 	}
-	if got := fmt.Sprint(c.Redacted()); strings.Contains(got, "abcdefghijkl") {
-		t.Fatalf("secret in the start-up log: %s", got)
+	if !c.SeedDemoMerchant() {
+		t.Fatal("TOSS_SIMULATOR implies the demo merchant")
 	}
-	_, err = parseConfig(nil, func(k string) string {
-		return map[string]string{"DATABASE_URL": "mysql://x", "TOSS_BASE_URL": "ftp://x", "CHECKOUT_TTL": "soon"}[k]
-	})
-	for _, want := range []string{"DATABASE_URL", "TOSS_BASE_URL", "CHECKOUT_TTL must be a positive duration"} {
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Fatalf("error %v does not mention %s", err, want)
+}
+
+// TestRunRefusesABadSettingNamingIt: a malformed or out-of-range value stops start-up (before
+// any connection is made) with an error naming the variable, instead of taking the default.
+func TestRunRefusesABadSettingNamingIt(t *testing.T) {
+	base := map[string]string{"TOSS_SIMULATOR": "true", "DATABASE_URL": "postgres://127.0.0.1:1/never-reached"}
+	for _, c := range []struct {
+		name, value, want string
+	}{
+		{"RECOVERY_ENABLED", "flase", `RECOVERY_ENABLED: "flase" is not a boolean (true or false)`},
+		{"WEBHOOK_WORKER_ENABLED", "on", `WEBHOOK_WORKER_ENABLED: "on" is not a boolean`},
+		{"CHECKOUT_TTL", "soon", `CHECKOUT_TTL: "soon" is not a duration`},
+		{"RECOVERY_LEASE", "0s", "RECOVERY_LEASE: must be a positive duration"},
+		{"PSP_RETRY_ATTEMPTS", "many", `PSP_RETRY_ATTEMPTS: "many" is not a whole number`},
+		{"RECOVERY_WORKERS", "0", "RECOVERY_WORKERS: must be at least 1"},
+		{"TOSS_BASE_URL", "ftp://x", `TOSS_BASE_URL: "ftp://x" must be an absolute http(s) URL`},
+		{"DATABASE_URL", "mysql://x", `DATABASE_URL: "mysql://x" must be a postgres:// URL`},
+		{"SETTLEMENT_IMPORT_AT", "6am", `SETTLEMENT_IMPORT_AT: "6am" must be HH:MM (KST)`},
+		{"HTTP_ADDR", "8080", `HTTP_ADDR: "8080" must be host:port`},
+		{"LOG_LEVEL", "loud", `LOG_LEVEL: "loud" is not a log level`},
+		{"ADMIN_TOKEN", "too-short", "ADMIN_TOKEN: must be at least 32 characters (it has 9)"},
+		{"DEMO_MERCHANT", "ja", `DEMO_MERCHANT: "ja" is not a boolean`},
+		{"DEBUG_ADDR", "localhost", `DEBUG_ADDR: "localhost" must be host:port`},
+		{"API_KEY_RATE", "0", "API_KEY_RATE: must be a positive number"},
+		{"API_KEY_RATE", "NaN", "API_KEY_RATE: must be a positive number"},
+		{"API_KEY_BURST", "0", "API_KEY_BURST: must be at least 1"},
+		{"AUTH_FAILURES_PER_MINUTE", "ten", `AUTH_FAILURES_PER_MINUTE: "ten" is not a whole number`},
+		{"API_KEY_ROTATION_GRACE", "-1h", "API_KEY_ROTATION_GRACE: must not be negative"},
+		{"AUTH_CACHE_TTL", "2s", "AUTH_CACHE_TTL: must be at most 1s"},
+		{"AUTH_CACHE_TTL", "0s", "AUTH_CACHE_TTL: must be a positive duration"},
+		{"TOSS_WEBHOOK_ALLOWED_IPS", "10.0.0.0/8,toss", `TOSS_WEBHOOK_ALLOWED_IPS: "toss" is not an IP address or a CIDR block`},
+		{"WEBHOOK_RATE", "-1", "WEBHOOK_RATE: must be a positive number"},
+		{"WEBHOOK_BURST", "0", "WEBHOOK_BURST: must be at least 1"},
+		{"WEBHOOK_RETENTION", "30d", `WEBHOOK_RETENTION: "30d" is not a duration`},
+		{"WEBHOOK_SYNC_INTERVAL", "0s", "WEBHOOK_SYNC_INTERVAL: must be a positive duration"},
+		{"SECRETS_KEY", "bm90IDMyIGJ5dGVz", "SECRETS_KEY: the value (not shown) decodes to 12 bytes, not 32"},
+		{"TOSS_SIMULATOR", "", "SECRETS_KEY: is empty: set it to base64 of 32 random bytes"},
+	} {
+		env := maps.Clone(base)
+		env[c.name] = c.value
+		var out bytes.Buffer
+		err := run(context.Background(), nil, envFrom(env), &out, nil)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s=%q: error %v, want %q", c.name, c.value, err, c.want)
+		}
+		if out.Len() > 0 {
+			t.Errorf("%s=%q: paymentd started logging before refusing its configuration: %s", c.name, c.value, out.String())
 		}
 	}
 }
+
+func TestSecretsKeyRule(t *testing.T) {
+	key := base64.StdEncoding.EncodeToString(make([]byte, 32))
+	for _, c := range []struct {
+		env   map[string]string
+		valid bool
+	}{
+		{map[string]string{}, false},
+		{map[string]string{"TOSS_SIMULATOR": "false"}, false},
+		{map[string]string{"TOSS_SIMULATOR": "true"}, true},
+		{map[string]string{"SECRETS_KEY": key}, true},
+		// The deprecated single-key deployment (docker compose, the chaos test) stores no
+		// merchant key to encrypt.
+		{map[string]string{"TOSS_SECRET_KEY": "test_sk_compose"}, true},
+	} {
+		_, err := loadConfig(context.Background(), envFrom(c.env))
+		if c.valid != (err == nil) || (err != nil && !strings.HasPrefix(err.Error(), "SECRETS_KEY: ")) {
+			t.Errorf("%v: error %v, valid %v", c.env, err, c.valid)
+		}
+	}
+}
+
+func TestConfigRedacted(t *testing.T) {
+	c, err := loadConfig(context.Background(), envFrom(map[string]string{
+		"DATABASE_URL":    "postgres://app:hunter2@db/ledger",
+		"TOSS_SECRET_KEY": "live_sk_abcdefghijkl",
+		"ADMIN_TOKEN":     "admintoken-0123456789abcdef0123456789",
+		"SECRETS_KEY":     base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{'k'}, 32)),
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := c.Redacted()
+	if got["TOSS_SECRET_KEY"] != "live_sk_****" || got["DATABASE_URL"] != "postgres://app:xxxxx@db/ledger" {
+		t.Fatalf("redacted %v", got)
+	}
+	if all := fmt.Sprint(got); strings.Contains(all, "hunter2") || strings.Contains(all, "abcdefghijkl") ||
+		strings.Contains(all, "admintoken") || strings.Contains(all, "a2tr") {
+		t.Fatalf("a secret in the start-up log: %s", all)
+	}
+}
+
+// TestHelp is the defect report's `paymentd -h` exiting 1: help goes to stdout, lists every
+// variable, and comes back as flag.ErrHelp (main exits 0), whatever the environment holds.
+func TestHelp(t *testing.T) {
+	settings, err := config.Settings(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, arg := range []string{"-h", "-help", "--help"} {
+		var out bytes.Buffer
+		err := run(context.Background(), []string{arg}, envFrom(map[string]string{"RECOVERY_ENABLED": "flase"}), &out, nil)
+		if !errors.Is(err, flag.ErrHelp) {
+			t.Fatalf("%s: error %v, want flag.ErrHelp", arg, err)
+		}
+		help := out.String()
+		if !strings.HasPrefix(help, "Usage: paymentd [-h]\n") || !strings.Contains(help, "\nEnvironment:\n") {
+			t.Fatalf("%s: help\n%s", arg, help)
+		}
+		for _, s := range settings {
+			if !strings.Contains(help, "\n  "+s.Name+" ") {
+				t.Errorf("%s: help does not list %s", arg, s.Name)
+			}
+		}
+	}
+}
+
+// TestArgumentsAreRefusedNamingThem: the flags paymentd had are gone (the environment is the
+// one way to configure it), and an argument is an error, not ignored.
+func TestArgumentsAreRefusedNamingThem(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-http-addr", ":9000"}, "flag provided but not defined: -http-addr"},
+		{[]string{"--recovery=false"}, "flag provided but not defined: -recovery"},
+		{[]string{"serve"}, `unexpected argument "serve"`},
+	} {
+		var out bytes.Buffer
+		err := run(context.Background(), c.args, envFrom(map[string]string{"TOSS_SIMULATOR": "true"}), &out, nil)
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "paymentd -h") {
+			t.Errorf("%v: error %v, want %q and a pointer to paymentd -h", c.args, err, c.want)
+		}
+	}
+}
+
+func envFrom(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
 func post(t *testing.T, url, body string, want int) map[string]any {
 	t.Helper()
