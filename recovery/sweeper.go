@@ -95,6 +95,12 @@ type Config struct {
 	// InstanceID names this sweeper in recovery_state.leased_by; default hostname-pid-random.
 	InstanceID string
 	Breaker    BreakerConfig
+	// OnBreakerStateChange, when set, is told each state the circuit breaker enters: "closed",
+	// "half-open" or "open" (it starts closed, unannounced). It lets a gauge follow the breaker
+	// without this package knowing about metrics. It runs synchronously while the breaker holds
+	// its lock, on whichever goroutine caused the change, so it must be quick, safe for
+	// concurrent use, and must not call back into the Sweeper.
+	OnBreakerStateChange func(to string)
 }
 
 // BreakerConfig configures the circuit breaker on Toss.
@@ -195,6 +201,9 @@ func New(pool *pgxpool.Pool, rec Recoverer, cfg Config, now func() time.Time, lo
 		IsExcluded: func(err error) bool { return errors.Is(err, context.Canceled) },
 		OnStateChange: func(name string, from, to gobreaker.State) {
 			logger.Warn("recovery circuit breaker", "breaker", name, "from", from.String(), "to", to.String())
+			if cfg.OnBreakerStateChange != nil {
+				cfg.OnBreakerStateChange(to.String())
+			}
 		},
 	})
 	return s

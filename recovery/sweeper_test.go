@@ -248,6 +248,24 @@ func tossDown(id string) error {
 	return fmt.Errorf("read back %s: %w", id, &toss.Error{Op: "get payment by order id", Class: toss.ClassUnknownOutcome, Err: errors.New("connection refused")})
 }
 
+// breakerStates records what Config.OnBreakerStateChange is told.
+type breakerStates struct {
+	mu     sync.Mutex
+	states []string
+}
+
+func (b *breakerStates) record(to string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.states = append(b.states, to)
+}
+
+func (b *breakerStates) get() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.Join(b.states, ",")
+}
+
 func sweep(t *testing.T, s *recovery.Sweeper) recovery.Result {
 	t.Helper()
 	res, err := s.Sweep(ctx)
@@ -478,12 +496,17 @@ func TestBreakerOpensOnTossFailuresAndPausesTheScan(t *testing.T) {
 	ids := f.unknownPayments(t, 6, notApproved)
 	rec := newSpy(f.svc)
 	rec.fail = tossDown("any")
+	var states breakerStates
 	// One worker, so the order of the calls is fixed: three fail, then the breaker is open.
-	s := f.sweeper(t, rec, recovery.Config{Workers: 1, Breaker: recovery.BreakerConfig{Failures: 3, OpenFor: time.Hour}})
+	s := f.sweeper(t, rec, recovery.Config{Workers: 1, Breaker: recovery.BreakerConfig{Failures: 3, OpenFor: time.Hour},
+		OnBreakerStateChange: states.record})
 
 	res := sweep(t, s)
 	if res != (recovery.Result{Leased: 6, Failed: 3, Released: 3, BreakerOpen: true}) {
 		t.Fatalf("sweep %+v, want 3 failed, 3 released and the breaker open", res)
+	}
+	if got := states.get(); got != "open" {
+		t.Fatalf("OnBreakerStateChange told %q, want \"open\"", got)
 	}
 	if _, total, _ := rec.snapshot(); total != 3 {
 		t.Fatalf("%d Recover calls, want 3: nothing is called once the breaker is open", total)
@@ -517,7 +540,9 @@ func TestBreakerTriesOnePaymentWhenHalfOpenThenResumes(t *testing.T) {
 	ids := f.unknownPayments(t, 4, notApproved)
 	rec := newSpy(f.svc)
 	rec.setFail(tossDown("any"))
-	s := f.sweeper(t, rec, recovery.Config{Workers: 1, Breaker: recovery.BreakerConfig{Failures: 2, OpenFor: 20 * time.Millisecond}})
+	var states breakerStates
+	s := f.sweeper(t, rec, recovery.Config{Workers: 1, Breaker: recovery.BreakerConfig{Failures: 2, OpenFor: 20 * time.Millisecond},
+		OnBreakerStateChange: states.record})
 	if res := sweep(t, s); res != (recovery.Result{Leased: 4, Failed: 2, Released: 2, BreakerOpen: true}) {
 		t.Fatalf("sweep %+v", res)
 	}
@@ -530,6 +555,9 @@ func TestBreakerTriesOnePaymentWhenHalfOpenThenResumes(t *testing.T) {
 	})
 	if trial != (recovery.Result{Leased: 1, Settled: 1}) {
 		t.Fatalf("half-open sweep %+v, want one trial payment, settled", trial)
+	}
+	if got := states.get(); got != "open,half-open,closed" {
+		t.Fatalf("OnBreakerStateChange told %q, want open, half-open, closed", got)
 	}
 	if res := sweep(t, s); res != (recovery.Result{Leased: 1, Settled: 1}) {
 		t.Fatalf("sweep after the trial %+v, want the other released payment", res)

@@ -42,6 +42,7 @@ type Client struct {
 	http           *http.Client
 	paymentTimeout time.Duration
 	lookupTimeout  time.Duration
+	observe        func(CallInfo) // nil: nobody watches
 }
 
 // credential sits behind a pointer so that printing a Client (%v, %+v) shows an address and
@@ -76,6 +77,27 @@ func WithTimeouts(payment, lookup time.Duration) Option {
 			c.lookupTimeout = lookup
 		}
 	}
+}
+
+// CallInfo describes one HTTP call to Toss, for an observer (WithObserver). It carries nothing
+// of the request, so never the secret key; Err is the same error the caller gets.
+type CallInfo struct {
+	Op string // as in Error.Op: "confirm", "cancel", "get payment", ...
+	// Duration runs from sending the request to the answer read and decoded, or to the failure.
+	Duration time.Duration
+	// HTTPStatus is the answer's status, 0 when no answer arrived.
+	HTTPStatus int
+	// Err is nil on success, else the *Error the method returns (classify it with ClassOf).
+	Err error
+}
+
+// WithObserver has f called once per HTTP call, after the call and before the method returns,
+// on the caller's goroutine: metrics hang here without this package knowing about them. Calls
+// refused before anything is sent (ErrInvalidArgument) are not HTTP calls and are not reported.
+// f must be safe for concurrent use and quick, since the caller waits for it. A nil f reports
+// nothing.
+func WithObserver(f func(CallInfo)) Option {
+	return func(c *Client) { c.observe = f }
 }
 
 // New returns a Client for baseURL (normally DefaultBaseURL; an http(s) URL, possibly with a
@@ -393,28 +415,40 @@ func (c *Client) do(ctx context.Context, k call, out any) error {
 		}
 	}
 
+	start := time.Now()
+	status, err := c.send(req, k.op, out)
+	if c.observe != nil {
+		c.observe(CallInfo{Op: k.op, Duration: time.Since(start), HTTPStatus: status, Err: err})
+	}
+	return err
+}
+
+// send sends req and decodes a 2xx JSON answer into out. It returns the answer's status (0 when
+// none arrived) and nil or an *Error.
+func (c *Client) send(req *http.Request, op string, out any) (int, error) {
 	resp, err := c.http.Do(req)
 	if err != nil {
 		// The request may have reached Toss: a timeout says nothing about the outcome.
-		return &Error{Op: k.op, Class: ClassUnknownOutcome, Err: err}
+		return 0, &Error{Op: op, Class: ClassUnknownOutcome, Err: err}
 	}
 	defer resp.Body.Close()
+	status := resp.StatusCode
 	traceID := resp.Header.Get("X-TossPayments-Trace-Id")
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
 	if err == nil && len(raw) > maxResponseBytes {
 		err = fmt.Errorf("response body over %d bytes", maxResponseBytes)
 	}
 	if err != nil {
-		return &Error{Op: k.op, HTTPStatus: resp.StatusCode, Class: ClassUnknownOutcome, TraceID: traceID, Err: fmt.Errorf("read response: %w", err)}
+		return status, &Error{Op: op, HTTPStatus: status, Class: ClassUnknownOutcome, TraceID: traceID, Err: fmt.Errorf("read response: %w", err)}
 	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return decodeError(k.op, resp.StatusCode, traceID, raw)
+	if status < 200 || status > 299 {
+		return status, decodeError(op, status, traceID, raw)
 	}
 	if err := json.Unmarshal(raw, out); err != nil {
 		// A 2xx we cannot read may still be an approval or a cancel.
-		return &Error{Op: k.op, HTTPStatus: resp.StatusCode, Class: ClassUnknownOutcome, TraceID: traceID, Err: fmt.Errorf("decode response: %w", err)}
+		return status, &Error{Op: op, HTTPStatus: status, Class: ClassUnknownOutcome, TraceID: traceID, Err: fmt.Errorf("decode response: %w", err)}
 	}
-	return nil
+	return status, nil
 }
 
 func checkIdempotencyKey(key string) error {

@@ -15,7 +15,8 @@
 // Amounts are decimal.Decimal end to end, never float64: responses accept JSON numbers and
 // strings, and requests send JSON numbers written from the decimal's exact text.
 //
-// The client never retries, never logs, and never puts the secret key into an error. A Client is
+// The client never retries, never logs, and never puts the secret key into an error; an observer
+// (WithObserver) is told of every HTTP call, so metrics are kept outside this package. A Client is
 // safe for concurrent use. Every method honours its context; on top of it each call gets its own
 // deadline (see WithTimeouts). A call that fails because the context ended, or for any transport
 // reason, returns an *Error of class ClassUnknownOutcome, since the request may have reached Toss.
