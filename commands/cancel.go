@@ -16,8 +16,9 @@ import (
 
 // CancelInput is a cancel (refund) request.
 type CancelInput struct {
+	Merchant       domain.MerchantID
 	OrderID        domain.OrderID
-	IdempotencyKey string           // optional; the same key gives the same cancel
+	IdempotencyKey string           // required: the same key gives the same cancel, never a second refund
 	Amount         *decimal.Decimal // nil: the whole remaining balance
 	Reason         string
 }
@@ -33,25 +34,51 @@ type CancelResult struct {
 	Failure       *domain.Failure
 }
 
+// ErrIdempotencyKeyRequired: a refund without an Idempotency-Key could be repeated by a
+// client's retry and refund twice.
+var ErrIdempotencyKeyRequired = &domain.Error{Kind: domain.KindInvalid, Code: "IDEMPOTENCY_KEY_REQUIRED",
+	Message: "an Idempotency-Key header is required"}
+
+// CancelSpacing is how long after a refund the PSP accepts the next cancel of the same payment
+// (toss-api.md §4.4: within one second it answers FORBIDDEN_CONSECUTIVE_REQUEST), with a margin.
+const CancelSpacing = time.Second + 50*time.Millisecond
+
+// maxNotExecutedRounds bounds, per request, the new keys tried after the PSP refused a cancel
+// without executing it; recovery goes on from there.
+const maxNotExecutedRounds = 3
+
 // Cancel refunds all or part of a payment through the PSP.
 //
-// The cancel id comes from the Idempotency-Key (or is new), and the PSP key
+// The cancel id comes from the merchant's Idempotency-Key (required), and the PSP key
 // "<orderId>:cancel:<cancelId>" is recorded in CancelRequested before the call and kept until
 // the outcome is known: a second cancel under a new key could refund twice. CancelRequested is
 // appended at the loaded version and only when no other cancel is pending, so concurrent
-// cancels can never exceed the balance.
+// cancels can never exceed the balance. A payment of another merchant is ErrPaymentNotFound.
 func (s *Service) Cancel(ctx context.Context, in CancelInput) (CancelResult, error) {
+	if err := checkMerchant(in.Merchant); err != nil {
+		return CancelResult{}, err
+	}
+	if in.IdempotencyKey == "" {
+		return CancelResult{}, domain.Errorf(ErrIdempotencyKeyRequired,
+			"a refund needs an Idempotency-Key header (a retry with the same key never refunds twice)")
+	}
 	if err := checkIdempotencyKey(in.IdempotencyKey); err != nil {
 		return CancelResult{}, err
 	}
-	id := domain.CancelID(uuid.Must(uuid.NewV7()).String())
-	if in.IdempotencyKey != "" {
-		id = domain.CancelID(uuid.NewSHA1(orderIDNamespace, []byte(string(s.cfg.Merchant)+"\x00"+string(in.OrderID)+"\x00cancel\x00"+in.IdempotencyKey)).String())
-	}
+	id := domain.CancelID(uuid.NewSHA1(orderIDNamespace, []byte(string(in.Merchant)+"\x00"+string(in.OrderID)+"\x00cancel\x00"+in.IdempotencyKey)).String())
 	meta := newMetadata("merchant")
 	meta.IdempotencyKey = in.IdempotencyKey
-	p, events, err := s.update(ctx, in.OrderID, meta, func(p domain.Payment) ([]domain.Event, error) {
-		return p.DecideCancel(domain.CancelCommand{CancelID: id, Amount: in.Amount, Reason: in.Reason}, s.now())
+	var psp PSP
+	p, events, err := s.update(ctx, in.OrderID, in.Merchant, meta, func(p domain.Payment) ([]domain.Event, error) {
+		events, err := p.DecideCancel(domain.CancelCommand{CancelID: id, Amount: in.Amount, Reason: in.Reason}, s.now())
+		if err != nil || len(events) == 0 {
+			return events, err
+		}
+		// Never record a cancel no PSP client can make.
+		if psp, err = s.pspOf(ctx, p); err != nil {
+			return nil, err
+		}
+		return events, nil
 	})
 	if err != nil {
 		return CancelResult{}, err
@@ -59,29 +86,60 @@ func (s *Service) Cancel(ctx context.Context, in CancelInput) (CancelResult, err
 	if len(events) == 0 { // a repeated request: answer from the cancel's state
 		return cancelResult(p, id), nil
 	}
-	return s.callCancel(ctx, p, p.Cancels[id], meta)
+	return s.callCancel(ctx, psp, p, p.Cancels[id], meta)
 }
 
 // callCancel makes the PSP call of a pending cancel, retrying unknown outcomes under its key,
-// and records the outcome.
-func (s *Service) callCancel(ctx context.Context, p domain.Payment, c domain.Cancel, meta eventstore.Metadata) (CancelResult, error) {
+// and records the outcome. A call the PSP refused without executing it moves the cancel to a new
+// key (CancelRetried) and is tried again, a bounded number of times.
+func (s *Service) callCancel(ctx context.Context, psp PSP, p domain.Payment, c domain.Cancel, meta eventstore.Metadata) (CancelResult, error) {
 	detached := context.WithoutCancel(ctx)
-	pay, pspErr := s.cancelWithRetries(detached, p, c)
-	recordCtx, cancel := context.WithTimeout(detached, recordTimeout)
-	defer cancel()
-	p, _, err := s.update(recordCtx, p.OrderID, meta, func(p domain.Payment) ([]domain.Event, error) {
-		if cur, ok := p.Cancels[c.ID]; !ok || cur.State != domain.CancelPending {
-			return nil, nil // recorded meanwhile
+	for round := 1; ; round++ {
+		if err := s.spaceCancel(detached, p); err != nil {
+			return CancelResult{}, err
 		}
-		return s.cancelOutcome(recordCtx, p, c, pay, pspErr)
-	})
-	if err != nil {
-		return CancelResult{}, fmt.Errorf("record cancel outcome of %s: %w", p.OrderID, err)
+		pay, pspErr := s.cancelWithRetries(detached, psp, p, c)
+		recordCtx, cancel := context.WithTimeout(detached, recordTimeout)
+		p2, recorded, err := s.update(recordCtx, p.OrderID, "", meta, func(p domain.Payment) ([]domain.Event, error) {
+			if cur, ok := p.Cancels[c.ID]; !ok || cur.State != domain.CancelPending || cur.Attempt != c.Attempt {
+				return nil, nil // recorded meanwhile
+			}
+			return s.cancelOutcome(recordCtx, p, c, pay, pspErr)
+		})
+		cancel()
+		if err != nil {
+			return CancelResult{}, fmt.Errorf("record cancel outcome of %s: %w", p.OrderID, err)
+		}
+		retried := len(recorded) == 1 && recorded[0].EventType() == domain.EventCancelRetried
+		if !retried || round >= maxNotExecutedRounds {
+			return cancelResult(p2, c.ID), nil
+		}
+		p, c = p2, p2.Cancels[c.ID]
 	}
-	return cancelResult(p, c.ID), nil
 }
 
-func (s *Service) cancelWithRetries(ctx context.Context, p domain.Payment, c domain.Cancel) (*toss.Payment, error) {
+// spaceCancel waits until the PSP accepts another cancel of the payment: CancelSpacing after the
+// latest refund we recorded (our record time is after the PSP's, so the gap at the PSP is at
+// least as long).
+func (s *Service) spaceCancel(ctx context.Context, p domain.Payment) error {
+	if p.LastCanceledAt.IsZero() {
+		return nil
+	}
+	wait := p.LastCanceledAt.Add(CancelSpacing).Sub(s.now())
+	if wait <= 0 {
+		return nil
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func (s *Service) cancelWithRetries(ctx context.Context, psp PSP, p domain.Payment, c domain.Cancel) (*toss.Payment, error) {
 	// The amount is always sent: a "full" cancel of a balance that moved could refund more than
 	// we decided.
 	amount := c.Amount
@@ -89,10 +147,10 @@ func (s *Service) cancelWithRetries(ctx context.Context, p domain.Payment, c dom
 	var pay *toss.Payment
 	start := time.Now()
 	calls, err := s.withRetries(ctx, func(ctx context.Context) (err error) {
-		pay, err = s.psp.Cancel(ctx, string(p.PaymentKey), req, c.PSPIdempotencyKey)
+		pay, err = psp.Cancel(ctx, string(p.PaymentKey), req, c.PSPIdempotencyKey)
 		return err
 	})
-	s.logger.InfoContext(ctx, "psp cancel", "orderId", p.OrderID, "cancelId", c.ID, "amount", c.Amount.String(), "calls", calls,
+	s.logger.InfoContext(ctx, "psp cancel", "orderId", p.OrderID, "merchantId", p.MerchantID, "cancelId", c.ID, "amount", c.Amount.String(), "calls", calls,
 		"idempotencyKey", c.PSPIdempotencyKey, "ms", time.Since(start).Milliseconds(), "error", errString(err))
 	return pay, err
 }
@@ -114,14 +172,22 @@ func (s *Service) cancelOutcome(ctx context.Context, p domain.Payment, c domain.
 	}
 	var te *toss.Error
 	errors.As(pspErr, &te)
-	if toss.ClassOf(pspErr) != toss.ClassUnknownOutcome && te.Code != "ALREADY_CANCELED_PAYMENT" {
-		if toss.ClassOf(pspErr) == toss.ClassMerchantConfig {
-			s.logger.ErrorContext(ctx, "Toss refused our credentials or setup; fix the merchant configuration", "orderId", p.OrderID, "code", te.Code)
-		}
-		return p.DecideCancelRejected(c.ID, te.Code, te.Message, now)
+	switch {
+	case toss.ClassOf(pspErr) == toss.ClassNotExecuted:
+		return p.DecideCancelRetry(c.ID, te.Code, te.Message, now)
+	case toss.IsNotFound(pspErr):
+		// We hold this payment approved, so Toss not knowing it is no proof the refund failed (a
+		// PSP that lost its state, the wrong key): never book it as rejected on that alone.
+		s.logger.ErrorContext(ctx, "the PSP does not know a payment we hold approved; the refund stays pending for review",
+			"orderId", p.OrderID, "cancelId", c.ID, "error", pspErr)
+		return p.DecideCancelUnknown(c.ID, te.Code, te.Message, now)
+	case toss.ClassOf(pspErr) == toss.ClassUnknownOutcome || te.Code == "ALREADY_CANCELED_PAYMENT":
+		// ALREADY_CANCELED_PAYMENT may be our own earlier call: unknown until read back.
+		return p.DecideCancelUnknown(c.ID, unknownCode(te, pspErr), pspErr.Error(), now)
+	case toss.ClassOf(pspErr) == toss.ClassMerchantConfig:
+		s.logger.ErrorContext(ctx, "Toss refused our credentials or setup; fix the merchant configuration", "orderId", p.OrderID, "merchantId", p.MerchantID, "code", te.Code)
 	}
-	// ALREADY_CANCELED_PAYMENT may be our own earlier call: unknown until read back.
-	return p.DecideCancelUnknown(c.ID, unknownCode(te, pspErr), pspErr.Error(), now)
+	return p.DecideCancelRejected(c.ID, te.Code, te.Message, now)
 }
 
 // newCancelEntry finds, in the PSP's payment, the cancel this call made: an entry of the amount
@@ -142,19 +208,16 @@ func newCancelEntry(p domain.Payment, pay *toss.Payment, amount decimal.Decimal)
 	return toss.Cancel{}, false
 }
 
-// RetryCancel settles a payment's pending cancel whose outcome is unknown by calling the PSP
+// retryCancel settles a payment's pending cancel whose outcome is unknown by calling the PSP
 // again under the cancel's own key: the PSP replays the stored result of a cancel it performed,
-// or performs it now if it never did. A new key is never used.
-func (s *Service) RetryCancel(ctx context.Context, id domain.OrderID, actor string) (CancelResult, error) {
-	p, _, err := s.load(ctx, id)
-	if err != nil {
-		return CancelResult{}, err
-	}
+// or performs it now if it never did. A new key is used only after the PSP said it executed
+// nothing (CancelRetried).
+func (s *Service) retryCancel(ctx context.Context, psp PSP, p domain.Payment, actor string) (CancelResult, error) {
 	c := p.PendingCancel()
 	if c == nil {
-		return CancelResult{OrderID: id, PaymentStatus: p.Status, Balance: p.Balance}, nil
+		return CancelResult{OrderID: p.OrderID, PaymentStatus: p.Status, Balance: p.Balance}, nil
 	}
-	return s.callCancel(ctx, p, *c, newMetadata(actor))
+	return s.callCancel(ctx, psp, p, *c, newMetadata(actor))
 }
 
 func cancelResult(p domain.Payment, id domain.CancelID) CancelResult {
@@ -173,4 +236,21 @@ func cancelResult(p domain.Payment, id domain.CancelID) CancelResult {
 		}
 	}
 	return r
+}
+
+// RetryCancel settles the payment's pending cancel, if any, under the cancel's own key (see
+// retryCancel). It answers for the system: no merchant check.
+func (s *Service) RetryCancel(ctx context.Context, id domain.OrderID, actor string) (CancelResult, error) {
+	p, _, err := s.load(ctx, id)
+	if err != nil {
+		return CancelResult{}, err
+	}
+	if p.PendingCancel() == nil {
+		return CancelResult{OrderID: id, PaymentStatus: p.Status, Balance: p.Balance}, nil
+	}
+	psp, err := s.pspOf(ctx, p)
+	if err != nil {
+		return CancelResult{}, err
+	}
+	return s.retryCancel(ctx, psp, p, actor)
 }

@@ -40,23 +40,23 @@ func TestPartialThenFullCancel(t *testing.T) {
 	env := testenv.New(t, testenv.Options{SimNow: clock.Now})
 	co := approvedOrder(t, env)
 
-	res, err := env.Commands.Cancel(ctx, commands.CancelInput{OrderID: co.OrderID, IdempotencyKey: "refund-1", Amount: amount("10000"), Reason: "one book back"})
+	res, err := env.Commands.Cancel(ctx, commands.CancelInput{Merchant: testenv.Merchant, OrderID: co.OrderID, IdempotencyKey: "refund-1", Amount: amount("10000"), Reason: "one book back"})
 	if err != nil || res.CancelStatus != "CANCELED" || res.PaymentStatus != domain.StatusPartiallyCanceled || !res.Balance.Equal(won("15000")) {
 		t.Fatalf("partial cancel: %+v %v", res, err)
 	}
-	again, err := env.Commands.Cancel(ctx, commands.CancelInput{OrderID: co.OrderID, IdempotencyKey: "refund-1", Amount: amount("10000"), Reason: "one book back"})
+	again, err := env.Commands.Cancel(ctx, commands.CancelInput{Merchant: testenv.Merchant, OrderID: co.OrderID, IdempotencyKey: "refund-1", Amount: amount("10000"), Reason: "one book back"})
 	if err != nil || again.CancelID != res.CancelID || again.CancelStatus != "CANCELED" {
 		t.Fatalf("repeated request: %+v %v", again, err)
 	}
 	if n := env.Sim.Stats().CancelRequests; n != 1 {
 		t.Fatalf("simulator saw %d cancels, want 1 (a repeated request must not call Toss)", n)
 	}
-	if _, err := env.Commands.Cancel(ctx, commands.CancelInput{OrderID: co.OrderID, Amount: amount("15001"), Reason: "too much"}); !errors.Is(err, domain.ErrCancelExceedsAmount) {
+	if _, err := env.Commands.Cancel(ctx, commands.CancelInput{Merchant: testenv.Merchant, IdempotencyKey: "refund-54", OrderID: co.OrderID, Amount: amount("15001"), Reason: "too much"}); !errors.Is(err, domain.ErrCancelExceedsAmount) {
 		t.Fatalf("over the balance: %v", err)
 	}
 
 	clock.Advance(2 * time.Second) // Toss refuses a second cancel within a second
-	res, err = env.Commands.Cancel(ctx, commands.CancelInput{OrderID: co.OrderID, IdempotencyKey: "refund-2", Reason: "the rest"})
+	res, err = env.Commands.Cancel(ctx, commands.CancelInput{Merchant: testenv.Merchant, OrderID: co.OrderID, IdempotencyKey: "refund-2", Reason: "the rest"})
 	if err != nil || res.CancelStatus != "CANCELED" || res.PaymentStatus != domain.StatusCanceled || !res.Balance.IsZero() || !res.Amount.Equal(won("15000")) {
 		t.Fatalf("full cancel of the rest: %+v %v", res, err)
 	}
@@ -67,7 +67,7 @@ func TestPartialThenFullCancel(t *testing.T) {
 	if err := domain.CheckHistory(env.Events(t, co.OrderID)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := env.Commands.Cancel(ctx, commands.CancelInput{OrderID: co.OrderID, Reason: "again"}); !errors.Is(err, domain.ErrNotCancelable) {
+	if _, err := env.Commands.Cancel(ctx, commands.CancelInput{Merchant: testenv.Merchant, IdempotencyKey: "refund-70", OrderID: co.OrderID, Reason: "again"}); !errors.Is(err, domain.ErrNotCancelable) {
 		t.Fatalf("cancel of a canceled payment: %v", err)
 	}
 }
@@ -78,7 +78,7 @@ func TestCancelOfAnUnpaidOrderIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := env.Commands.Cancel(ctx, commands.CancelInput{OrderID: co.OrderID, Reason: "r"}); !errors.Is(err, domain.ErrNotCancelable) {
+	if _, err := env.Commands.Cancel(ctx, commands.CancelInput{Merchant: testenv.Merchant, IdempotencyKey: "refund-81", OrderID: co.OrderID, Reason: "r"}); !errors.Is(err, domain.ErrNotCancelable) {
 		t.Fatalf("error %v, want %s", err, domain.ErrNotCancelable.Code)
 	}
 	if n := env.Sim.Stats().CancelRequests; n != 0 {
@@ -96,7 +96,8 @@ func TestConcurrentCancelsNeverExceedTheBalance(t *testing.T) {
 	for i := range n {
 		wg.Go(func() {
 			results[i], errs[i] = env.Commands.Cancel(ctx, commands.CancelInput{
-				OrderID: co.OrderID, IdempotencyKey: fmt.Sprintf("c-%d", i), Amount: amount("10000"), Reason: "race"})
+				Merchant: testenv.Merchant,
+				OrderID:  co.OrderID, IdempotencyKey: fmt.Sprintf("c-%d", i), Amount: amount("10000"), Reason: "race"})
 		})
 	}
 	wg.Wait()
@@ -131,16 +132,16 @@ func TestLostCancelResponseIsSettledUnderTheSameKey(t *testing.T) {
 	env := testenv.New(t, testenv.Options{})
 	co := approvedOrder(t, env)
 	psp := &testenv.LostCancelAnswer{Client: env.Toss}
-	svc, err := commands.New(env.Store, psp, commands.Config{Merchant: testenv.Merchant, Retry: fastRetry(1)}, time.Now, nil)
+	svc, err := commands.New(env.Store, commands.OnePSP(psp), commands.Config{Retry: fastRetry(1)}, time.Now, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := svc.Cancel(ctx, commands.CancelInput{OrderID: co.OrderID, Amount: amount("5000"), Reason: "r"})
+	res, err := svc.Cancel(ctx, commands.CancelInput{Merchant: testenv.Merchant, IdempotencyKey: "refund-139", OrderID: co.OrderID, Amount: amount("5000"), Reason: "r"})
 	if err != nil || res.CancelStatus != "PENDING" {
 		t.Fatalf("cancel with a lost answer: %+v %v, want PENDING", res, err)
 	}
 	// Another cancel must wait: the first may have refunded.
-	if _, err := svc.Cancel(ctx, commands.CancelInput{OrderID: co.OrderID, Amount: amount("5000"), Reason: "r2"}); !errors.Is(err, domain.ErrCancelInProgress) {
+	if _, err := svc.Cancel(ctx, commands.CancelInput{Merchant: testenv.Merchant, IdempotencyKey: "refund-144", OrderID: co.OrderID, Amount: amount("5000"), Reason: "r2"}); !errors.Is(err, domain.ErrCancelInProgress) {
 		t.Fatalf("second cancel while the first is unknown: %v", err)
 	}
 	res, err = svc.RetryCancel(ctx, co.OrderID, "recovery")

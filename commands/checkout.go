@@ -20,7 +20,8 @@ const MaxIdempotencyKeyLen = 255
 
 // CheckoutInput is a checkout request.
 type CheckoutInput struct {
-	IdempotencyKey string // optional; the same key and body give the same answer
+	Merchant       domain.MerchantID // who asks: the payment is theirs
+	IdempotencyKey string            // optional; the same merchant, key and body give the same answer
 	OrderName      string
 	BuyerID        string
 	Lines          []domain.CheckoutLine
@@ -61,16 +62,20 @@ var orderIDNamespace = uuid.MustParse("6f1c9b1e-4a57-4c2b-9f0e-2d4b8c7a1e55")
 // stream; if its body hash matches the stored one, it gets the first answer again; otherwise it
 // is ErrIdempotencyConflict.
 func (s *Service) Checkout(ctx context.Context, in CheckoutInput) (CheckoutResult, error) {
+	if err := checkMerchant(in.Merchant); err != nil {
+		return CheckoutResult{}, err
+	}
 	if err := checkIdempotencyKey(in.IdempotencyKey); err != nil {
 		return CheckoutResult{}, err
 	}
 	orderID := domain.OrderID(uuid.Must(uuid.NewV7()).String())
 	if in.IdempotencyKey != "" {
-		orderID = domain.OrderID(uuid.NewSHA1(orderIDNamespace, []byte(string(s.cfg.Merchant)+"\x00"+in.IdempotencyKey)).String())
+		// Keys are per merchant: the same key from two merchants names two orders.
+		orderID = domain.OrderID(uuid.NewSHA1(orderIDNamespace, []byte(string(in.Merchant)+"\x00"+in.IdempotencyKey)).String())
 	}
 	created, err := domain.Checkout(domain.CheckoutCommand{
 		OrderID:    orderID,
-		MerchantID: s.cfg.Merchant,
+		MerchantID: in.Merchant,
 		BuyerID:    in.BuyerID,
 		OrderName:  in.OrderName,
 		Currency:   domain.KRW,
@@ -83,13 +88,13 @@ func (s *Service) Checkout(ctx context.Context, in CheckoutInput) (CheckoutResul
 	meta := newMetadata("merchant")
 	meta.IdempotencyKey = in.IdempotencyKey
 	meta.RequestHash = requestHash(created)
-	data, err := encode([]domain.Event{created}, meta)
+	data, err := Encode([]domain.Event{created}, meta)
 	if err != nil {
 		return CheckoutResult{}, err
 	}
 	_, err = s.store.Append(ctx, domain.StreamName(orderID), eventstore.NoStream, data)
 	if errors.Is(err, eventstore.ErrWrongExpectedVersion) && in.IdempotencyKey != "" {
-		return s.replayCheckout(ctx, orderID, meta.RequestHash)
+		return s.replayCheckout(ctx, orderID, in.Merchant, meta.RequestHash)
 	}
 	if err != nil {
 		return CheckoutResult{}, fmt.Errorf("checkout: %w", err)
@@ -99,13 +104,13 @@ func (s *Service) Checkout(ctx context.Context, in CheckoutInput) (CheckoutResul
 }
 
 // replayCheckout answers a repeated Idempotency-Key from the stored CheckoutCreated.
-func (s *Service) replayCheckout(ctx context.Context, orderID domain.OrderID, hash string) (CheckoutResult, error) {
+func (s *Service) replayCheckout(ctx context.Context, orderID domain.OrderID, merchant domain.MerchantID, hash string) (CheckoutResult, error) {
 	recs, err := s.store.ReadStream(ctx, domain.StreamName(orderID), 1)
 	if err != nil {
 		return CheckoutResult{}, fmt.Errorf("checkout replay: %w", err)
 	}
 	first := recs[0]
-	if first.Metadata.RequestHash != hash {
+	if first.Metadata.RequestHash != hash || first.Metadata.MerchantID != string(merchant) {
 		return CheckoutResult{}, domain.Errorf(domain.ErrIdempotencyConflict,
 			"Idempotency-Key %q was already used for a checkout with a different body (order %s)", first.Metadata.IdempotencyKey, orderID)
 	}

@@ -35,10 +35,19 @@ var (
 	_ PSP        = (*toss.Client)(nil)
 )
 
+// PSPFor returns the PSP client that acts for merchant m, with m's own Toss secret key. It
+// returns domain.ErrMerchantNotConfigured when m has no key. It must be safe for concurrent use.
+type PSPFor func(ctx context.Context, m domain.MerchantID) (PSP, error)
+
+// OnePSP serves every merchant with the same PSP client: for tests and tools that talk to a
+// simulator that accepts any key.
+func OnePSP(p PSP) PSPFor {
+	return func(context.Context, domain.MerchantID) (PSP, error) { return p, nil }
+}
+
 // Config holds the handlers' settings.
 type Config struct {
-	Merchant    domain.MerchantID // the default merchant until merchant API keys exist
-	CheckoutTTL time.Duration     // default domain.DefaultCheckoutTTL
+	CheckoutTTL time.Duration // default domain.DefaultCheckoutTTL
 	// PSPTimeout bounds one PSP call. Calls run on a context detached from the caller's, so a
 	// client that hangs up cannot leave a payment EXECUTING with nothing recorded.
 	PSPTimeout time.Duration // default 8s
@@ -75,16 +84,17 @@ func (r RetryPolicy) withDefaults() RetryPolicy {
 // Service runs the command handlers. It is safe for concurrent use.
 type Service struct {
 	store  EventStore
-	psp    PSP
+	psps   PSPFor
 	cfg    Config
 	now    func() time.Time
 	logger *slog.Logger
 }
 
-// New returns a Service. now is the clock (time.Now in production).
-func New(store EventStore, psp PSP, cfg Config, now func() time.Time, logger *slog.Logger) (*Service, error) {
-	if cfg.Merchant == "" {
-		return nil, errors.New("commands: a merchant id is required")
+// New returns a Service. psps gives each merchant its PSP client; now is the clock (paymentd
+// passes time.Now in domain.KST, so recorded times read as Toss writes them).
+func New(store EventStore, psps PSPFor, cfg Config, now func() time.Time, logger *slog.Logger) (*Service, error) {
+	if psps == nil {
+		return nil, errors.New("commands: a PSP directory is required")
 	}
 	if cfg.CheckoutTTL <= 0 {
 		cfg.CheckoutTTL = domain.DefaultCheckoutTTL
@@ -96,14 +106,35 @@ func New(store EventStore, psp PSP, cfg Config, now func() time.Time, logger *sl
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{store: store, psp: psp, cfg: cfg, now: now, logger: logger}, nil
+	return &Service{store: store, psps: psps, cfg: cfg, now: now, logger: logger}, nil
+}
+
+// pspOf returns the PSP client of the payment's merchant.
+func (s *Service) pspOf(ctx context.Context, p domain.Payment) (PSP, error) {
+	psp, err := s.psps(ctx, p.MerchantID)
+	if err != nil {
+		return nil, fmt.Errorf("PSP of merchant %s: %w", p.MerchantID, err)
+	}
+	return psp, nil
+}
+
+// checkMerchant validates the merchant a caller acts for.
+func checkMerchant(m domain.MerchantID) error {
+	if m == "" {
+		return domain.Errorf(domain.ErrInvalidInput, "a merchant is required")
+	}
+	_, err := domain.ParseMerchantID(string(m))
+	return err
 }
 
 // load reads a payment's stream and folds it. A missing stream is ErrPaymentNotFound.
 func (s *Service) load(ctx context.Context, id domain.OrderID) (domain.Payment, []eventstore.RecordedEvent, error) {
+	if _, err := domain.ParseOrderID(string(id)); err != nil {
+		return domain.Payment{}, nil, notFound(id) // no payment can have it; the store need not be asked
+	}
 	recs, err := s.store.ReadStream(ctx, domain.StreamName(id), 1)
 	if errors.Is(err, eventstore.ErrStreamNotFound) {
-		return domain.Payment{}, nil, domain.Errorf(domain.ErrPaymentNotFound, "no payment with orderId %s", id)
+		return domain.Payment{}, nil, notFound(id)
 	}
 	if err != nil {
 		return domain.Payment{}, nil, fmt.Errorf("load %s: %w", id, err)
@@ -119,6 +150,17 @@ func (s *Service) load(ctx context.Context, id domain.OrderID) (domain.Payment, 
 	return p, recs, nil
 }
 
+func notFound(id domain.OrderID) error {
+	return domain.Errorf(domain.ErrPaymentNotFound, "no payment with orderId %s", truncate(string(id), 64))
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
 // DecodeEvents turns stored events into domain events.
 func DecodeEvents(recs []eventstore.RecordedEvent) ([]domain.Event, error) {
 	events := make([]domain.Event, 0, len(recs))
@@ -132,8 +174,9 @@ func DecodeEvents(recs []eventstore.RecordedEvent) ([]domain.Event, error) {
 	return events, nil
 }
 
-// encode turns domain events into events to append, all with the same metadata.
-func encode(events []domain.Event, meta eventstore.Metadata) ([]eventstore.EventData, error) {
+// Encode turns domain events into events to append, all with the same metadata (the merchant
+// of each event is set from its header).
+func Encode(events []domain.Event, meta eventstore.Metadata) ([]eventstore.EventData, error) {
 	out := make([]eventstore.EventData, 0, len(events))
 	for _, e := range events {
 		data, err := domain.MarshalEvent(e)
@@ -161,11 +204,18 @@ const maxAppendRetries = 8
 // loaded version (the optimistic lock). When another writer got there first it re-reads and
 // decides again, so decide may run more than once. It returns the payment with the events
 // applied and the events appended: none when decide chose none.
-func (s *Service) update(ctx context.Context, id domain.OrderID, meta eventstore.Metadata, decide func(domain.Payment) ([]domain.Event, error)) (domain.Payment, []domain.Event, error) {
+//
+// merchant is who the caller acts for: a payment of another merchant is ErrPaymentNotFound,
+// exactly as if it did not exist, and nothing is decided. System actors (recovery, webhooks,
+// settlement import) that already scoped their work pass "".
+func (s *Service) update(ctx context.Context, id domain.OrderID, merchant domain.MerchantID, meta eventstore.Metadata, decide func(domain.Payment) ([]domain.Event, error)) (domain.Payment, []domain.Event, error) {
 	for range maxAppendRetries {
 		p, _, err := s.load(ctx, id)
 		if err != nil {
 			return domain.Payment{}, nil, err
+		}
+		if merchant != "" && p.MerchantID != merchant {
+			return domain.Payment{}, nil, notFound(id)
 		}
 		events, err := decide(p)
 		if err != nil || len(events) == 0 {
@@ -195,7 +245,7 @@ func unsettled(p domain.Payment) bool {
 
 // append writes events at the payment's current version (the optimistic lock).
 func (s *Service) append(ctx context.Context, p domain.Payment, events []domain.Event, meta eventstore.Metadata) error {
-	data, err := encode(events, meta)
+	data, err := Encode(events, meta)
 	if err != nil {
 		return err
 	}

@@ -25,6 +25,7 @@ func won(s string) decimal.Decimal { return decimal.RequireFromString(s) }
 
 func twoLines() commands.CheckoutInput {
 	return commands.CheckoutInput{
+		Merchant:  testenv.Merchant,
 		OrderName: "Two books", BuyerID: "buyer-1",
 		Lines: []domain.CheckoutLine{
 			{SellerID: "seller-a", ProductID: "book-1", Amount: won("15000")},
@@ -148,7 +149,7 @@ func TestConfirmApprovesOnceAndAnswersAgainFromTheStore(t *testing.T) {
 	env := testenv.New(t, testenv.Options{})
 	co, key := checkoutAndAuthenticate(t, env)
 
-	res, err := env.Commands.Confirm(ctx, commands.ConfirmInput{PaymentKey: key, OrderID: co.OrderID, Amount: co.Amount})
+	res, err := env.Commands.Confirm(ctx, commands.ConfirmInput{Merchant: testenv.Merchant, PaymentKey: key, OrderID: co.OrderID, Amount: co.Amount})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +164,7 @@ func TestConfirmApprovesOnceAndAnswersAgainFromTheStore(t *testing.T) {
 		t.Fatalf("PSP idempotency key %q", started.PSPIdempotencyKey)
 	}
 
-	again, err := env.Commands.Confirm(ctx, commands.ConfirmInput{PaymentKey: key, OrderID: co.OrderID, Amount: co.Amount})
+	again, err := env.Commands.Confirm(ctx, commands.ConfirmInput{Merchant: testenv.Merchant, PaymentKey: key, OrderID: co.OrderID, Amount: co.Amount})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +183,7 @@ func TestTamperedAmountIsRefusedWithoutCallingToss(t *testing.T) {
 	env := testenv.New(t, testenv.Options{})
 	co, key := checkoutAndAuthenticate(t, env)
 
-	_, err := env.Commands.Confirm(ctx, commands.ConfirmInput{PaymentKey: key, OrderID: co.OrderID, Amount: won("100")})
+	_, err := env.Commands.Confirm(ctx, commands.ConfirmInput{Merchant: testenv.Merchant, PaymentKey: key, OrderID: co.OrderID, Amount: won("100")})
 	if !errors.Is(err, domain.ErrAmountMismatch) {
 		t.Fatalf("error %v, want %s", err, domain.ErrAmountMismatch.Code)
 	}
@@ -197,7 +198,7 @@ func TestTamperedAmountIsRefusedWithoutCallingToss(t *testing.T) {
 		t.Fatalf("rejection %+v", r)
 	}
 	// The honest amount afterwards is refused too: the checkout failed for good.
-	_, err = env.Commands.Confirm(ctx, commands.ConfirmInput{PaymentKey: key, OrderID: co.OrderID, Amount: co.Amount})
+	_, err = env.Commands.Confirm(ctx, commands.ConfirmInput{Merchant: testenv.Merchant, PaymentKey: key, OrderID: co.OrderID, Amount: co.Amount})
 	if !errors.Is(err, domain.ErrNotConfirmable) {
 		t.Fatalf("confirm after tampering: %v, want %s", err, domain.ErrNotConfirmable.Code)
 	}
@@ -218,7 +219,7 @@ func TestFiftyConcurrentConfirmsCallTossOnce(t *testing.T) {
 	for i := range n {
 		wg.Go(func() {
 			<-start
-			results[i], errs[i] = env.Commands.Confirm(ctx, commands.ConfirmInput{PaymentKey: key, OrderID: co.OrderID, Amount: co.Amount})
+			results[i], errs[i] = env.Commands.Confirm(ctx, commands.ConfirmInput{Merchant: testenv.Merchant, PaymentKey: key, OrderID: co.OrderID, Amount: co.Amount})
 		})
 	}
 	close(start)
@@ -253,14 +254,14 @@ func TestFinalPSPFailureIsRecordedAsFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	key := sessionWithError(t, env, co, "REJECT_CARD_PAYMENT")
-	res, err := env.Commands.Confirm(ctx, commands.ConfirmInput{PaymentKey: key, OrderID: co.OrderID, Amount: co.Amount})
+	res, err := env.Commands.Confirm(ctx, commands.ConfirmInput{Merchant: testenv.Merchant, PaymentKey: key, OrderID: co.OrderID, Amount: co.Amount})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.Status != domain.StatusFailure || res.Failure == nil || res.Failure.Code != "REJECT_CARD_PAYMENT" || res.Failure.Source != domain.SourcePSP {
 		t.Fatalf("result %+v failure %+v", res, res.Failure)
 	}
-	_, err = env.Commands.Confirm(ctx, commands.ConfirmInput{PaymentKey: key, OrderID: co.OrderID, Amount: co.Amount})
+	_, err = env.Commands.Confirm(ctx, commands.ConfirmInput{Merchant: testenv.Merchant, PaymentKey: key, OrderID: co.OrderID, Amount: co.Amount})
 	if !errors.Is(err, domain.ErrNotConfirmable) {
 		t.Fatalf("confirm of a failed payment: %v, want %s", err, domain.ErrNotConfirmable.Code)
 	}
@@ -273,7 +274,7 @@ func TestRetryableCodeIsAnUnknownOutcomeNotAFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	key := sessionWithError(t, env, co, "PROVIDER_ERROR")
-	res, err := env.Commands.Confirm(ctx, commands.ConfirmInput{PaymentKey: key, OrderID: co.OrderID, Amount: co.Amount})
+	res, err := env.Commands.Confirm(ctx, commands.ConfirmInput{Merchant: testenv.Merchant, PaymentKey: key, OrderID: co.OrderID, Amount: co.Amount})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,7 +303,7 @@ func TestPSPTimeoutIsAnUnknownOutcome(t *testing.T) {
 	}
 	env := testenv.New(t, testenv.Options{PSP: client, PSPTimeout: 200 * time.Millisecond})
 	co, key := checkoutAndAuthenticate(t, env)
-	res, err := env.Commands.Confirm(ctx, commands.ConfirmInput{PaymentKey: key, OrderID: co.OrderID, Amount: co.Amount})
+	res, err := env.Commands.Confirm(ctx, commands.ConfirmInput{Merchant: testenv.Merchant, PaymentKey: key, OrderID: co.OrderID, Amount: co.Amount})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +324,7 @@ func TestExpiredTossSessionExpiresThePayment(t *testing.T) {
 	mu.Lock()
 	simNow = simNow.Add(11 * time.Minute) // past Toss's 10-minute confirm window
 	mu.Unlock()
-	_, err := env.Commands.Confirm(ctx, commands.ConfirmInput{PaymentKey: key, OrderID: co.OrderID, Amount: co.Amount})
+	_, err := env.Commands.Confirm(ctx, commands.ConfirmInput{Merchant: testenv.Merchant, PaymentKey: key, OrderID: co.OrderID, Amount: co.Amount})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,11 +338,11 @@ func TestConfirmAfterCheckoutExpiryIsRefusedAndRecorded(t *testing.T) {
 	later := time.Now().Add(domain.DefaultCheckoutTTL + time.Minute)
 	env := testenv.New(t, testenv.Options{})
 	co, key := checkoutAndAuthenticate(t, env)
-	late, err := commands.New(env.Store, env.Toss, commands.Config{Merchant: testenv.Merchant}, func() time.Time { return later }, nil)
+	late, err := commands.New(env.Store, commands.OnePSP(env.Toss), commands.Config{}, func() time.Time { return later }, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = late.Confirm(ctx, commands.ConfirmInput{PaymentKey: key, OrderID: co.OrderID, Amount: co.Amount})
+	_, err = late.Confirm(ctx, commands.ConfirmInput{Merchant: testenv.Merchant, PaymentKey: key, OrderID: co.OrderID, Amount: co.Amount})
 	if !errors.Is(err, domain.ErrCheckoutExpired) {
 		t.Fatalf("error %v, want %s", err, domain.ErrCheckoutExpired.Code)
 	}
@@ -355,7 +356,7 @@ func TestConfirmAfterCheckoutExpiryIsRefusedAndRecorded(t *testing.T) {
 
 func TestConfirmOfAnUnknownOrder(t *testing.T) {
 	env := testenv.New(t, testenv.Options{})
-	_, err := env.Commands.Confirm(ctx, commands.ConfirmInput{PaymentKey: "k", OrderID: "no-such-order", Amount: won("1000")})
+	_, err := env.Commands.Confirm(ctx, commands.ConfirmInput{Merchant: testenv.Merchant, PaymentKey: "k", OrderID: "no-such-order", Amount: won("1000")})
 	if !errors.Is(err, domain.ErrPaymentNotFound) {
 		t.Fatalf("error %v, want %s", err, domain.ErrPaymentNotFound.Code)
 	}

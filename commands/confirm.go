@@ -14,8 +14,9 @@ import (
 	"github.com/paymentledger/ledger/psp/toss"
 )
 
-// ConfirmInput is what Toss's successUrl hands the browser.
+// ConfirmInput is what Toss's successUrl hands the browser, and the merchant confirming.
 type ConfirmInput struct {
+	Merchant   domain.MerchantID
 	PaymentKey domain.PaymentKey
 	OrderID    domain.OrderID
 	Amount     decimal.Decimal
@@ -45,11 +46,28 @@ const recordTimeout = 15 * time.Second
 //  3. Call the PSP outside any transaction with the attempt's idempotency key, on a context
 //     detached from the caller's so the outcome is recorded even if the caller hangs up.
 //  4. Append the outcome: approved, rejected, expired, or unknown (never a failure for a timeout).
+//
+// A payment of another merchant is ErrPaymentNotFound. A merchant without a Toss secret key gets
+// ErrMerchantNotConfigured before anything is recorded.
 func (s *Service) Confirm(ctx context.Context, in ConfirmInput) (ConfirmResult, error) {
+	if err := checkMerchant(in.Merchant); err != nil {
+		return ConfirmResult{}, err
+	}
 	cmd := domain.ConfirmCommand{PaymentKey: in.PaymentKey, OrderID: in.OrderID, Amount: in.Amount}
 	meta := newMetadata("merchant")
-	p, events, err := s.update(ctx, in.OrderID, meta, func(p domain.Payment) ([]domain.Event, error) {
-		return p.DecideConfirm(cmd, s.now())
+	var psp PSP
+	p, events, err := s.update(ctx, in.OrderID, in.Merchant, meta, func(p domain.Payment) ([]domain.Event, error) {
+		events, err := p.DecideConfirm(cmd, s.now())
+		if err != nil || len(events) == 0 {
+			return events, err
+		}
+		if _, starts := events[0].(domain.ConfirmationStarted); starts {
+			// Never record EXECUTING for a payment no PSP client can confirm.
+			if psp, err = s.pspOf(ctx, p); err != nil {
+				return nil, err
+			}
+		}
+		return events, nil
 	})
 	switch {
 	case err != nil:
@@ -59,36 +77,36 @@ func (s *Service) Confirm(ctx context.Context, in ConfirmInput) (ConfirmResult, 
 	case p.Status == domain.StatusFailure: // our own validation refused it (and it is recorded)
 		return ConfirmResult{}, domain.Errorf(domain.ErrAmountMismatch, "%s; the payment is marked failed and the PSP was not called", p.Failure.Message)
 	case p.Status == domain.StatusExpired:
-		return ConfirmResult{}, domain.Errorf(domain.ErrCheckoutExpired, "order %s expired at %s before it was confirmed", p.OrderID, p.ExpiresAt.UTC().Format(time.RFC3339))
+		return ConfirmResult{}, domain.Errorf(domain.ErrCheckoutExpired, "order %s expired at %s before it was confirmed", p.OrderID, p.ExpiresAt.In(domain.KST).Format(time.RFC3339))
 	}
-	return s.callPSP(ctx, p, meta)
+	return s.callPSP(ctx, psp, p, meta)
 }
 
 // callPSP makes the confirm call of the payment's current attempt, retrying unknown outcomes
 // under the attempt's idempotency key, and records the outcome.
-func (s *Service) callPSP(ctx context.Context, p domain.Payment, meta eventstore.Metadata) (ConfirmResult, error) {
+func (s *Service) callPSP(ctx context.Context, psp PSP, p domain.Payment, meta eventstore.Metadata) (ConfirmResult, error) {
 	// Detached from the caller: once ConfirmationStarted is stored, the calls and the recording
 	// of their outcome must run to the end even if the caller hangs up. Separate deadlines, so
 	// calls that use all of their budget still leave time to record UNKNOWN.
 	detached := context.WithoutCancel(ctx)
-	pay, pspErr := s.confirmWithRetries(detached, p)
+	pay, pspErr := s.confirmWithRetries(detached, psp, p)
 	recordCtx, cancel := context.WithTimeout(detached, recordTimeout)
 	defer cancel()
-	return s.recordOutcome(recordCtx, p.OrderID, p.Attempt, pay, pspErr, meta)
+	return s.recordOutcome(recordCtx, psp, p.OrderID, p.Attempt, pay, pspErr, meta)
 }
 
 // confirmWithRetries calls the PSP's confirm until it gives a known outcome or the retry policy
 // runs out, always with the attempt's idempotency key: Toss replays the first answer, or says
 // the first call is still running.
-func (s *Service) confirmWithRetries(ctx context.Context, p domain.Payment) (*toss.Payment, error) {
+func (s *Service) confirmWithRetries(ctx context.Context, psp PSP, p domain.Payment) (*toss.Payment, error) {
 	req := toss.ConfirmRequest{PaymentKey: string(p.PaymentKey), OrderID: string(p.OrderID), Amount: p.TotalAmount}
 	var pay *toss.Payment
 	start := time.Now()
 	calls, err := s.withRetries(ctx, func(ctx context.Context) (err error) {
-		pay, err = s.psp.Confirm(ctx, req, p.PSPIdempotencyKey)
+		pay, err = psp.Confirm(ctx, req, p.PSPIdempotencyKey)
 		return err
 	})
-	s.logger.InfoContext(ctx, "psp confirm", "orderId", p.OrderID, "attempt", p.Attempt, "calls", calls,
+	s.logger.InfoContext(ctx, "psp confirm", "orderId", p.OrderID, "merchantId", p.MerchantID, "attempt", p.Attempt, "calls", calls,
 		"idempotencyKey", p.PSPIdempotencyKey, "ms", time.Since(start).Milliseconds(), "error", errString(err))
 	return pay, err
 }
@@ -135,12 +153,12 @@ const codeAlreadyProcessed = "ALREADY_PROCESSED_PAYMENT"
 
 // recordOutcome appends what the PSP said about attempt. If the payment moved on meanwhile
 // (another process recorded this attempt's outcome), it answers from the newer state.
-func (s *Service) recordOutcome(ctx context.Context, id domain.OrderID, attempt int, pay *toss.Payment, pspErr error, meta eventstore.Metadata) (ConfirmResult, error) {
-	p, _, err := s.update(ctx, id, meta, func(p domain.Payment) ([]domain.Event, error) {
+func (s *Service) recordOutcome(ctx context.Context, psp PSP, id domain.OrderID, attempt int, pay *toss.Payment, pspErr error, meta eventstore.Metadata) (ConfirmResult, error) {
+	p, _, err := s.update(ctx, id, "", meta, func(p domain.Payment) ([]domain.Event, error) {
 		if p.Attempt != attempt || !unsettled(p) {
 			return nil, nil
 		}
-		return s.outcomeEvents(ctx, p, pay, pspErr)
+		return s.outcomeEvents(ctx, psp, p, pay, pspErr)
 	})
 	if err != nil {
 		return ConfirmResult{}, fmt.Errorf("record outcome of %s: %w", id, err)
@@ -149,7 +167,7 @@ func (s *Service) recordOutcome(ctx context.Context, id domain.OrderID, attempt 
 }
 
 // outcomeEvents classifies the PSP's answer (toss-api.md §9.3) into the payment's next events.
-func (s *Service) outcomeEvents(ctx context.Context, p domain.Payment, pay *toss.Payment, pspErr error) ([]domain.Event, error) {
+func (s *Service) outcomeEvents(ctx context.Context, psp PSP, p domain.Payment, pay *toss.Payment, pspErr error) ([]domain.Event, error) {
 	now := s.now()
 	if pspErr == nil {
 		if pay.Status != toss.StatusDone {
@@ -180,7 +198,7 @@ func (s *Service) outcomeEvents(ctx context.Context, p domain.Payment, pay *toss
 	if te != nil && te.Code == codeAlreadyProcessed {
 		// Toss has processed this paymentKey already (our approval under another key, or the
 		// buyer's other tab). Approved only if the read-back shows it DONE with our values.
-		if events, err := s.readBackEvents(ctx, p, false); err == nil && len(events) > 0 {
+		if events, err := s.readBackEvents(ctx, psp, p, false); err == nil && len(events) > 0 {
 			return events, nil
 		} else if err != nil {
 			s.logger.WarnContext(ctx, "read-back after ALREADY_PROCESSED_PAYMENT failed", "orderId", p.OrderID, "error", err)

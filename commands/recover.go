@@ -9,10 +9,10 @@ import (
 )
 
 // readBack asks the PSP for the truth about an order. A 404 is PSPNotFound, not an error.
-func (s *Service) readBack(ctx context.Context, id domain.OrderID) (domain.ReadBack, error) {
+func (s *Service) readBack(ctx context.Context, psp PSP, id domain.OrderID) (domain.ReadBack, error) {
 	callCtx, cancel := context.WithTimeout(ctx, s.cfg.PSPTimeout)
 	defer cancel()
-	pay, err := s.psp.GetPaymentByOrderID(callCtx, string(id))
+	pay, err := psp.GetPaymentByOrderID(callCtx, string(id))
 	if toss.IsNotFound(err) {
 		return domain.ReadBack{Status: domain.PSPNotFound, OrderID: id}, nil
 	}
@@ -37,8 +37,8 @@ func (s *Service) readBack(ctx context.Context, id domain.OrderID) (domain.ReadB
 }
 
 // readBackEvents reads the order back and decides what it means for p.
-func (s *Service) readBackEvents(ctx context.Context, p domain.Payment, newAttempt bool) ([]domain.Event, error) {
-	rb, err := s.readBack(ctx, p.OrderID)
+func (s *Service) readBackEvents(ctx context.Context, psp PSP, p domain.Payment, newAttempt bool) ([]domain.Event, error) {
+	rb, err := s.readBack(ctx, psp, p.OrderID)
 	if err != nil {
 		return nil, err
 	}
@@ -63,31 +63,40 @@ type RecoverOptions struct {
 // unsettled; the error is non-nil when the PSP could not be asked or disagrees with us.
 func (s *Service) Recover(ctx context.Context, id domain.OrderID, opts RecoverOptions) (ConfirmResult, error) {
 	meta := newMetadata(opts.Actor)
-	if opts.Merchant != "" {
-		p, _, err := s.load(ctx, id)
-		if err != nil {
-			return ConfirmResult{}, err
-		}
-		if p.MerchantID != opts.Merchant {
-			return ConfirmResult{}, domain.Errorf(domain.ErrPaymentNotFound, "merchant %s has no payment with orderId %s", opts.Merchant, id)
-		}
+	p, _, err := s.load(ctx, id)
+	if err != nil {
+		return ConfirmResult{}, err
 	}
-	if p, _, err := s.load(ctx, id); err == nil && !unsettled(p) && p.PendingCancel() != nil && opts.NewAttempt {
+	if opts.Merchant != "" && p.MerchantID != opts.Merchant {
+		return ConfirmResult{}, domain.Errorf(domain.ErrPaymentNotFound, "merchant %s has no payment with orderId %s", opts.Merchant, id)
+	}
+	if !unsettled(p) {
+		if p.PendingCancel() == nil || !opts.NewAttempt {
+			return resultOf(p), nil // known; a webhook does not retry a cancel
+		}
 		// A cancel whose outcome is unknown: ask again under its own key (never a new one).
-		if _, err := s.RetryCancel(ctx, id, opts.Actor); err != nil {
+		psp, err := s.pspOf(ctx, p)
+		if err != nil {
 			return resultOf(p), err
 		}
-		p, _, err := s.load(ctx, id)
+		if _, err := s.retryCancel(ctx, psp, p, opts.Actor); err != nil {
+			return resultOf(p), err
+		}
+		p, _, err = s.load(ctx, id)
 		if err != nil {
 			return ConfirmResult{}, err
 		}
 		return resultOf(p), nil
 	}
-	p, events, err := s.update(ctx, id, meta, func(p domain.Payment) ([]domain.Event, error) {
+	psp, err := s.pspOf(ctx, p)
+	if err != nil {
+		return resultOf(p), err
+	}
+	p, events, err := s.update(ctx, id, "", meta, func(p domain.Payment) ([]domain.Event, error) {
 		if !unsettled(p) {
 			return nil, nil
 		}
-		return s.readBackEvents(ctx, p, opts.NewAttempt)
+		return s.readBackEvents(ctx, psp, p, opts.NewAttempt)
 	})
 	if err != nil || len(events) == 0 {
 		if p.OrderID == "" {
@@ -97,14 +106,14 @@ func (s *Service) Recover(ctx context.Context, id domain.OrderID, opts RecoverOp
 	}
 	s.logger.InfoContext(ctx, "recovered", "orderId", id, "actor", opts.Actor, "event", events[0].EventType(), "status", p.Status)
 	if _, started := events[0].(domain.ConfirmationStarted); started {
-		return s.callPSP(ctx, p, meta)
+		return s.callPSP(ctx, psp, p, meta)
 	}
 	return resultOf(p), nil
 }
 
 // MarkExhausted records that recovery gave up on a payment after attempts tries.
 func (s *Service) MarkExhausted(ctx context.Context, id domain.OrderID, attempts int, lastError string) error {
-	_, events, err := s.update(ctx, id, newMetadata("recovery"), func(p domain.Payment) ([]domain.Event, error) {
+	_, events, err := s.update(ctx, id, "", newMetadata("recovery"), func(p domain.Payment) ([]domain.Event, error) {
 		if !unsettled(p) {
 			if p.PendingCancel() != nil { // a refund whose outcome recovery could not learn
 				return p.DecideCancelRecoveryExhausted(attempts, lastError, s.now())

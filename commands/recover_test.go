@@ -48,12 +48,12 @@ func fastRetry(attempts int) commands.RetryPolicy {
 func TestUnknownOutcomesAreRetriedUnderTheSameKey(t *testing.T) {
 	env := testenv.New(t, testenv.Options{})
 	psp := &flakyPSP{Client: env.Toss, failures: 2}
-	svc, err := commands.New(env.Store, psp, commands.Config{Merchant: testenv.Merchant, Retry: fastRetry(4)}, time.Now, nil)
+	svc, err := commands.New(env.Store, commands.OnePSP(psp), commands.Config{Retry: fastRetry(4)}, time.Now, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	co, key := checkoutAndAuthenticate(t, env)
-	res, err := svc.Confirm(ctx, commands.ConfirmInput{PaymentKey: key, OrderID: co.OrderID, Amount: co.Amount})
+	res, err := svc.Confirm(ctx, commands.ConfirmInput{Merchant: testenv.Merchant, PaymentKey: key, OrderID: co.OrderID, Amount: co.Amount})
 	if err != nil || res.Status != domain.StatusSuccess {
 		t.Fatalf("confirm: %+v %v", res, err)
 	}
@@ -71,12 +71,12 @@ func TestUnknownOutcomesAreRetriedUnderTheSameKey(t *testing.T) {
 func TestRetryBudgetEndsInUnknown(t *testing.T) {
 	env := testenv.New(t, testenv.Options{})
 	psp := &flakyPSP{Client: env.Toss, failures: 1000}
-	svc, err := commands.New(env.Store, psp, commands.Config{Merchant: testenv.Merchant, Retry: fastRetry(5)}, time.Now, nil)
+	svc, err := commands.New(env.Store, commands.OnePSP(psp), commands.Config{Retry: fastRetry(5)}, time.Now, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	co, key := checkoutAndAuthenticate(t, env)
-	res, err := svc.Confirm(ctx, commands.ConfirmInput{PaymentKey: key, OrderID: co.OrderID, Amount: co.Amount})
+	res, err := svc.Confirm(ctx, commands.ConfirmInput{Merchant: testenv.Merchant, PaymentKey: key, OrderID: co.OrderID, Amount: co.Amount})
 	if err != nil || res.Status != domain.StatusUnknown {
 		t.Fatalf("confirm: %+v %v", res, err)
 	}
@@ -97,7 +97,7 @@ func TestAlreadyProcessedIsApprovedOnlyAfterAMatchingReadBack(t *testing.T) {
 	if _, err := env.Toss.Confirm(ctx, toss.ConfirmRequest{PaymentKey: string(key), OrderID: string(co.OrderID), Amount: co.Amount}, "elsewhere"); err != nil {
 		t.Fatal(err)
 	}
-	res, err := env.Commands.Confirm(ctx, commands.ConfirmInput{PaymentKey: key, OrderID: co.OrderID, Amount: co.Amount})
+	res, err := env.Commands.Confirm(ctx, commands.ConfirmInput{Merchant: testenv.Merchant, PaymentKey: key, OrderID: co.OrderID, Amount: co.Amount})
 	if err != nil || res.Status != domain.StatusSuccess {
 		t.Fatalf("confirm: %+v %v", res, err)
 	}
@@ -114,7 +114,7 @@ func TestRecoverRecordsWhatTossDid(t *testing.T) {
 	}
 	// Toss approves the payment but answers with an error (a lost response): we record UNKNOWN.
 	key := session(t, env, co, `"confirmError":"FAILED_INTERNAL_SYSTEM_PROCESSING","confirmErrorOutcome":"DONE"`)
-	res, err := env.Commands.Confirm(ctx, commands.ConfirmInput{PaymentKey: key, OrderID: co.OrderID, Amount: co.Amount})
+	res, err := env.Commands.Confirm(ctx, commands.ConfirmInput{Merchant: testenv.Merchant, PaymentKey: key, OrderID: co.OrderID, Amount: co.Amount})
 	if err != nil || res.Status != domain.StatusUnknown {
 		t.Fatalf("confirm: %+v %v", res, err)
 	}
@@ -136,7 +136,7 @@ func TestRecoverStartsANewAttemptWhileTossShowsInProgress(t *testing.T) {
 	// The first attempt's answer is a transient error stored under its key: retrying that key
 	// can never succeed. The read-back shows IN_PROGRESS, so a new attempt (new key) is safe.
 	key := session(t, env, co, `"confirmError":"PROVIDER_ERROR"`)
-	res, err := env.Commands.Confirm(ctx, commands.ConfirmInput{PaymentKey: key, OrderID: co.OrderID, Amount: co.Amount})
+	res, err := env.Commands.Confirm(ctx, commands.ConfirmInput{Merchant: testenv.Merchant, PaymentKey: key, OrderID: co.OrderID, Amount: co.Amount})
 	if err != nil || res.Status != domain.StatusUnknown {
 		t.Fatalf("confirm: %+v %v", res, err)
 	}
@@ -164,12 +164,12 @@ func TestRecoverStartsANewAttemptWhileTossShowsInProgress(t *testing.T) {
 func TestMarkExhaustedFlagsForReview(t *testing.T) {
 	env := testenv.New(t, testenv.Options{})
 	psp := &flakyPSP{Client: env.Toss, failures: 1000}
-	svc, err := commands.New(env.Store, psp, commands.Config{Merchant: testenv.Merchant, Retry: fastRetry(1)}, time.Now, nil)
+	svc, err := commands.New(env.Store, commands.OnePSP(psp), commands.Config{Retry: fastRetry(1)}, time.Now, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	co, key := checkoutAndAuthenticate(t, env)
-	if _, err := svc.Confirm(ctx, commands.ConfirmInput{PaymentKey: key, OrderID: co.OrderID, Amount: co.Amount}); err != nil {
+	if _, err := svc.Confirm(ctx, commands.ConfirmInput{Merchant: testenv.Merchant, PaymentKey: key, OrderID: co.OrderID, Amount: co.Amount}); err != nil {
 		t.Fatal(err)
 	}
 	if err := svc.MarkExhausted(ctx, co.OrderID, 7, "TIMEOUT"); err != nil {

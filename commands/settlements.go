@@ -10,18 +10,21 @@ import (
 // settlementActor is the metadata actor of SettlementRecorded events.
 const settlementActor = "settlement"
 
-// RecordSettlement appends SettlementRecorded for one row of Toss's settlement report
-// (GET /v1/settlements) to the stream of the row's orderId. It reports whether it appended:
+// RecordSettlement appends SettlementRecorded for one row of merchant's Toss settlement report
+// (GET /v1/settlements, read with the merchant's key) to the stream of the row's orderId. It reports whether it appended:
 // false with a nil error means the row's transactionKey was already recorded, so importing the
 // same report twice changes nothing.
 //
-// Errors: domain.ErrPaymentNotFound when no payment has the row's orderId (the report holds a
-// payment this ledger never saw); domain.ErrPSPResponseMismatch when the row's paymentKey is
+// Errors: domain.ErrPaymentNotFound when the merchant has no payment with the row's orderId (the
+// report holds a payment this ledger never saw); domain.ErrPSPResponseMismatch when the row's paymentKey is
 // not the payment's; domain.ErrIllegalTransition when the payment is not approved in the
 // ledger (yet); domain.ErrInvalidInput for a row without a transactionKey or whose payout is
 // not amount − fee; domain.ErrConcurrentModification after repeated optimistic-lock losses;
 // anything else is the event store's.
-func (s *Service) RecordSettlement(ctx context.Context, row toss.Settlement) (recorded bool, err error) {
+func (s *Service) RecordSettlement(ctx context.Context, merchant domain.MerchantID, row toss.Settlement) (recorded bool, err error) {
+	if err := checkMerchant(merchant); err != nil {
+		return false, err
+	}
 	if row.OrderID == "" {
 		return false, domain.Errorf(domain.ErrInvalidInput, "settlement row %s without an orderId", row.TransactionKey)
 	}
@@ -36,7 +39,7 @@ func (s *Service) RecordSettlement(ctx context.Context, row toss.Settlement) (re
 		PayOutAmount:        row.PayOutAmount,
 		ApprovedTransaction: row.Cancel == nil,
 	}
-	_, events, err := s.update(ctx, domain.OrderID(row.OrderID), newMetadata(settlementActor), func(p domain.Payment) ([]domain.Event, error) {
+	_, events, err := s.update(ctx, domain.OrderID(row.OrderID), merchant, newMetadata(settlementActor), func(p domain.Payment) ([]domain.Event, error) {
 		if p.PaymentKey != "" && in.PaymentKey != "" && p.PaymentKey != in.PaymentKey {
 			return nil, domain.Errorf(domain.ErrPSPResponseMismatch, "settlement %s of order %s is for paymentKey %s, the payment's is %s",
 				in.TransactionKey, p.OrderID, in.PaymentKey, p.PaymentKey)

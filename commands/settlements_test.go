@@ -15,7 +15,7 @@ import (
 func confirmedPayment(t *testing.T, env *testenv.Env) commands.CheckoutResult {
 	t.Helper()
 	co, key := checkoutAndAuthenticate(t, env)
-	res, err := env.Commands.Confirm(ctx, commands.ConfirmInput{PaymentKey: key, OrderID: co.OrderID, Amount: co.Amount})
+	res, err := env.Commands.Confirm(ctx, commands.ConfirmInput{Merchant: testenv.Merchant, PaymentKey: key, OrderID: co.OrderID, Amount: co.Amount})
 	if err != nil || res.Status != domain.StatusSuccess {
 		t.Fatalf("confirm: %+v %v", res, err)
 	}
@@ -60,11 +60,11 @@ func TestRecordSettlementOncePerTransaction(t *testing.T) {
 	}
 	row := rows[0]
 
-	recorded, err := env.Commands.RecordSettlement(ctx, row)
+	recorded, err := env.Commands.RecordSettlement(ctx, testenv.Merchant, row)
 	if err != nil || !recorded {
 		t.Fatalf("first record: %v %v", recorded, err)
 	}
-	recorded, err = env.Commands.RecordSettlement(ctx, row)
+	recorded, err = env.Commands.RecordSettlement(ctx, testenv.Merchant, row)
 	if err != nil || recorded {
 		t.Fatalf("second record: %v %v, want a no-op", recorded, err)
 	}
@@ -98,7 +98,7 @@ func TestRecordSettlementUnknownOrder(t *testing.T) {
 	before := env.CountEvents(t)
 
 	row.OrderID = "order-never-seen-here"
-	recorded, err := env.Commands.RecordSettlement(ctx, row)
+	recorded, err := env.Commands.RecordSettlement(ctx, testenv.Merchant, row)
 	if recorded || !errors.Is(err, domain.ErrPaymentNotFound) || domain.KindOf(err) != domain.KindNotFound {
 		t.Fatalf("unknown order: %v %v, want ErrPaymentNotFound", recorded, err)
 	}
@@ -114,12 +114,12 @@ func TestRecordSettlementRejectsForeignPaymentKeyAndBadArithmetic(t *testing.T) 
 
 	foreign := row
 	foreign.PaymentKey = "tosss20251121000000XXXXX"
-	if _, err := env.Commands.RecordSettlement(ctx, foreign); !errors.Is(err, domain.ErrPSPResponseMismatch) {
+	if _, err := env.Commands.RecordSettlement(ctx, testenv.Merchant, foreign); !errors.Is(err, domain.ErrPSPResponseMismatch) {
 		t.Fatalf("foreign paymentKey: %v", err)
 	}
 	bad := row
 	bad.PayOutAmount = bad.PayOutAmount.Add(bad.Fee)
-	if _, err := env.Commands.RecordSettlement(ctx, bad); !errors.Is(err, domain.ErrInvalidInput) {
+	if _, err := env.Commands.RecordSettlement(ctx, testenv.Merchant, bad); !errors.Is(err, domain.ErrInvalidInput) {
 		t.Fatalf("payout ≠ amount − fee: %v", err)
 	}
 	if got := settlementEvents(t, env, co.OrderID); len(got) != 0 {

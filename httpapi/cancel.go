@@ -31,12 +31,14 @@ func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.logger, err)
 		return
 	}
+	noteOrder(r, orderID)
 	var req cancelRequest
 	if err := decodeJSON(w, r, &req); err != nil {
 		writeError(w, r, s.logger, err)
 		return
 	}
-	in := commands.CancelInput{OrderID: orderID, IdempotencyKey: r.Header.Get("Idempotency-Key"), Reason: req.Reason}
+	in := commands.CancelInput{Merchant: principalOf(r.Context()).Merchant, OrderID: orderID,
+		IdempotencyKey: r.Header.Get("Idempotency-Key"), Reason: req.Reason}
 	if req.Amount.set {
 		amt, err := req.Amount.parse("amount", domain.KRW)
 		if err != nil {

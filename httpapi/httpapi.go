@@ -26,10 +26,10 @@ type Commands interface {
 	Cancel(ctx context.Context, in commands.CancelInput) (commands.CancelResult, error)
 }
 
-// Queries is the read side the API needs.
+// Queries is the read side the API needs. Every method answers for one merchant only.
 type Queries interface {
-	Payment(ctx context.Context, orderID string) (queries.Payment, error)
-	ListPayments(ctx context.Context, q queries.ListQuery) (queries.Page, error)
+	Payment(ctx context.Context, merchant domain.MerchantID, orderID string) (queries.Payment, error)
+	ListPayments(ctx context.Context, merchant domain.MerchantID, q queries.ListQuery) (queries.Page, error)
 }
 
 var (
@@ -37,56 +37,100 @@ var (
 	_ Queries  = (*queries.Service)(nil)
 )
 
-// Server serves the command and query APIs.
+// Access says who may call a route.
+type Access string
+
+const (
+	AccessPublic Access = "public"  // anyone (health checks, Toss's webhooks, the simulator)
+	AccessAPIKey Access = "api-key" // a merchant's API key with the route's scope
+	AccessAdmin  Access = "admin"   // the operator's ADMIN_TOKEN
+)
+
+// Route is one registered route: the table the authorization tests walk, so that a route added
+// without saying who may call it cannot go unnoticed.
+type Route struct {
+	Method string
+	Path   string // the mux template, e.g. /api/v1/payments/{orderId}
+	Access Access
+	Scope  domain.Scope // for AccessAPIKey
+}
+
+// Server serves the command, query and admin APIs.
 type Server struct {
 	commands Commands
 	queries  Queries
 	ledger   LedgerQueries // optional: set by WithLedger
+	admin    Admin         // optional: set by WithAdmin
 	ready    func(context.Context) error
 	logger   *slog.Logger
 	router   *mux.Router
-	// actingFor is the merchant every request acts for until API keys are checked.
-	actingFor domain.MerchantID
+	auth     authConfig
+	routes   []Route
 }
 
-// ActingFor makes every request act for merchant m. It stands in for API-key authentication,
-// which replaces it.
-func (s *Server) ActingFor(m domain.MerchantID) *Server {
-	s.actingFor = m
-	return s
-}
-
-// New builds the router. ready reports whether the service can take traffic (/readyz).
-// Extra handlers (such as an in-process simulator) can be mounted with Handle.
-func New(c Commands, q Queries, ready func(context.Context) error, logger *slog.Logger) *Server {
-	s := &Server{commands: c, queries: q, ready: ready, logger: logger, router: mux.NewRouter()}
-	r := s.router
-	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet)
-	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet)
-	api := r.PathPrefix("/api/v1").Subrouter()
-	api.HandleFunc("/payments/checkout", s.checkout).Methods(http.MethodPost)
-	api.HandleFunc("/payments/confirm", s.confirm).Methods(http.MethodPost)
-	api.HandleFunc("/payments/{orderId}/cancel", s.cancel).Methods(http.MethodPost)
-	api.HandleFunc("/payments", s.listPayments).Methods(http.MethodGet)
-	api.HandleFunc("/payments/{orderId}", s.getPayment).Methods(http.MethodGet)
-	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, r, s.logger, &apiError{Status: http.StatusNotFound, Code: "NOT_FOUND", Message: "no route for " + r.Method + " " + r.URL.Path})
+// New builds the router. ready reports whether the service can take traffic (/readyz). Every
+// /api/v1 route needs an API key checked by auth (see AuthConfig). Extra handlers (Toss's
+// webhooks, an in-process simulator) can be mounted with Handle.
+func New(c Commands, q Queries, ready func(context.Context) error, logger *slog.Logger, auth AuthConfig) *Server {
+	s := &Server{commands: c, queries: q, ready: ready, logger: logger, router: mux.NewRouter(), auth: newAuthConfig(auth)}
+	s.public(http.MethodGet, "/healthz", s.healthz)
+	s.public(http.MethodGet, "/readyz", s.readyz)
+	s.api(http.MethodPost, "/api/v1/payments/checkout", domain.ScopePaymentsWrite, s.checkout)
+	s.api(http.MethodPost, "/api/v1/payments/confirm", domain.ScopePaymentsWrite, s.confirm)
+	s.api(http.MethodPost, "/api/v1/payments/{orderId}/cancel", domain.ScopeRefundsWrite, s.cancel)
+	s.api(http.MethodGet, "/api/v1/payments", domain.ScopePaymentsRead, s.listPayments)
+	s.api(http.MethodGet, "/api/v1/payments/{orderId}", domain.ScopePaymentsRead, s.getPayment)
+	s.router.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, s.logger, &apiError{Status: http.StatusNotFound, Code: "NOT_FOUND", Message: "no route for " + r.Method + " " + truncate(r.URL.Path, 100)})
 	})
-	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, r, s.logger, &apiError{Status: http.StatusMethodNotAllowed, Code: "METHOD_NOT_ALLOWED", Message: r.Method + " is not allowed on " + r.URL.Path})
+	s.router.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, s.logger, &apiError{Status: http.StatusMethodNotAllowed, Code: "METHOD_NOT_ALLOWED", Message: r.Method + " is not allowed on " + truncate(r.URL.Path, 100)})
 	})
 	return s
 }
 
-// Handle mounts h under the path prefix.
+// public registers a route anyone may call.
+func (s *Server) public(method, path string, h http.HandlerFunc) {
+	s.routes = append(s.routes, Route{Method: method, Path: path, Access: AccessPublic})
+	s.router.HandleFunc(path, h).Methods(method)
+}
+
+// api registers a route that needs an API key with scope; the handler runs with the key's
+// Principal in its context.
+func (s *Server) api(method, path string, scope domain.Scope, h http.HandlerFunc) {
+	s.routes = append(s.routes, Route{Method: method, Path: path, Access: AccessAPIKey, Scope: scope})
+	s.router.Handle(path, s.requireKey(scope, h)).Methods(method)
+}
+
+// adminRoute registers a route that needs the admin token.
+func (s *Server) adminRoute(method, path string, h http.HandlerFunc) {
+	s.routes = append(s.routes, Route{Method: method, Path: path, Access: AccessAdmin})
+	s.router.Handle(path, s.requireAdmin(h)).Methods(method)
+}
+
+// Routes lists every route registered so far (mounts made with Handle are not routes).
+func (s *Server) Routes() []Route { return append([]Route(nil), s.routes...) }
+
+// Instrument wraps every route's handler, and the answers to unmatched paths and methods, in mw
+// (metrics). It runs after a route matched, so mux.CurrentRoute works in it.
+func (s *Server) Instrument(mw mux.MiddlewareFunc) {
+	s.router.Use(mw)
+	s.router.NotFoundHandler = mw(s.router.NotFoundHandler)
+	s.router.MethodNotAllowedHandler = mw(s.router.MethodNotAllowedHandler)
+}
+
+// Handle mounts h under the path prefix, outside the API's authentication (h authenticates on
+// its own terms: Toss's webhooks, the in-process simulator).
 func (s *Server) Handle(prefix string, h http.Handler) {
 	s.router.PathPrefix(prefix).Handler(http.StripPrefix(prefix, h))
 }
 
-// ServeHTTP implements http.Handler with panic recovery and an access log.
+// ServeHTTP implements http.Handler: input guards, panic recovery and an access log.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	fields := &logFields{}
+	r = r.WithContext(context.WithValue(r.Context(), logFieldsKey{}, fields))
 	defer func() {
 		if p := recover(); p != nil {
 			s.logger.ErrorContext(r.Context(), "panic", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
@@ -94,11 +138,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				writeError(rec, r, s.logger, &apiError{Status: http.StatusInternalServerError, Code: "INTERNAL", Message: "internal error; it has been logged"})
 			}
 		}
-		s.logger.InfoContext(r.Context(), "http", "method", r.Method, "path", r.URL.Path,
-			"status", rec.status, "ms", time.Since(start).Milliseconds())
+		attrs := append([]any{"method", r.Method, "path", truncate(r.URL.Path, 200),
+			"status", rec.status, "ms", time.Since(start).Milliseconds()}, fields.attrs()...)
+		s.logger.InfoContext(r.Context(), "http", attrs...)
 	}()
-	if s.actingFor != "" {
-		r = r.WithContext(withPrincipal(r.Context(), Principal{Merchant: s.actingFor, Scopes: domain.AllScopes}))
+	if err := checkRequestText(r); err != nil {
+		writeError(rec, r, s.logger, err)
+		return
 	}
 	s.router.ServeHTTP(rec, r)
 }
@@ -161,6 +207,7 @@ func (s *Server) checkout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	in := commands.CheckoutInput{
+		Merchant:       principalOf(r.Context()).Merchant,
 		IdempotencyKey: r.Header.Get("Idempotency-Key"),
 		OrderName:      req.OrderName,
 		BuyerID:        req.BuyerID,
@@ -217,6 +264,7 @@ func (s *Server) confirm(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.logger, err)
 		return
 	}
+	noteOrder(r, orderID)
 	key, err := domain.ParsePaymentKey(req.PaymentKey)
 	if err != nil {
 		writeError(w, r, s.logger, err)
@@ -227,14 +275,15 @@ func (s *Server) confirm(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.logger, err)
 		return
 	}
-	res, err := s.commands.Confirm(r.Context(), commands.ConfirmInput{PaymentKey: key, OrderID: orderID, Amount: amt})
+	res, err := s.commands.Confirm(r.Context(), commands.ConfirmInput{Merchant: principalOf(r.Context()).Merchant, PaymentKey: key, OrderID: orderID, Amount: amt})
 	if err != nil {
 		writeError(w, r, s.logger, err)
 		return
 	}
 	body := confirmResponse{OrderID: string(res.OrderID), PaymentKey: string(res.PaymentKey), Status: string(res.Status)}
 	if !res.ApprovedAt.IsZero() {
-		body.ApprovedAt = &res.ApprovedAt
+		at := res.ApprovedAt.In(domain.KST)
+		body.ApprovedAt = &at
 	}
 	if res.Failure != nil {
 		body.Failure = &failureBody{Code: res.Failure.Code, Message: res.Failure.Message}
@@ -243,7 +292,9 @@ func (s *Server) confirm(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getPayment(w http.ResponseWriter, r *http.Request) {
-	p, err := s.queries.Payment(r.Context(), mux.Vars(r)["orderId"])
+	id := mux.Vars(r)["orderId"]
+	noteOrder(r, domain.OrderID(id))
+	p, err := s.queries.Payment(r.Context(), principalOf(r.Context()).Merchant, id)
 	if err != nil {
 		writeError(w, r, s.logger, err)
 		return
@@ -269,7 +320,7 @@ func (s *Server) listPayments(w http.ResponseWriter, r *http.Request) {
 		}
 		q.Limit = n
 	}
-	page, err := s.queries.ListPayments(r.Context(), q)
+	page, err := s.queries.ListPayments(r.Context(), principalOf(r.Context()).Merchant, q)
 	if err != nil {
 		writeError(w, r, s.logger, err)
 		return

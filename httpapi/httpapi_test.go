@@ -15,6 +15,18 @@ import (
 	"github.com/paymentledger/ledger/internal/testenv"
 )
 
+// apiKeys maps the base URL of each test's API to its merchant's API key: call sends it to that
+// API unless the request sets its own Authorization header.
+var apiKeys sync.Map
+
+// newEnv starts a test environment whose API call authenticates to with the test merchant's key.
+func newEnv(t testing.TB, opts testenv.Options) *testenv.Env {
+	env := testenv.New(t, opts)
+	apiKeys.Store(env.API.URL, env.APIKey)
+	t.Cleanup(func() { apiKeys.Delete(env.API.URL) })
+	return env
+}
+
 // call sends a JSON request and decodes the JSON answer into a map.
 func call(t testing.TB, method, url, body string, header ...string) (int, map[string]any) {
 	t.Helper()
@@ -25,6 +37,12 @@ func call(t testing.TB, method, url, body string, header ...string) (int, map[st
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	apiKeys.Range(func(base, key any) bool {
+		if strings.HasPrefix(url, base.(string)+"/") {
+			req.Header.Set("Authorization", "Bearer "+key.(string))
+		}
+		return true
+	})
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
@@ -60,7 +78,7 @@ func openSession(t testing.TB, env *testenv.Env, orderID, amount string) string 
 }
 
 func TestCheckoutConfirmStatusEndToEnd(t *testing.T) {
-	env := testenv.New(t, testenv.Options{})
+	env := newEnv(t, testenv.Options{})
 	api := env.API.URL
 
 	status, co := call(t, "POST", api+"/api/v1/payments/checkout", checkoutBody, "Idempotency-Key", "e2e-1")
@@ -117,7 +135,7 @@ func TestCheckoutConfirmStatusEndToEnd(t *testing.T) {
 }
 
 func TestTamperedAmountOverHTTPIsRefusedWithoutCallingToss(t *testing.T) {
-	env := testenv.New(t, testenv.Options{})
+	env := newEnv(t, testenv.Options{})
 	_, co := call(t, "POST", env.API.URL+"/api/v1/payments/checkout", checkoutBody)
 	orderID := co["orderId"].(string)
 	key := openSession(t, env, orderID, "25000")
@@ -137,7 +155,7 @@ func TestTamperedAmountOverHTTPIsRefusedWithoutCallingToss(t *testing.T) {
 }
 
 func TestFiftyConcurrentConfirmsOverHTTP(t *testing.T) {
-	env := testenv.New(t, testenv.Options{})
+	env := newEnv(t, testenv.Options{})
 	_, co := call(t, "POST", env.API.URL+"/api/v1/payments/checkout", checkoutBody)
 	orderID := co["orderId"].(string)
 	key := openSession(t, env, orderID, "25000")
@@ -181,7 +199,7 @@ func TestFiftyConcurrentConfirmsOverHTTP(t *testing.T) {
 // TestBadInputIsRefusedAndNothingIsWritten sends malformed requests: each gets a 4xx with a code
 // and a message, never a 500, and the event store stays empty.
 func TestBadInputIsRefusedAndNothingIsWritten(t *testing.T) {
-	env := testenv.New(t, testenv.Options{})
+	env := newEnv(t, testenv.Options{})
 	checkout := env.API.URL + "/api/v1/payments/checkout"
 	confirm := env.API.URL + "/api/v1/payments/confirm"
 	line := func(amount string) string {
@@ -236,6 +254,7 @@ func TestBadInputIsRefusedAndNothingIsWritten(t *testing.T) {
 	t.Run("wrong content type", func(t *testing.T) {
 		req, _ := http.NewRequest("POST", checkout, strings.NewReader(line(`"1000"`)))
 		req.Header.Set("Content-Type", "text/plain")
+		req.Header.Set("Authorization", "Bearer "+env.APIKey)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -266,7 +285,7 @@ func TestBadInputIsRefusedAndNothingIsWritten(t *testing.T) {
 }
 
 func TestListPaymentsNewestFirstWithCursor(t *testing.T) {
-	env := testenv.New(t, testenv.Options{})
+	env := newEnv(t, testenv.Options{})
 	var created []string
 	for i := range 7 {
 		status, co := call(t, "POST", env.API.URL+"/api/v1/payments/checkout",
@@ -310,7 +329,7 @@ func TestListPaymentsNewestFirstWithCursor(t *testing.T) {
 }
 
 func TestHealthAndReadiness(t *testing.T) {
-	env := testenv.New(t, testenv.Options{})
+	env := newEnv(t, testenv.Options{})
 	for _, path := range []string{"/healthz", "/readyz"} {
 		if status, body := call(t, "GET", env.API.URL+path, ""); status != http.StatusOK {
 			t.Fatalf("%s: %d %v", path, status, body)
@@ -327,7 +346,7 @@ func errCode(body map[string]any) string {
 // BenchmarkCheckoutConfirm measures a checkout, the buyer's session and a confirm, all through
 // HTTP against real PostgreSQL and the simulator.
 func BenchmarkCheckoutConfirm(b *testing.B) {
-	env := testenv.New(b, testenv.Options{})
+	env := newEnv(b, testenv.Options{})
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	post := func(url, body string) map[string]any {
 		resp, err := client.Post(url, "application/json", bytes.NewReader([]byte(body)))
@@ -360,7 +379,7 @@ func BenchmarkCheckoutConfirm(b *testing.B) {
 }
 
 func TestCancelOverHTTP(t *testing.T) {
-	env := testenv.New(t, testenv.Options{})
+	env := newEnv(t, testenv.Options{})
 	api := env.API.URL
 	_, co := call(t, "POST", api+"/api/v1/payments/checkout", checkoutBody)
 	orderID := co["orderId"].(string)
@@ -382,11 +401,19 @@ func TestCancelOverHTTP(t *testing.T) {
 		{`{"amount":"1000","reason":"r","extra":1}`, 400, "UNKNOWN_FIELD"},
 		{`{`, 400, "MALFORMED_JSON"},
 	} {
-		if status, body := call(t, "POST", cancelURL, tc.body); status != tc.status || errCode(body) != tc.code {
+		if status, body := call(t, "POST", cancelURL, tc.body, "Idempotency-Key", "refused"); status != tc.status || errCode(body) != tc.code {
 			t.Fatalf("%s: %d %v, want %d %s", tc.body, status, body, tc.status, tc.code)
 		}
 	}
-	if status, body := call(t, "POST", api+"/api/v1/payments/no-such-order/cancel", `{"reason":"r"}`); status != 404 {
+	// Without an Idempotency-Key a client's retry could refund twice: refused, nothing written.
+	before := env.CountEvents(t)
+	if status, body := call(t, "POST", cancelURL, `{"amount":"1000","reason":"r"}`); status != 400 || errCode(body) != "IDEMPOTENCY_KEY_REQUIRED" {
+		t.Fatalf("cancel without an Idempotency-Key: %d %v", status, body)
+	}
+	if n := env.CountEvents(t); n != before {
+		t.Fatalf("a refused cancel wrote %d events", n-before)
+	}
+	if status, body := call(t, "POST", api+"/api/v1/payments/no-such-order/cancel", `{"reason":"r"}`, "Idempotency-Key", "k"); status != 404 {
 		t.Fatalf("unknown order: %d %v", status, body)
 	}
 	status, res := call(t, "POST", cancelURL, `{"amount":10000,"reason":"one book back"}`, "Idempotency-Key", "refund-1")

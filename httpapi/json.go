@@ -51,7 +51,8 @@ func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err
 	case errors.As(err, &de) && de.Kind != domain.KindInternal:
 		ae = &apiError{Status: statusOf[de.Kind], Code: de.Code, Message: de.Message}
 	default:
-		logger.ErrorContext(r.Context(), "internal error", "method", r.Method, "path", r.URL.Path, "error", err)
+		attrs := append([]any{"method", r.Method, "path", truncate(r.URL.Path, 200), "error", err}, fieldsOf(r.Context()).attrs()...)
+		logger.ErrorContext(r.Context(), "internal error", attrs...)
 		ae = &apiError{Status: http.StatusInternalServerError, Code: "INTERNAL", Message: "internal error; it has been logged"}
 	}
 	writeJSON(w, ae.Status, map[string]any{"error": map[string]string{"code": ae.Code, "message": ae.Message}})
@@ -86,6 +87,9 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, dst any) error {
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return badRequest("INVALID_REQUEST", "request body is empty; send a JSON object")
+	}
+	if err := checkJSONText(body); err != nil {
+		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/paymentledger/ledger/domain"
 	"github.com/paymentledger/ledger/queries"
 )
 
@@ -34,12 +35,11 @@ var _ LedgerQueries = (*queries.Ledger)(nil)
 // asOf is an RFC 3339 timestamp (absent: now); anything else is 400 INVALID_REQUEST.
 func (s *Server) WithLedger(l LedgerQueries) *Server {
 	s.ledger = l
-	r := s.router
-	r.HandleFunc("/api/v1/ledger/accounts", s.ledgerAccounts).Methods(http.MethodGet)
-	r.HandleFunc("/api/v1/ledger/accounts/{account}/postings", s.ledgerPostings).Methods(http.MethodGet)
-	r.HandleFunc("/api/v1/ledger/trial-balance", s.trialBalance).Methods(http.MethodGet)
-	r.HandleFunc("/api/v1/wallets/{sellerId}", s.wallet).Methods(http.MethodGet)
-	r.HandleFunc("/api/v1/wallets/{sellerId}/movements", s.walletMovements).Methods(http.MethodGet)
+	s.api(http.MethodGet, "/api/v1/ledger/accounts", domain.ScopeLedgerRead, s.ledgerAccounts)
+	s.api(http.MethodGet, "/api/v1/ledger/accounts/{account}/postings", domain.ScopeLedgerRead, s.ledgerPostings)
+	s.api(http.MethodGet, "/api/v1/ledger/trial-balance", domain.ScopeLedgerRead, s.trialBalance)
+	s.api(http.MethodGet, "/api/v1/wallets/{sellerId}", domain.ScopeLedgerRead, s.wallet)
+	s.api(http.MethodGet, "/api/v1/wallets/{sellerId}/movements", domain.ScopeLedgerRead, s.walletMovements)
 	return s
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/paymentledger/ledger/eventstore"
 	"github.com/paymentledger/ledger/httpapi"
 	"github.com/paymentledger/ledger/internal/pgtest"
+	"github.com/paymentledger/ledger/merchants"
 	"github.com/paymentledger/ledger/projections"
 	"github.com/paymentledger/ledger/queries"
 )
@@ -60,8 +61,9 @@ func TestLedgerRoutes(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(httpapi.New(nil, nil, pool.Ping, slog.New(slog.DiscardHandler)).WithLedger(queries.NewLedger(pool)))
+	srv := httptest.NewServer(httpapi.New(nil, nil, pool.Ping, slog.New(slog.DiscardHandler), httpapi.AuthConfig{Keys: anyKey{}}).WithLedger(queries.NewLedger(pool)))
 	t.Cleanup(srv.Close)
+	apiKeys.Store(srv.URL, "any")
 	base := srv.URL + "/api/v1"
 
 	// Now: settled.
@@ -116,4 +118,11 @@ func TestLedgerRoutes(t *testing.T) {
 			t.Fatalf("%s: %d %v", u, code, body)
 		}
 	}
+}
+
+// anyKey accepts every key as the ledger's merchant with every scope.
+type anyKey struct{}
+
+func (anyKey) Authenticate(context.Context, string) (merchants.Principal, error) {
+	return merchants.Principal{Merchant: "m-ledger", KeyID: "k", Scopes: domain.AllScopes}, nil
 }

@@ -20,8 +20,27 @@ func withPrincipal(ctx context.Context, p Principal) context.Context {
 	return context.WithValue(ctx, principalKey{}, p)
 }
 
-// principalOf returns the request's principal; the zero Principal when none was set.
+// principalOf returns the request's principal; the zero Principal when none was set (a route
+// without an API key), whose empty merchant every command and query refuses.
 func principalOf(ctx context.Context) Principal {
 	p, _ := ctx.Value(principalKey{}).(Principal)
 	return p
+}
+
+// logFields are attributes a handler learns (the order it acts on) that the request's access
+// and error log lines must carry.
+type logFields struct{ orderID domain.OrderID }
+
+type logFieldsKey struct{}
+
+func (f *logFields) attrs() []any {
+	if f == nil || f.orderID == "" {
+		return nil
+	}
+	return []any{"orderId", f.orderID}
+}
+
+func fieldsOf(ctx context.Context) *logFields {
+	f, _ := ctx.Value(logFieldsKey{}).(*logFields)
+	return f
 }

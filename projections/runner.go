@@ -141,3 +141,32 @@ func Checkpoint(ctx context.Context, q interface {
 	}
 	return eventstore.ParsePosition(s)
 }
+
+// Reader is what CatchUp needs of the event store.
+type Reader interface {
+	ReadAll(ctx context.Context, from eventstore.Position, limit int) ([]eventstore.RecordedEvent, error)
+}
+
+// CatchUp applies to proj every event committed so far, in batches, and returns: for a tool
+// that needs a read model current without a paymentd running. It is safe beside running
+// runners: when one of them moves the checkpoint first, CatchUp goes on from there.
+func CatchUp(ctx context.Context, pool *pgxpool.Pool, store Reader, proj Projection) error {
+	r := &Runner{pool: pool, proj: proj}
+	for {
+		pos, err := Checkpoint(ctx, pool, proj.Name())
+		if err != nil {
+			return err
+		}
+		batch, err := store.ReadAll(ctx, pos, 256)
+		if err != nil {
+			return fmt.Errorf("projections: catch up %s: %w", proj.Name(), err)
+		}
+		if len(batch) == 0 {
+			return nil
+		}
+		err = r.applyBatch(ctx, pos, batch[len(batch)-1].Position, batch)
+		if err != nil && !errors.Is(err, ErrCheckpointMoved) {
+			return err
+		}
+	}
+}

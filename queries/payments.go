@@ -26,16 +26,16 @@ type StreamReader interface {
 	ReadStream(ctx context.Context, stream string, from int64) ([]eventstore.RecordedEvent, error)
 }
 
-// Service answers payment queries for one merchant.
+// Service answers payment queries. Every method takes the merchant the caller acts for and
+// answers from that merchant's payments only: another merchant's payment is not found.
 type Service struct {
-	pool     *pgxpool.Pool
-	events   StreamReader
-	merchant domain.MerchantID
+	pool   *pgxpool.Pool
+	events StreamReader
 }
 
-// New returns a Service scoped to merchant.
-func New(pool *pgxpool.Pool, events StreamReader, merchant domain.MerchantID) *Service {
-	return &Service{pool: pool, events: events, merchant: merchant}
+// New returns a Service.
+func New(pool *pgxpool.Pool, events StreamReader) *Service {
+	return &Service{pool: pool, events: events}
 }
 
 // Payment is one payment as the read model shows it.
@@ -105,43 +105,103 @@ func scanPayment(row pgx.Row) (Payment, error) {
 	if code != nil {
 		p.Failure = &Failure{Code: *code, Message: deref(msg), Source: deref(source)}
 	}
+	if p.ApprovedAt != nil {
+		at := p.ApprovedAt.In(domain.KST)
+		p.ApprovedAt = &at
+	}
+	p.ExpiresAt, p.CreatedAt, p.UpdatedAt = p.ExpiresAt.In(domain.KST), p.CreatedAt.In(domain.KST), p.UpdatedAt.In(domain.KST)
 	return p, nil
 }
 
 // Payment returns one payment with its lines and its event history.
-func (s *Service) Payment(ctx context.Context, orderID string) (Payment, error) {
-	p, err := scanPayment(s.pool.QueryRow(ctx,
-		`SELECT `+paymentColumns+` FROM payment_orders WHERE order_id = $1 AND merchant_id = $2`, orderID, s.merchant))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Payment{}, domain.Errorf(domain.ErrPaymentNotFound, "no payment with orderId %s", orderID)
+//
+// It is read from the payment's own event stream, not from the payment_orders read model: a
+// single payment's read reflects every command already answered (a merchant's success page
+// reads it right after confirm). Lists come from the read model and may trail by milliseconds.
+func (s *Service) Payment(ctx context.Context, merchant domain.MerchantID, orderID string) (Payment, error) {
+	notFound := domain.Errorf(domain.ErrPaymentNotFound, "no payment with orderId %s", truncate(orderID, 64))
+	if merchant == "" {
+		return Payment{}, errors.New("queries: payment without a merchant")
 	}
+	id, err := domain.ParseOrderID(orderID)
 	if err != nil {
-		return Payment{}, fmt.Errorf("query payment %s: %w", orderID, err)
+		return Payment{}, notFound // no payment can have this id; the store need not be asked
 	}
-	rows, err := s.pool.Query(ctx, `
-		SELECT line_id, seller_id, product_id, amount, status FROM payment_order_lines
-		WHERE order_id = $1 ORDER BY length(line_id), line_id`, orderID)
-	if err != nil {
-		return Payment{}, fmt.Errorf("query lines of %s: %w", orderID, err)
+	recs, err := s.events.ReadStream(ctx, domain.StreamName(id), 1)
+	if errors.Is(err, eventstore.ErrStreamNotFound) {
+		return Payment{}, notFound
 	}
-	p.Lines, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Line, error) {
-		var l Line
-		return l, r.Scan(&l.LineID, &l.SellerID, &l.ProductID, &l.Amount, &l.Status)
-	})
-	if err != nil {
-		return Payment{}, fmt.Errorf("query lines of %s: %w", orderID, err)
-	}
-	recs, err := s.events.ReadStream(ctx, domain.StreamName(domain.OrderID(orderID)), 1)
 	if err != nil {
 		return Payment{}, fmt.Errorf("history of %s: %w", orderID, err)
+	}
+	events := make([]domain.Event, 0, len(recs))
+	for _, r := range recs {
+		e, err := domain.UnmarshalEvent(r.Type, r.SchemaVersion, r.Data)
+		if err != nil {
+			return Payment{}, fmt.Errorf("history of %s v%d: %w", orderID, r.Version, err)
+		}
+		events = append(events, e)
+	}
+	pay, err := domain.Rebuild(events)
+	if err != nil {
+		return Payment{}, fmt.Errorf("fold %s: %w", orderID, err)
+	}
+	if pay.MerchantID != merchant {
+		return Payment{}, notFound // exactly as if it did not exist
+	}
+	p := Payment{
+		OrderID: string(pay.OrderID), MerchantID: string(pay.MerchantID), BuyerID: string(pay.BuyerID),
+		OrderName: pay.OrderName, Amount: pay.TotalAmount, Currency: string(pay.Currency), Status: string(pay.Status),
+		PaymentKey: string(pay.PaymentKey), Method: pay.Method, Attempt: pay.Attempt,
+		LastTransactionKey: pay.LastTxKey, NeedsReview: pay.NeedsReview, CanceledAmount: pay.CanceledAmount,
+		CancelPending: pay.PendingCancel() != nil, Failure: failureOf(events),
+		ExpiresAt: pay.ExpiresAt.In(domain.KST), CreatedAt: pay.CreatedAt.In(domain.KST),
+		UpdatedAt: events[len(events)-1].Header().At.In(domain.KST),
+	}
+	if !pay.ApprovedAt.IsZero() {
+		at := pay.ApprovedAt.In(domain.KST)
+		p.ApprovedAt = &at
+	}
+	for _, l := range pay.Lines {
+		p.Lines = append(p.Lines, Line{LineID: string(l.LineID), SellerID: string(l.SellerID),
+			ProductID: string(l.ProductID), Amount: l.Amount, Status: p.Status})
 	}
 	for _, r := range recs {
 		p.History = append(p.History, HistoryEntry{
 			Version: r.Version, Type: r.Type, EventID: r.ID.String(),
-			RecordedAt: r.RecordedAt, Actor: r.Metadata.Actor, Data: json.RawMessage(r.Data),
+			RecordedAt: r.RecordedAt.In(domain.KST), Actor: r.Metadata.Actor, Data: json.RawMessage(r.Data),
 		})
 	}
 	return p, nil
+}
+
+// failureOf says why a payment failed, expired or has an unknown outcome, from its events: the
+// same rules as the payment_orders read model, so a payment reads the same in lists and alone.
+func failureOf(events []domain.Event) *Failure {
+	var f *Failure
+	for _, e := range events {
+		switch e := e.(type) {
+		case domain.PaymentApproved:
+			f = nil
+		case domain.PaymentRejected:
+			f = &Failure{Code: e.Code, Message: e.Message, Source: string(e.Source)}
+		case domain.PaymentOutcomeUnknown:
+			f = &Failure{Code: e.Code, Message: e.Message, Source: "unknown"}
+		case domain.PaymentExpired:
+			f = &Failure{Code: "EXPIRED", Message: e.Reason}
+		case domain.RecoveryExhausted:
+			f = &Failure{Code: "RECOVERY_EXHAUSTED", Source: "recovery",
+				Message: fmt.Sprintf("recovery gave up after %d attempts: %s", e.Attempts, e.LastError)}
+		}
+	}
+	return f
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }
 
 // ListQuery selects a page of payments, newest first.
@@ -166,7 +226,10 @@ const (
 
 // ListPayments returns payments newest first, with keyset (cursor) pagination: a page never
 // repeats or skips a row because of inserts between requests.
-func (s *Service) ListPayments(ctx context.Context, q ListQuery) (Page, error) {
+func (s *Service) ListPayments(ctx context.Context, merchant domain.MerchantID, q ListQuery) (Page, error) {
+	if merchant == "" {
+		return Page{}, errors.New("queries: list without a merchant")
+	}
 	if q.Limit == 0 {
 		q.Limit = DefaultPageSize
 	}
@@ -187,7 +250,7 @@ func (s *Service) ListPayments(ctx context.Context, q ListQuery) (Page, error) {
 		  AND ($3::timestamptz IS NULL OR (created_at, order_id) < ($3, $4))
 		  AND (NOT $6 OR needs_review)
 		ORDER BY created_at DESC, order_id DESC
-		LIMIT $5`, s.merchant, q.Status, after, afterID, q.Limit+1, q.NeedsReview)
+		LIMIT $5`, merchant, q.Status, after, afterID, q.Limit+1, q.NeedsReview)
 	if err != nil {
 		return Page{}, fmt.Errorf("list payments: %w", err)
 	}

@@ -17,13 +17,13 @@ import (
 // the refund is PENDING, and waits until the read model shows it.
 func (f *fixture) pendingRefund(t *testing.T, id domain.OrderID) decimal.Decimal {
 	t.Helper()
-	lossy, err := commands.New(f.Store, &testenv.LostCancelAnswer{Client: f.Toss}, commands.Config{Merchant: testenv.Merchant,
+	lossy, err := commands.New(f.Store, commands.OnePSP(&testenv.LostCancelAnswer{Client: f.Toss}), commands.Config{
 		Retry: commands.RetryPolicy{MaxAttempts: 1}}, f.clock.Now, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	part := decimal.NewFromInt(1000)
-	if res, err := lossy.Cancel(ctx, commands.CancelInput{OrderID: id, Amount: &part, Reason: "refund"}); err != nil || res.CancelStatus != "PENDING" {
+	if res, err := lossy.Cancel(ctx, commands.CancelInput{Merchant: testenv.Merchant, IdempotencyKey: "refund-26", OrderID: id, Amount: &part, Reason: "refund"}); err != nil || res.CancelStatus != "PENDING" {
 		t.Fatalf("cancel: %+v %v, want PENDING", res, err)
 	}
 	testenv.WaitFor(t, 10*time.Second, "the read model to show the pending cancel", func() bool {
@@ -41,7 +41,7 @@ func TestUnknownCancelIsSettledUnderItsOwnKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res, err := f.svc.Confirm(ctx, commands.ConfirmInput{PaymentKey: domain.PaymentKey(key), OrderID: co.OrderID, Amount: co.Amount}); err != nil || res.Status != domain.StatusSuccess {
+	if res, err := f.svc.Confirm(ctx, commands.ConfirmInput{Merchant: testenv.Merchant, PaymentKey: domain.PaymentKey(key), OrderID: co.OrderID, Amount: co.Amount}); err != nil || res.Status != domain.StatusSuccess {
 		t.Fatalf("confirm: %+v %v", res, err)
 	}
 	part := f.pendingRefund(t, co.OrderID)
@@ -110,7 +110,7 @@ func TestExhaustedCancelIsFlaggedForReview(t *testing.T) {
 		t.Fatal("recovery never gave up on the cancel")
 	}
 	testenv.WaitFor(t, 10*time.Second, "the payment listed for review", func() bool {
-		page, err := f.Queries.ListPayments(ctx, queries.ListQuery{NeedsReview: true})
+		page, err := f.Queries.ListPayments(ctx, testenv.Merchant, queries.ListQuery{NeedsReview: true})
 		return err == nil && len(page.Payments) == 1 && page.Payments[0].OrderID == string(id) && page.Payments[0].CancelPending
 	})
 	p, err := domain.Rebuild(f.Events(t, id))

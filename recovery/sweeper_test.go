@@ -57,9 +57,8 @@ func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	clk := newClock()
 	env := testenv.New(t, testenv.Options{Now: clk.Now})
-	svc, err := commands.New(env.Store, env.Toss, commands.Config{
-		Merchant: testenv.Merchant,
-		Retry:    commands.RetryPolicy{MaxAttempts: 2, Budget: 5 * time.Second, BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond},
+	svc, err := commands.New(env.Store, commands.OnePSP(env.Toss), commands.Config{
+		Retry: commands.RetryPolicy{MaxAttempts: 2, Budget: 5 * time.Second, BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond},
 	}, clk.Now, testenv.Logger(t))
 	if err != nil {
 		t.Fatal(err)
@@ -75,6 +74,7 @@ func (f *fixture) sweeper(t *testing.T, rec recovery.Recoverer, cfg recovery.Con
 func (f *fixture) checkout(t *testing.T) commands.CheckoutResult {
 	t.Helper()
 	co, err := f.svc.Checkout(ctx, commands.CheckoutInput{
+		Merchant:  testenv.Merchant,
 		OrderName: "Two books", BuyerID: "buyer-1",
 		Lines: []domain.CheckoutLine{
 			{SellerID: "seller-a", ProductID: "book-1", Amount: decimal.RequireFromString("15000")},
@@ -106,7 +106,7 @@ func (f *fixture) unknownPayments(t *testing.T, n int, sess tosssim.SessionReque
 		if err != nil {
 			t.Fatal(err)
 		}
-		res, err := f.svc.Confirm(ctx, commands.ConfirmInput{PaymentKey: domain.PaymentKey(key), OrderID: co.OrderID, Amount: co.Amount})
+		res, err := f.svc.Confirm(ctx, commands.ConfirmInput{Merchant: testenv.Merchant, PaymentKey: domain.PaymentKey(key), OrderID: co.OrderID, Amount: co.Amount})
 		if err != nil || res.Status != domain.StatusUnknown {
 			t.Fatalf("confirm %s: %+v %v, want UNKNOWN", co.OrderID, res, err)
 		}
@@ -430,9 +430,9 @@ func TestDelayGrowsAndRecoveryGivesUpAfterMaxAttempts(t *testing.T) {
 	if res := sweep(t, s); res.Leased != 0 || calls() != 3 {
 		t.Fatalf("after exhaustion: %+v, %d calls", res, calls())
 	}
-	q := queries.New(f.Pool, f.Store, testenv.Merchant)
+	q := queries.New(f.Pool, f.Store)
 	testenv.WaitFor(t, 10*time.Second, "the payment listed with needsReview", func() bool {
-		page, err := q.ListPayments(ctx, queries.ListQuery{NeedsReview: true})
+		page, err := q.ListPayments(ctx, testenv.Merchant, queries.ListQuery{NeedsReview: true})
 		return err == nil && len(page.Payments) == 1 && page.Payments[0].OrderID == string(id) &&
 			page.Payments[0].NeedsReview && page.Payments[0].Status == string(domain.StatusUnknown)
 	})

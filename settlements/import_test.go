@@ -49,7 +49,7 @@ func TestImportRecordsEachRowOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	imp := settlements.NewImporter(env.Toss, env.Commands, testenv.Logger(t))
+	imp := settlements.NewImporter(env.Toss, env.Commands, testenv.Merchant, testenv.Logger(t))
 	today := todayKST()
 	var progress []settlements.Progress
 	sum, err := imp.Import(ctx, today, today, func(p settlements.Progress) { progress = append(progress, p) })
@@ -106,7 +106,7 @@ func TestImportRecordsEachRowOnce(t *testing.T) {
 
 func TestImportOfAnEmptyRangeAndBadDates(t *testing.T) {
 	env := testenv.New(t, testenv.Options{})
-	imp := settlements.NewImporter(env.Toss, env.Commands, nil)
+	imp := settlements.NewImporter(env.Toss, env.Commands, testenv.Merchant, nil)
 	calls := 0
 	sum, err := imp.Import(ctx, "2020-01-01", "2020-01-31", func(settlements.Progress) { calls++ })
 	if err != nil || sum.Pages != 1 || sum.Rows != 0 || calls != 1 {

@@ -22,11 +22,12 @@ type Lister interface {
 	ListSettlements(ctx context.Context, q toss.SettlementsQuery) ([]toss.Settlement, error)
 }
 
-// Recorder records one settlement row. recorded is false for a row already recorded. A
-// *domain.Error is about that row alone (unknown order, payment not approved, bad figures);
-// any other error means the store is failing and the import stops.
+// Recorder records one row of a merchant's settlement report. recorded is false for a row
+// already recorded. A *domain.Error is about that row alone (an order the merchant does not
+// have, a payment not approved, bad figures); any other error means the store is failing and the
+// import stops.
 type Recorder interface {
-	RecordSettlement(ctx context.Context, row toss.Settlement) (recorded bool, err error)
+	RecordSettlement(ctx context.Context, merchant domain.MerchantID, row toss.Settlement) (recorded bool, err error)
 }
 
 var (
@@ -65,20 +66,64 @@ type Progress struct {
 	Summary  Summary
 }
 
-// Importer reads the settlement report page by page and records each row. It is safe for
-// concurrent use; concurrent imports of the same dates record each row once.
+// Importer reads one merchant's settlement report page by page (with the merchant's Toss
+// client) and records each row. It is safe for concurrent use; concurrent imports of the same
+// dates record each row once.
 type Importer struct {
-	client Lister
-	rec    Recorder
-	logger *slog.Logger
+	client   Lister
+	rec      Recorder
+	merchant domain.MerchantID
+	logger   *slog.Logger
 }
 
-// NewImporter returns an Importer. logger may be nil.
-func NewImporter(client Lister, rec Recorder, logger *slog.Logger) *Importer {
+// NewImporter returns an Importer of merchant's report, read through client. logger may be nil.
+func NewImporter(client Lister, rec Recorder, merchant domain.MerchantID, logger *slog.Logger) *Importer {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Importer{client: client, rec: rec, logger: logger}
+	return &Importer{client: client, rec: rec, merchant: merchant, logger: logger.With("merchantId", merchant)}
+}
+
+// Source is one merchant whose report to import, with its Toss client.
+type Source struct {
+	Merchant domain.MerchantID
+	Client   Lister
+}
+
+// AllMerchants imports the report of every merchant Sources lists (those with a Toss key), one
+// after the other; the scheduler runs it. A merchant whose import fails does not stop the
+// others: the errors are joined.
+type AllMerchants struct {
+	Sources func(ctx context.Context) ([]Source, error)
+	Rec     Recorder
+	Logger  *slog.Logger
+}
+
+// Import implements the scheduler's job: the summaries of every merchant, added up.
+func (a AllMerchants) Import(ctx context.Context, from, to string, progress func(Progress)) (Summary, error) {
+	sources, err := a.Sources(ctx)
+	if err != nil {
+		return Summary{From: from, To: to}, fmt.Errorf("settlement import: merchants: %w", err)
+	}
+	total := Summary{From: from, To: to}
+	var errs []error
+	for _, src := range sources {
+		sum, err := NewImporter(src.Client, a.Rec, src.Merchant, a.Logger).Import(ctx, from, to, progress)
+		total.Pages += sum.Pages
+		total.Rows += sum.Rows
+		total.Recorded += sum.Recorded
+		total.AlreadyRecorded += sum.AlreadyRecorded
+		total.UnknownOrders += sum.UnknownOrders
+		total.Errors += sum.Errors
+		total.Problems = append(total.Problems, sum.Problems...)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("merchant %s: %w", src.Merchant, err))
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return total, errors.Join(errs...)
 }
 
 // ValidateRange checks that from and to are yyyy-MM-dd dates with from ≤ to.
@@ -138,7 +183,7 @@ func (im *Importer) Import(ctx context.Context, from, to string, progress func(P
 // record records one row and counts it. It returns an error only when the import must stop.
 func (im *Importer) record(ctx context.Context, row toss.Settlement, sum *Summary) error {
 	sum.Rows++
-	recorded, err := im.rec.RecordSettlement(ctx, row)
+	recorded, err := im.rec.RecordSettlement(ctx, im.merchant, row)
 	var derr *domain.Error
 	switch {
 	case err == nil && recorded:

@@ -35,7 +35,7 @@ func (l *pagedLister) ListSettlements(_ context.Context, q toss.SettlementsQuery
 // mapRecorder answers from a fixed table: "new", "dup", "unknown", "refused" or "store".
 type mapRecorder map[string]string
 
-func (m mapRecorder) RecordSettlement(_ context.Context, row toss.Settlement) (bool, error) {
+func (m mapRecorder) RecordSettlement(_ context.Context, _ domain.MerchantID, row toss.Settlement) (bool, error) {
 	switch m[row.TransactionKey] {
 	case "dup":
 		return false, nil
@@ -53,7 +53,7 @@ func TestImportPagesUntilAShortPage(t *testing.T) {
 	l := &pagedLister{n: 2*PageSize + 3}
 	rec := mapRecorder{"TX00001": "dup", "TX00500": "unknown", "TX01002": "refused"}
 	var seen []int
-	sum, err := NewImporter(l, rec, nil).Import(context.Background(), "2026-11-01", "2026-11-21", func(p Progress) { seen = append(seen, p.PageRows) })
+	sum, err := NewImporter(l, rec, "m-1", nil).Import(context.Background(), "2026-11-01", "2026-11-21", func(p Progress) { seen = append(seen, p.PageRows) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,23 +72,23 @@ func TestImportPagesUntilAShortPage(t *testing.T) {
 }
 
 func TestImportStopsOnStoreErrorsAndRepeatedPages(t *testing.T) {
-	sum, err := NewImporter(&pagedLister{n: 10}, mapRecorder{"TX00004": "store"}, nil).Import(context.Background(), "2026-11-01", "2026-11-01", nil)
+	sum, err := NewImporter(&pagedLister{n: 10}, mapRecorder{"TX00004": "store"}, "m-1", nil).Import(context.Background(), "2026-11-01", "2026-11-01", nil)
 	if err == nil || sum.Recorded != 4 || sum.Rows != 4 {
 		t.Fatalf("store failure: %+v %v, want a stop after 4 rows", sum, err)
 	}
-	_, err = NewImporter(&pagedLister{n: PageSize + 1, repeat: true}, mapRecorder{}, nil).Import(context.Background(), "2026-11-01", "2026-11-01", nil)
+	_, err = NewImporter(&pagedLister{n: PageSize + 1, repeat: true}, mapRecorder{}, "m-1", nil).Import(context.Background(), "2026-11-01", "2026-11-01", nil)
 	if err == nil {
 		t.Fatal("a server that ignores page must not loop forever")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := NewImporter(&pagedLister{n: 3}, cancelledRecorder{}, nil).Import(ctx, "2026-11-01", "2026-11-01", nil); !errors.Is(err, context.Canceled) {
+	if _, err := NewImporter(&pagedLister{n: 3}, cancelledRecorder{}, "m-1", nil).Import(ctx, "2026-11-01", "2026-11-01", nil); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled: %v", err)
 	}
 }
 
 type cancelledRecorder struct{}
 
-func (cancelledRecorder) RecordSettlement(ctx context.Context, _ toss.Settlement) (bool, error) {
+func (cancelledRecorder) RecordSettlement(ctx context.Context, _ domain.MerchantID, _ toss.Settlement) (bool, error) {
 	return false, ctx.Err()
 }

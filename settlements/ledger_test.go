@@ -3,7 +3,6 @@ package settlements_test
 import (
 	"context"
 	"encoding/json"
-	"net/http"
 	"net/url"
 	"testing"
 	"time"
@@ -31,7 +30,7 @@ func TestLedgerAfterPaymentsCancelsAndSettlementImport(t *testing.T) {
 		domain.CheckoutLine{SellerID: "seller-b", ProductID: "book-2", Amount: won("10000")})
 	pay(domain.CheckoutLine{SellerID: "seller-a", ProductID: "book-3", Amount: won("5000")})
 	part := won("10000")
-	if res, err := env.Commands.Cancel(ctx, commands.CancelInput{OrderID: a, Amount: &part, Reason: "returned"}); err != nil || res.CancelStatus != "CANCELED" {
+	if res, err := env.Commands.Cancel(ctx, commands.CancelInput{Merchant: testenv.Merchant, IdempotencyKey: "refund-34", OrderID: a, Amount: &part, Reason: "returned"}); err != nil || res.CancelStatus != "CANCELED" {
 		t.Fatalf("cancel: %+v %v", res, err)
 	}
 	// The cancel of 10000 is split over A's lines pro rata: 6000 from seller-a, 4000 from seller-b.
@@ -39,7 +38,7 @@ func TestLedgerAfterPaymentsCancelsAndSettlementImport(t *testing.T) {
 	beforeImport := time.Now()
 
 	today := time.Now().In(time.FixedZone("KST", 9*3600)).Format("2006-01-02")
-	sum, err := settlements.NewImporter(env.Toss, env.Commands, nil).Import(ctx, today, today, nil)
+	sum, err := settlements.NewImporter(env.Toss, env.Commands, testenv.Merchant, nil).Import(ctx, today, today, nil)
 	if err != nil || sum.Recorded != 3 || sum.Errors != 0 {
 		t.Fatalf("import: %+v %v", sum, err)
 	}
@@ -97,13 +96,9 @@ func TestLedgerAfterPaymentsCancelsAndSettlementImport(t *testing.T) {
 
 func get(t *testing.T, env *testenv.Env, path string, v any) {
 	t.Helper()
-	resp, err := http.Get(env.API.URL + path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(v); err != nil || resp.StatusCode != 200 {
-		t.Fatalf("GET %s: %d %v", path, resp.StatusCode, err)
+	status, body := env.Request(t, "GET", path, "")
+	if err := json.Unmarshal(body, v); err != nil || status != 200 {
+		t.Fatalf("GET %s: %d %v", path, status, err)
 	}
 }
 
@@ -111,12 +106,7 @@ func waitFor(t *testing.T, env *testenv.Env, what, path, field, value string) {
 	t.Helper()
 	testenv.WaitFor(t, 15*time.Second, what, func() bool {
 		var m map[string]any
-		resp, err := http.Get(env.API.URL + path)
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		if json.NewDecoder(resp.Body).Decode(&m) != nil {
+		if _, body := env.Request(t, "GET", path, ""); json.Unmarshal(body, &m) != nil {
 			return false
 		}
 		s, _ := m[field].(string)

@@ -32,8 +32,8 @@ type SchedulerConfig struct {
 	Now func() time.Time
 }
 
-// importer is what the Scheduler needs of an Importer.
-type importer interface {
+// Job is what the Scheduler runs: an Importer for one merchant, AllMerchants for all.
+type Job interface {
 	Import(ctx context.Context, from, to string, progress func(Progress)) (Summary, error)
 }
 
@@ -43,7 +43,7 @@ type importer interface {
 // the same report. Imports are idempotent, so overlapping ranges are harmless.
 type Scheduler struct {
 	pool         *pgxpool.Pool
-	imp          importer
+	imp          Job
 	hour, minute int
 	catchUp      int
 	now          func() time.Time
@@ -52,7 +52,7 @@ type Scheduler struct {
 }
 
 // NewScheduler returns a Scheduler. logger may be nil. An invalid At is an error.
-func NewScheduler(pool *pgxpool.Pool, imp *Importer, cfg SchedulerConfig, logger *slog.Logger) (*Scheduler, error) {
+func NewScheduler(pool *pgxpool.Pool, imp Job, cfg SchedulerConfig, logger *slog.Logger) (*Scheduler, error) {
 	if cfg.At == "" {
 		cfg.At = "06:00"
 	}

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"strings"
@@ -60,7 +62,7 @@ func emptyDatabase(t *testing.T) string {
 func TestMigrate(t *testing.T) {
 	dbURL := emptyDatabase(t)
 	var out, errOut bytes.Buffer
-	if err := run(ctx, []string{"migrate"}, envFrom(map[string]string{"DATABASE_URL": dbURL}), &out, &errOut); err != nil {
+	if err := run(ctx, []string{"migrate"}, envFrom(map[string]string{"DATABASE_URL": dbURL}), nil, &out, &errOut); err != nil {
 		t.Fatalf("migrate: %v\n%s", err, errOut.String())
 	}
 	if !strings.HasPrefix(out.String(), "migrations applied: ") || strings.HasPrefix(out.String(), "migrations applied: 0\n") {
@@ -76,7 +78,7 @@ func TestMigrate(t *testing.T) {
 		t.Fatalf("events table after migrate: %v", err)
 	}
 	out.Reset()
-	if err := run(ctx, []string{"migrate"}, envFrom(map[string]string{"DATABASE_URL": dbURL}), &out, &errOut); err != nil {
+	if err := run(ctx, []string{"migrate"}, envFrom(map[string]string{"DATABASE_URL": dbURL}), nil, &out, &errOut); err != nil {
 		t.Fatal(err)
 	}
 	if out.String() != "migrations applied: 0\n" {
@@ -88,24 +90,24 @@ func TestSettlementsImport(t *testing.T) {
 	env := testenv.New(t, testenv.Options{})
 	co, _ := env.Pay(t, domain.CheckoutLine{SellerID: "seller-a", ProductID: "book-1", Amount: decimal.RequireFromString("12000")})
 	getenv := envFrom(map[string]string{
-		"DATABASE_URL":    env.Pool.Config().ConnString(),
-		"TOSS_BASE_URL":   env.SimURL,
-		"TOSS_SECRET_KEY": testenv.SecretKey,
+		"DATABASE_URL":  env.Pool.Config().ConnString(),
+		"TOSS_BASE_URL": env.SimURL,
+		"SECRETS_KEY":   base64.StdEncoding.EncodeToString(env.SecretsKey),
 	})
 	today := time.Now().In(time.FixedZone("KST", 9*60*60)).Format(time.DateOnly)
-	args := []string{"settlements", "import", "--from", today, "--to", today}
+	args := []string{"settlements", "import", "--merchant", string(testenv.Merchant), "--from", today, "--to", today}
 
 	var out, errOut bytes.Buffer
-	if err := run(ctx, args, getenv, &out, &errOut); err != nil {
+	if err := run(ctx, args, getenv, nil, &out, &errOut); err != nil {
 		t.Fatalf("import: %v\n%s", err, errOut.String())
 	}
 	want := fmt.Sprintf("page 1: 1 rows (so far: 1 recorded, 0 already recorded, 0 unknown orders, 0 errors)\n"+
-		"settlements %s..%s: 1 rows in 1 pages: 1 recorded, 0 already recorded, 0 unknown orders, 0 errors\n", today, today)
+		"settlements of %s %s..%s: 1 rows in 1 pages: 1 recorded, 0 already recorded, 0 unknown orders, 0 errors\n", testenv.Merchant, today, today)
 	if out.String() != want {
 		t.Fatalf("output\n%s\nwant\n%s", out.String(), want)
 	}
 	out.Reset()
-	if err := run(ctx, args, getenv, &out, &errOut); err != nil {
+	if err := run(ctx, args, getenv, nil, &out, &errOut); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "1 rows in 1 pages: 0 recorded, 1 already recorded") {
@@ -120,65 +122,131 @@ func TestSettlementsImport(t *testing.T) {
 	if n != 1 {
 		t.Fatalf("%d SettlementRecorded events, want 1", n)
 	}
+	// Another merchant's report never touches this merchant's payments: the row is an unknown
+	// order for it.
+	env.NewMerchant(t, "other-shop")
+	out.Reset()
+	other := []string{"settlements", "import", "--merchant", "other-shop", "--from", today, "--to", today}
+	if err := run(ctx, other, getenv, nil, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "0 recorded, 0 already recorded, 1 unknown orders") {
+		t.Fatalf("another merchant's import: %q", out.String())
+	}
 }
 
 func TestUsageErrors(t *testing.T) {
-	full := map[string]string{"TOSS_SECRET_KEY": "test_sk_x", "TOSS_BASE_URL": "http://127.0.0.1:1"}
+	full := map[string]string{"TOSS_BASE_URL": "http://127.0.0.1:1"}
+	imp := []string{"settlements", "import", "--merchant", "m-1", "--from", "2026-11-01", "--to", "2026-11-21"}
 	for _, c := range []struct {
 		args    []string
 		env     map[string]string
 		wantErr string
 	}{
-		{[]string{"settlements", "import", "--from", "2026-11-21", "--to", "2026-11-01"}, full, "from 2026-11-21 is after to 2026-11-01"},
-		{[]string{"settlements", "import", "--from", "2026/11/01", "--to", "2026-11-21"}, full, `from date "2026/11/01" is not yyyy-MM-dd`},
-		{[]string{"settlements", "import", "--from", "2026-11-01", "--to", "2026-11-31"}, full, `to date "2026-11-31" is not yyyy-MM-dd`},
-		{[]string{"settlements", "import", "--from", "2026-11-01"}, full, `required flag(s) "to" not set`},
-		{[]string{"settlements", "import", "--from", "2026-11-01", "--to", "2026-11-21"}, nil, "TOSS_SECRET_KEY: is required by settlements import"},
-		{[]string{"settlements", "import", "--from", "2026-11-01", "--to", "2026-11-21"}, map[string]string{"TOSS_SECRET_KEY": "test_sk_x", "DATABASE_URL": "mysql://x"}, `DATABASE_URL: "mysql://x" must be a postgres:// URL`},
-		{[]string{"settlements", "import", "--from", "2026-11-01", "--to", "2026-11-21"}, map[string]string{"TOSS_SECRET_KEY": "test_sk_x", "TOSS_BASE_URL": "tosspayments"}, `TOSS_BASE_URL: "tosspayments" must be an absolute http(s) URL`},
+		{[]string{"settlements", "import", "--merchant", "m-1", "--from", "2026-11-21", "--to", "2026-11-01"}, full, "from 2026-11-21 is after to 2026-11-01"},
+		{[]string{"settlements", "import", "--merchant", "m-1", "--from", "2026/11/01", "--to", "2026-11-21"}, full, `from date "2026/11/01" is not yyyy-MM-dd`},
+		{[]string{"settlements", "import", "--merchant", "m-1", "--from", "2026-11-01", "--to", "2026-11-31"}, full, `to date "2026-11-31" is not yyyy-MM-dd`},
+		{[]string{"settlements", "import", "--merchant", "m-1", "--from", "2026-11-01"}, full, `required flag(s) "to" not set`},
+		{[]string{"settlements", "import", "--from", "2026-11-01", "--to", "2026-11-21"}, full, `required flag(s) "merchant" not set`},
+		{[]string{"settlements", "import", "--merchant", "a b", "--from", "2026-11-01", "--to", "2026-11-21"}, full, "--merchant: INVALID_REQUEST"},
+		{imp, map[string]string{"DATA_DIR": t.TempDir()}, "SECRETS_KEY: is empty and DATA_DIR holds no secrets-key file"},
+		{imp, map[string]string{"DATABASE_URL": "mysql://x"}, `DATABASE_URL: "mysql://x" must be a postgres:// URL`},
+		{imp, map[string]string{"TOSS_BASE_URL": "tosspayments"}, `TOSS_BASE_URL: "tosspayments" must be an absolute http(s) URL`},
 		// A malformed shared setting fails every command, naming it, rather than taking the default.
 		{[]string{"migrate"}, map[string]string{"DATABASE_WAIT": "soon"}, `DATABASE_WAIT: "soon" is not a duration`},
 		{[]string{"migrate"}, map[string]string{"TOSS_SIMULATOR": "flase"}, `TOSS_SIMULATOR: "flase" is not a boolean (true or false)`},
-		{[]string{"commission", "set", "--merchant", "m-1", "--rate", "0.1"}, map[string]string{"LOG_LEVEL": "chatty"}, `LOG_LEVEL: "chatty" is not a log level`},
-		{[]string{"commission", "set", "--merchant", "m-1", "--rate", "0.1"}, map[string]string{"SECRETS_KEY": "c2hvcnQ="}, "SECRETS_KEY: the value (not shown) decodes to 5 bytes"},
+		{[]string{"merchants", "set-commission", "m-1", "--rate", "0.1"}, map[string]string{"LOG_LEVEL": "chatty"}, `LOG_LEVEL: "chatty" is not a log level`},
+		{[]string{"merchants", "list"}, map[string]string{"SECRETS_KEY": "c2hvcnQ="}, "SECRETS_KEY: the value (not shown) decodes to 5 bytes"},
+		{[]string{"merchants", "set-commission", "m-1", "--rate", "1"}, nil, "--rate"},
+		{[]string{"merchants", "set-commission", "m-1", "--rate", "1e-1"}, nil, "--rate"},
+		{[]string{"merchants", "show", "a.b"}, nil, "merchant id: INVALID_REQUEST"},
+		{[]string{"keys", "issue", "--merchant", "m-1", "--scope", "payments:delete"}, nil, `unknown scope "payments:delete"`},
+		{[]string{"keys", "rotate", "--merchant", "m-1", "k", "--grace", "-1h"}, nil, "--grace -1h0m0s must not be negative"},
 		{[]string{"migrate", "now"}, nil, "unknown command"},
 		{[]string{"frobnicate"}, nil, "unknown command"},
 	} {
 		var out, errOut bytes.Buffer
-		err := run(ctx, c.args, envFrom(c.env), &out, &errOut)
+		err := run(ctx, c.args, envFrom(c.env), nil, &out, &errOut)
 		if err == nil || !strings.Contains(err.Error(), c.wantErr) {
 			t.Errorf("%v: err %v, want %q", c.args, err, c.wantErr)
 		}
 	}
 }
 
-func TestCommissionSet(t *testing.T) {
+// TestMerchantsAndKeys walks an operator through a merchant's life: create it (JSON for
+// scripts), list and show it, set its commission and Toss key (from stdin), issue, rotate and
+// revoke keys, and re-seal the Toss keys under a new SECRETS_KEY.
+func TestMerchantsAndKeys(t *testing.T) {
 	dbURL := pgtest.NewDatabase(t)
-	env := envFrom(map[string]string{"DATABASE_URL": dbURL})
-	var out, errOut bytes.Buffer
-	for _, rate := range []string{"0.1", "0.125"} {
-		out.Reset()
-		if err := run(ctx, []string{"commission", "set", "--merchant", "m-1", "--rate", rate}, env, &out, &errOut); err != nil {
-			t.Fatalf("commission set %s: %v", rate, err)
+	oldKey := base64.StdEncoding.EncodeToString(randomKey(t))
+	vars := map[string]string{"DATABASE_URL": dbURL, "SECRETS_KEY": oldKey}
+	ctl := func(stdin string, args ...string) string {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		if err := run(ctx, args, envFrom(vars), strings.NewReader(stdin), &out, &errOut); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, errOut.String())
 		}
-		if !strings.Contains(out.String(), "commission of m-1 set to "+rate) {
-			t.Fatalf("output %q", out.String())
-		}
+		return out.String()
 	}
-	conn, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
+	var created struct {
+		MerchantID, APIKey, KeyID, Mode string
+		Scopes                          []string
+	}
+	if err := json.Unmarshal([]byte(ctl("", "merchants", "create", "--name", "Book shop", "--toss-secret-key", "test_sk_bookshop0001", "--json")), &created); err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close(ctx)
-	var rate string
-	if err := conn.QueryRow(ctx, `SELECT rate::text FROM merchant_commission_rates WHERE merchant_id = 'm-1'`).Scan(&rate); err != nil || rate != "0.125" {
-		t.Fatalf("stored rate %q (%v), want 0.125", rate, err)
+	if !strings.HasPrefix(created.MerchantID, "mch_") || !strings.HasPrefix(created.APIKey, "sk_test_") || len(created.Scopes) != 4 || created.Mode != "test" {
+		t.Fatalf("create --json: %+v", created)
 	}
-	for _, bad := range []string{"1", "-0.1", "ten", "1e-1x"} {
-		if err := run(ctx, []string{"commission", "set", "--merchant", "m-1", "--rate", bad}, env, &out, &errOut); err == nil || !strings.Contains(err.Error(), "--rate") {
-			t.Errorf("rate %q: error %v", bad, err)
+	id := created.MerchantID
+	if out := ctl("", "merchants", "show", id); !strings.Contains(out, "test_sk_…0001") || strings.Contains(out, "test_sk_bookshop0001") || !strings.Contains(out, created.KeyID) {
+		t.Fatalf("show must name the Toss key by its hint only and list the key:\n%s", out)
+	}
+	if out := ctl("", "merchants", "set-commission", id, "--rate", "0.125"); !strings.Contains(out, "set to 0.125") {
+		t.Fatalf("set-commission: %q", out)
+	}
+	if out := ctl("live_sk_bookshop0002\n", "merchants", "set-toss-key", id, "--toss-secret-key", "-"); !strings.Contains(out, "live_sk_…0002 (live)") {
+		t.Fatalf("set-toss-key from stdin: %q", out)
+	}
+	var issued struct{ APIKey, KeyID string }
+	if err := json.Unmarshal([]byte(ctl("", "keys", "issue", "--merchant", id, "--scope", "payments:read", "--json")), &issued); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(issued.APIKey, "sk_live_") {
+		t.Fatalf("a key issued after a live Toss key is a live key: %q", issued.APIKey)
+	}
+	if out := ctl("", "keys", "rotate", "--merchant", id, created.KeyID, "--grace", "1h"); !strings.Contains(out, "replaces "+created.KeyID) {
+		t.Fatalf("rotate: %q", out)
+	}
+	if out := ctl("", "keys", "revoke", "--merchant", id, issued.KeyID); !strings.Contains(out, "revoked") {
+		t.Fatalf("revoke: %q", out)
+	}
+	out := ctl("", "keys", "list", "--merchant", id)
+	for _, want := range []string{created.KeyID + "  expiring", issued.KeyID + "  revoked", "active"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("keys list lacks %q:\n%s", want, out)
 		}
 	}
+	testenv.WaitFor(t, 10*time.Second, "the merchant listed", func() bool {
+		return strings.Contains(ctl("", "merchants", "list"), id)
+	})
+	// Rotate the key-encryption key: both Toss keys are re-sealed; the old key can then go.
+	newKey := base64.StdEncoding.EncodeToString(randomKey(t))
+	vars["SECRETS_KEY"], vars["SECRETS_KEY_PREVIOUS"] = newKey, oldKey
+	if out := ctl("", "secrets", "rotate"); !strings.Contains(out, "2 re-sealed, 0 already under it") {
+		t.Fatalf("secrets rotate: %q", out)
+	}
+	if out := ctl("", "secrets", "rotate"); !strings.Contains(out, "0 re-sealed, 2 already under it") {
+		t.Fatalf("secrets rotate again: %q", out)
+	}
+}
+
+func randomKey(t *testing.T) []byte {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // TestHelpListsTheEnvironment: every command's --help ends with the variables paymentctl reads,
@@ -190,10 +258,10 @@ func TestHelpListsTheEnvironment(t *testing.T) {
 	}
 	broken := envFrom(map[string]string{"DATABASE_WAIT": "soon", "DATABASE_URL": "mysql://x"})
 	for _, args := range [][]string{
-		{"--help"}, {"migrate", "--help"}, {"settlements", "import", "--help"}, {"commission", "set", "-h"}, {"help", "migrate"},
+		{"--help"}, {"migrate", "--help"}, {"settlements", "import", "--help"}, {"merchants", "create", "-h"}, {"keys", "rotate", "--help"}, {"help", "migrate"},
 	} {
 		var out, errOut bytes.Buffer
-		if err := run(ctx, args, broken, &out, &errOut); err != nil {
+		if err := run(ctx, args, broken, nil, &out, &errOut); err != nil {
 			t.Fatalf("%v: %v", args, err)
 		}
 		help := out.String()

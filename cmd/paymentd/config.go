@@ -10,7 +10,6 @@ import (
 	"net"
 	"time"
 
-	"github.com/paymentledger/ledger/domain"
 	"github.com/paymentledger/ledger/internal/config"
 )
 
@@ -23,8 +22,10 @@ type Config struct {
 	CheckoutTTL     time.Duration `env:"CHECKOUT_TTL,default=40m" desc:"how long a checkout waits for its confirm (Toss: 30 min payment window + 10 min to confirm)"`
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT,default=30s" desc:"graceful shutdown limit after SIGTERM or SIGINT"`
 
-	TossSecretKey string            `env:"TOSS_SECRET_KEY" secret:"true" desc:"Toss secret key (test_sk_... or live_sk_...); empty serves the Toss simulator in-process at /tosssim and uses it (deprecated: replaced by per-merchant keys)"`
-	MerchantID    domain.MerchantID `env:"MERCHANT_ID,default=merchant-default" desc:"the merchant every payment belongs to (deprecated: replaced by per-merchant keys)"`
+	// Settings that are no longer read: setting one stops start-up with a pointer to what
+	// replaced it, rather than being silently ignored.
+	RemovedTossSecretKey string `env:"TOSS_SECRET_KEY" secret:"true" desc:"removed: each merchant has its own Toss secret key (paymentctl merchants set-toss-key); setting it is an error"`
+	RemovedMerchantID    string `env:"MERCHANT_ID" desc:"removed: each API key belongs to a merchant (paymentctl merchants create); setting it is an error"`
 
 	PSPTimeout       time.Duration `env:"PSP_TIMEOUT,default=8s" desc:"deadline of one Toss call"`
 	PSPRetryBudget   time.Duration `env:"PSP_RETRY_BUDGET,default=20s" desc:"total time for the in-request retries of one confirm"`
@@ -44,8 +45,6 @@ type Config struct {
 	SettlementImportEnabled bool   `env:"SETTLEMENT_IMPORT_ENABLED,default=true" desc:"import Toss's settlement report daily (one instance at a time, by advisory lock)"`
 	SettlementImportAt      string `env:"SETTLEMENT_IMPORT_AT,default=06:00" desc:"when the daily settlement import runs, HH:MM in KST"`
 	SettlementImportDays    int    `env:"SETTLEMENT_IMPORT_DAYS,default=3" desc:"every import (at start-up and daily) covers the last N days up to yesterday, so a failed day is retried; negative skips the import at start-up"`
-
-	// The settings below are declared and validated ahead of the features that use them.
 
 	AdminToken        string `env:"ADMIN_TOKEN" secret:"true" desc:"bearer token of the admin API /admin/v1, at least 32 characters; empty turns the admin API off"`
 	DemoMerchant      bool   `env:"DEMO_MERCHANT,default=false" desc:"seed a merchant demo and print its API key at start-up; TOSS_SIMULATOR implies it"`
@@ -76,10 +75,8 @@ const authCacheTTLMax = time.Second
 func (c Config) Validate() error {
 	errs := []error{c.Shared.Validate()}
 	// SECRETS_KEY encrypts merchants' Toss keys at rest, so outside the simulator (which keeps
-	// a generated key under DATA_DIR) paymentd does not start without one. A deployment still
-	// on the deprecated single TOSS_SECRET_KEY stores no merchant key; it keeps starting
-	// without SECRETS_KEY until that setting is removed.
-	if !c.TossSimulator && len(c.SecretsKey) == 0 && c.TossSecretKey == "" {
+	// a generated key under DATA_DIR) paymentd does not start without one.
+	if !c.TossSimulator && len(c.SecretsKey) == 0 {
 		errs = append(errs, config.Invalid("SECRETS_KEY",
 			"is empty: set it to base64 of 32 random bytes (openssl rand -base64 32), or set TOSS_SIMULATOR=true to use the in-process Toss simulator"))
 	}
@@ -91,8 +88,11 @@ func (c Config) Validate() error {
 			errs = append(errs, config.Invalid("DEBUG_ADDR", "%q must be host:port or :port (or empty for off)", c.DebugAddr))
 		}
 	}
-	if c.MerchantID == "" {
-		errs = append(errs, config.Invalid("MERCHANT_ID", "is empty"))
+	if c.RemovedTossSecretKey != "" {
+		errs = append(errs, config.Invalid("TOSS_SECRET_KEY", "is no longer read: each merchant has its own Toss secret key (paymentctl merchants set-toss-key, or PUT /admin/v1/merchants/{id}/toss-key); unset it"))
+	}
+	if c.RemovedMerchantID != "" {
+		errs = append(errs, config.Invalid("MERCHANT_ID", "is no longer read: each API key belongs to its merchant (paymentctl merchants create --id %s adopts the payments of that id); unset it", c.RemovedMerchantID))
 	}
 	for _, d := range []struct {
 		name string

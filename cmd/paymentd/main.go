@@ -1,9 +1,9 @@
 // Command paymentd serves the payment command and query APIs and runs the projections.
 //
 // Configuration comes from the environment only, each setting with a default that works on a
-// laptop (see config.go; paymentd -h lists them). With no TOSS_SECRET_KEY it serves the Toss
-// simulator in-process under /tosssim and talks to that, so the service works offline; such a
-// run needs TOSS_SIMULATOR=true (or a SECRETS_KEY), see Config.Validate.
+// laptop (see config.go; paymentd -h lists them). With TOSS_SIMULATOR=true (make run sets it) it
+// serves the Toss simulator in-process under /tosssim, sends every merchant's Toss calls there
+// and seeds a merchant "demo" whose API key it prints, so the service works offline.
 package main
 
 import (
@@ -18,20 +18,26 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/paymentledger/ledger/commands"
+	"github.com/paymentledger/ledger/domain"
 	"github.com/paymentledger/ledger/eventstore"
 	"github.com/paymentledger/ledger/httpapi"
 	"github.com/paymentledger/ledger/internal/db"
+	"github.com/paymentledger/ledger/internal/logging"
+	"github.com/paymentledger/ledger/merchants"
+	"github.com/paymentledger/ledger/metrics"
 	"github.com/paymentledger/ledger/migrations"
 	"github.com/paymentledger/ledger/projections"
 	"github.com/paymentledger/ledger/psp/toss"
 	"github.com/paymentledger/ledger/psp/toss/tosssim"
 	"github.com/paymentledger/ledger/queries"
 	"github.com/paymentledger/ledger/recovery"
+	"github.com/paymentledger/ledger/secrets"
 	"github.com/paymentledger/ledger/settlements"
 	"github.com/paymentledger/ledger/webhooks"
 )
@@ -51,8 +57,9 @@ func main() {
 // simPrefix is where the in-process simulator is mounted.
 const simPrefix = "/tosssim"
 
-// simSecretKey is the key paymentd and its in-process simulator share.
-const simSecretKey = "test_sk_tosssim_inprocess"
+// demoMerchant is the merchant paymentd seeds for a simulator run (TOSS_SIMULATOR) or on request
+// (DEMO_MERCHANT), so the README's walk-through works at once.
+const demoMerchant domain.MerchantID = "demo"
 
 // run starts the service and blocks until ctx is done, then shuts down in reverse order of
 // start. If ready is not nil it receives the listening address once the service serves. With
@@ -65,8 +72,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	logger := slog.New(logging.NewHandler(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel})))
 	logger.Info("starting paymentd", "config", cfg.Redacted())
+	now := func() time.Time { return time.Now().In(domain.KST) }
 
 	pool, err := db.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
@@ -81,6 +89,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	logger.Info("migrations applied", "new", applied)
+	met := metrics.New(pool, metrics.WithProjections("payment_orders", "ledger", "merchants"))
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -88,33 +97,56 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	defer ln.Close()
 
-	var sim *tosssim.Simulator
-	tossURL, tossKey := cfg.TossBaseURL, cfg.TossSecretKey
-	if tossKey == "" {
-		self := "http://" + loopbackAddr(ln.Addr())
-		sim = tosssim.New(tosssim.Config{SecretKeys: []string{simSecretKey}, Faults: tosssim.Faults{WebhookURL: self + "/webhooks/toss"}})
-		defer sim.Close()
-		tossURL, tossKey = self+simPrefix, simSecretKey
-		logger.Warn("no TOSS_SECRET_KEY: serving the Toss simulator in-process; no real payment is made",
-			"tossBaseURL", tossURL, "buyerSessions", tossURL+"/sim/v1/sessions")
-	}
-	psp, err := toss.New(tossURL, tossKey)
+	keyring, err := openKeyring(cfg, logger)
 	if err != nil {
 		return err
 	}
-
 	store := eventstore.NewPostgres(pool)
+	merchantSvc := merchants.New(store, pool, merchants.Config{Keyring: keyring, CacheTTL: cfg.AuthCacheTTL, Now: now, Logger: logger.With("component", "merchants")})
+
+	var sim *tosssim.Simulator
+	tossURL := cfg.TossBaseURL
+	demoTossKey := cfg.DemoTossSecretKey
+	if cfg.TossSimulator {
+		self := "http://" + loopbackAddr(ln.Addr())
+		// It accepts any test_sk_ key, so every merchant of a simulator run can take payments.
+		sim = tosssim.New(tosssim.Config{Faults: tosssim.Faults{WebhookURL: self + "/webhooks/toss/" + string(demoMerchant)}})
+		defer sim.Close()
+		tossURL = self + simPrefix
+		logger.Warn("TOSS_SIMULATOR: serving the Toss simulator in-process; no real payment is made",
+			"tossBaseURL", tossURL, "buyerSessions", tossURL+"/sim/v1/sessions")
+	}
+	if cfg.SeedDemoMerchant() {
+		if err := seedDemo(ctx, merchantSvc, demoTossKey, filepath.Join(cfg.DataDir, "dev-api-key"), stdout, logger); err != nil {
+			return err
+		}
+	}
+	// Bulkheads: the API, the recovery sweeper and the settlement import each get their own
+	// Toss clients (own connection pools), so a backlog in one cannot starve the others.
+	directory := func() commands.PSPFor {
+		dir := merchantSvc.NewDirectory(tossURL, toss.WithObserver(met.ObserveToss))
+		return func(ctx context.Context, m domain.MerchantID) (commands.PSP, error) { return dir.Client(ctx, m) }
+	}
 	cmdCfg := commands.Config{
-		Merchant:    cfg.MerchantID,
 		CheckoutTTL: cfg.CheckoutTTL,
 		PSPTimeout:  cfg.PSPTimeout,
 		Retry:       commands.RetryPolicy{MaxAttempts: cfg.PSPRetryAttempts, Budget: cfg.PSPRetryBudget},
 	}
-	cmds, err := commands.New(store, psp, cmdCfg, time.Now, logger)
+	cmds, err := commands.New(store, directory(), cmdCfg, now, logger.With("component", "commands"))
 	if err != nil {
 		return err
 	}
-	api := httpapi.New(cmds, queries.New(pool, store, cfg.MerchantID), pool.Ping, logger).WithLedger(queries.NewLedger(pool)).ActingFor(cfg.MerchantID)
+	api := httpapi.New(cmds, queries.New(pool, store), pool.Ping, logger, httpapi.AuthConfig{
+		Keys:              merchantSvc,
+		AdminToken:        cfg.AdminToken,
+		KeyRate:           cfg.APIKeyRate,
+		KeyBurst:          cfg.APIKeyBurst,
+		FailuresPerMinute: cfg.AuthFailuresPerMinute,
+		OnFailure:         met.AuthFailure,
+		OnRateLimited:     met.RateLimited,
+	}).WithLedger(queries.NewLedger(pool)).WithAdmin(merchantSvc, cfg.APIKeyRotationGrace)
+	api.Instrument(met.HTTPMiddleware)
+	api.Handle("/metrics", met.Handler())
 	if sim != nil {
 		api.Handle(simPrefix, sim.Handler())
 	}
@@ -131,21 +163,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	var workers sync.WaitGroup
-	for _, p := range []projections.Projection{projections.PaymentOrders{}, projections.Ledger{}} {
+	for _, p := range []projections.Projection{projections.PaymentOrders{}, projections.Ledger{}, projections.Merchants{}} {
 		workers.Go(func() { _ = projections.NewRunner(pool, store, p, logger).Run(workCtx) })
 	}
 	if hookWorker != nil {
 		workers.Go(func() { _ = hookWorker.Run(workCtx) })
 	}
 	if cfg.SettlementImportEnabled {
-		// Its own Toss client: settlement lookups can take a minute (toss-api.md §4.6).
-		settlePSP, err := toss.New(tossURL, tossKey)
-		if err != nil {
-			stopWork()
-			return err
-		}
 		settleLog := logger.With("component", "settlements")
-		sched, err := settlements.NewScheduler(pool, settlements.NewImporter(settlePSP, cmds, settleLog),
+		// Its own Toss clients: settlement lookups can take a minute (toss-api.md §4.6).
+		settlePSPs := directory()
+		job := settlements.AllMerchants{Rec: cmds, Logger: settleLog, Sources: func(ctx context.Context) ([]settlements.Source, error) {
+			return settlementSources(ctx, merchantSvc, settlePSPs)
+		}}
+		sched, err := settlements.NewScheduler(pool, job,
 			settlements.SchedulerConfig{At: cfg.SettlementImportAt, CatchUpDays: cfg.SettlementImportDays}, settleLog)
 		if err != nil {
 			stopWork()
@@ -154,41 +185,52 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		workers.Go(func() { _ = sched.Run(workCtx) })
 	}
 	if cfg.RecoveryEnabled {
-		// Bulkhead: the sweeper has its own Toss client (own connection pool) and its own
-		// bounded workers, so recovering a backlog cannot starve the API's calls to Toss.
-		recoveryPSP, err := toss.New(tossURL, tossKey)
-		if err != nil {
-			stopWork()
-			return err
-		}
-		recoveryCmds, err := commands.New(store, recoveryPSP, cmdCfg, time.Now, logger.With("component", "recovery"))
+		// Bulkhead: the sweeper has its own Toss clients and its own bounded workers, so
+		// recovering a backlog cannot starve the API's calls to Toss.
+		recoveryLog := logger.With("component", "recovery")
+		recoveryCmds, err := commands.New(store, directory(), cmdCfg, now, recoveryLog)
 		if err != nil {
 			stopWork()
 			return err
 		}
 		sweeper := recovery.New(pool, recoveryCmds, recovery.Config{
-			Interval:    cfg.RecoveryInterval,
-			StaleAfter:  cfg.RecoveryStaleAfter,
-			MaxAttempts: cfg.RecoveryMaxAttempts,
-			Workers:     cfg.RecoveryWorkers,
-			BaseDelay:   cfg.RecoveryBaseDelay,
-			MaxDelay:    cfg.RecoveryMaxDelay,
-			Lease:       cfg.RecoveryLease,
-		}, time.Now, logger.With("component", "recovery"))
+			Interval:             cfg.RecoveryInterval,
+			StaleAfter:           cfg.RecoveryStaleAfter,
+			MaxAttempts:          cfg.RecoveryMaxAttempts,
+			Workers:              cfg.RecoveryWorkers,
+			BaseDelay:            cfg.RecoveryBaseDelay,
+			MaxDelay:             cfg.RecoveryMaxDelay,
+			Lease:                cfg.RecoveryLease,
+			OnBreakerStateChange: met.SetBreakerState,
+		}, now, recoveryLog)
 		workers.Go(func() { _ = sweeper.Run(workCtx) })
 	}
 
 	srv := &http.Server{
-		Handler:           api,
+		Handler:           logging.RequestIDMiddleware(api),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      90 * time.Second,
 		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(ln) }()
 	logger.Info("serving", "addr", ln.Addr().String())
+	var debugSrv *http.Server
+	if cfg.DebugAddr != "" {
+		dln, err := net.Listen("tcp", cfg.DebugAddr)
+		if err != nil {
+			stopWork()
+			workers.Wait()
+			return fmt.Errorf("listen DEBUG_ADDR %s: %w", cfg.DebugAddr, err)
+		}
+		// No write timeout: a CPU profile streams for as long as it was asked to.
+		debugSrv = &http.Server{Handler: metrics.DebugHandler(met), ReadHeaderTimeout: 10 * time.Second}
+		go func() { serveErr <- debugSrv.Serve(dln) }()
+		logger.Info("serving pprof and /metrics", "addr", dln.Addr().String())
+	}
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
@@ -203,6 +245,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	logger.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
+	if debugSrv != nil {
+		_ = debugSrv.Shutdown(shutdownCtx)
+	}
 	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		logger.Error("http shutdown", "error", err)
 	}
@@ -210,6 +255,83 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	workers.Wait()
 	logger.Info("stopped")
 	return nil
+}
+
+// openKeyring builds the keyring that seals merchants' Toss keys: SECRETS_KEY (and the previous
+// keys of a rotation), or, for a simulator run without one, a key generated under DATA_DIR.
+func openKeyring(cfg Config, logger *slog.Logger) (*secrets.Keyring, error) {
+	current := []byte(cfg.SecretsKey)
+	if len(current) == 0 {
+		path := filepath.Join(cfg.DataDir, "secrets-key")
+		key, created, err := secrets.LoadOrCreateKeyFile(path)
+		if err != nil {
+			return nil, err
+		}
+		logger.Warn("no SECRETS_KEY: merchants' Toss keys are sealed with a key kept in DATA_DIR (fine for the simulator, not for production)",
+			"file", path, "created", created)
+		current = key
+	}
+	previous := make([][]byte, len(cfg.SecretsKeyPrevious))
+	for i, k := range cfg.SecretsKeyPrevious {
+		previous[i] = []byte(k)
+	}
+	k, err := secrets.NewKeyring(current, previous...)
+	if err != nil {
+		return nil, fmt.Errorf("SECRETS_KEY: %w", err)
+	}
+	return k, nil
+}
+
+// seedDemo makes sure the demo merchant exists and that keyFile holds a working API key of it.
+// A new key is printed once (and written to keyFile, mode 0600); a key already in keyFile that
+// still works is kept, so restarts do not churn keys.
+func seedDemo(ctx context.Context, svc *merchants.Service, tossKey, keyFile string, stdout io.Writer, logger *slog.Logger) error {
+	if b, err := os.ReadFile(keyFile); err == nil {
+		key := strings.TrimSpace(string(b))
+		if p, err := svc.Authenticate(ctx, key); err == nil && p.Merchant == demoMerchant {
+			logger.Info("demo merchant ready; its API key is in the key file", "merchantId", demoMerchant, "keyFile", keyFile)
+			return nil
+		}
+	}
+	issued, err := svc.Create(ctx, merchants.CreateInput{ID: demoMerchant, Name: "Demo shop", TossSecretKey: tossKey, Actor: merchants.ActorSystem})
+	if errors.Is(err, domain.ErrMerchantExists) {
+		issued, err = svc.IssueKey(ctx, demoMerchant, nil, merchants.ActorSystem)
+	}
+	if err != nil {
+		return fmt.Errorf("seed the demo merchant: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(keyFile), 0o700); err != nil {
+		return err
+	}
+	if err := os.WriteFile(keyFile, []byte(issued.APIKey+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", keyFile, err)
+	}
+	// Printed once, outside the JSON log, like a password shown at sign-up.
+	fmt.Fprintf(stdout, "\ndemo merchant %q: API key (shown once, also in %s):\n\n  %s\n\n  KEY=$(cat %s); curl -u \"$KEY:\" ...\n\n",
+		demoMerchant, keyFile, issued.APIKey, keyFile)
+	logger.Info("demo merchant API key issued", "merchantId", demoMerchant, "keyId", issued.KeyID, "keyFile", keyFile)
+	return nil
+}
+
+// settlementSources lists the merchants with a Toss key, each with its Toss client.
+func settlementSources(ctx context.Context, svc *merchants.Service, psps commands.PSPFor) ([]settlements.Source, error) {
+	ids, err := svc.WithTossKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]settlements.Source, 0, len(ids))
+	for _, id := range ids {
+		psp, err := psps(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("merchant %s: %w", id, err)
+		}
+		lister, ok := psp.(settlements.Lister)
+		if !ok {
+			return nil, fmt.Errorf("merchant %s: its PSP client cannot list settlements", id)
+		}
+		out = append(out, settlements.Source{Merchant: id, Client: lister})
+	}
+	return out, nil
 }
 
 // waitForDatabase pings until the database answers or wait passes, so paymentd can start

@@ -8,10 +8,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -25,14 +26,15 @@ import (
 )
 
 // TestRunServesThePaymentFlowWithTheInProcessSimulator starts paymentd as main would (config
-// from the environment, migrations at start-up, no TOSS_SECRET_KEY so the simulator is mounted
-// in-process; TOSS_SIMULATOR so that no SECRETS_KEY is needed) and walks the README's curl
-// flow, then shuts it down.
+// from the environment, migrations at start-up, TOSS_SIMULATOR so the simulator is mounted
+// in-process and the demo merchant seeded, no SECRETS_KEY) and walks the README's curl flow with
+// the printed key, then shuts it down. A restart keeps the demo key.
 func TestRunServesThePaymentFlowWithTheInProcessSimulator(t *testing.T) {
+	dataDir := t.TempDir()
 	env := map[string]string{
 		"DATABASE_URL":   pgtest.NewDatabase(t),
 		"HTTP_ADDR":      "127.0.0.1:0",
-		"DATA_DIR":       t.TempDir(),
+		"DATA_DIR":       dataDir,
 		"TOSS_SIMULATOR": "true",
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -51,25 +53,34 @@ func TestRunServesThePaymentFlowWithTheInProcessSimulator(t *testing.T) {
 		t.Fatalf("paymentd did not start\n%s", logs.String())
 	}
 	base := "http://" + addr
+	keyFile, err := os.ReadFile(filepath.Join(dataDir, "dev-api-key"))
+	if err != nil {
+		t.Fatalf("the demo key file: %v", err)
+	}
+	key := strings.TrimSpace(string(keyFile))
+	if !strings.HasPrefix(key, "sk_test_") || !strings.Contains(logs.String(), key) {
+		t.Fatalf("the demo key %q must be printed once at start-up:\n%s", key, logs.String())
+	}
+	// Without the key: 401 and nothing else.
+	if status, _ := testenv.Do(t, "", "GET", base+"/api/v1/payments", ""); status != http.StatusUnauthorized {
+		t.Fatalf("no key: %d", status)
+	}
 
-	co := post(t, base+"/api/v1/payments/checkout",
+	co := post(t, key, base+"/api/v1/payments/checkout",
 		`{"orderName":"Book","buyerId":"buyer-1","lines":[{"sellerId":"seller-1","productId":"book-1","amount":"15000"}]}`, 201)
 	orderID := co["orderId"].(string)
-	session := post(t, base+"/tosssim/sim/v1/sessions", fmt.Sprintf(`{"orderId":%q,"amount":15000,"orderName":"Book"}`, orderID), 201)
-	cf := post(t, base+"/api/v1/payments/confirm",
+	session := post(t, "", base+"/tosssim/sim/v1/sessions", fmt.Sprintf(`{"orderId":%q,"amount":15000,"orderName":"Book"}`, orderID), 201)
+	cf := post(t, key, base+"/api/v1/payments/confirm",
 		fmt.Sprintf(`{"paymentKey":%q,"orderId":%q,"amount":"15000"}`, session["paymentKey"], orderID), 200)
 	if cf["status"] != "SUCCESS" {
 		t.Fatalf("confirm %v", cf)
 	}
-	testenv.WaitFor(t, 10*time.Second, "GET to show SUCCESS", func() bool {
-		resp, err := http.Get(base + "/api/v1/payments/" + orderID)
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		var p map[string]any
-		return json.NewDecoder(resp.Body).Decode(&p) == nil && p["status"] == "SUCCESS"
-	})
+	// Read your writes: the payment reads SUCCESS right after the confirm answered.
+	status, body := testenv.Do(t, key, "GET", base+"/api/v1/payments/"+orderID, "")
+	var p map[string]any
+	if status != 200 || json.Unmarshal(body, &p) != nil || p["status"] != "SUCCESS" {
+		t.Fatalf("GET right after confirm: %d %s", status, body)
+	}
 	if !strings.Contains(logs.String(), "serving the Toss simulator in-process") {
 		t.Fatalf("the start-up log does not say the simulator is in-process:\n%s", logs.String())
 	}
@@ -86,6 +97,31 @@ func TestRunServesThePaymentFlowWithTheInProcessSimulator(t *testing.T) {
 	if !strings.Contains(logs.String(), `"msg":"stopped"`) {
 		t.Fatalf("no clean stop in the log:\n%s", logs.String())
 	}
+
+	// A restart keeps the demo key: it is in the key file and still works; nothing new is printed.
+	var again syncBuffer
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	defer cancel2()
+	ready2 := make(chan string, 1)
+	done2 := make(chan error, 1)
+	go func() { done2 <- run(ctx2, nil, envFrom(env), &again, ready2) }()
+	select {
+	case addr = <-ready2:
+	case err := <-done2:
+		t.Fatalf("restart: %v\n%s", err, again.String())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("restart did not start\n%s", again.String())
+	}
+	if strings.Contains(again.String(), "sk_test_") {
+		t.Fatalf("a restart printed a key again:\n%s", again.String())
+	}
+	if status, _ := testenv.Do(t, key, "GET", "http://"+addr+"/api/v1/payments/"+orderID, ""); status != 200 {
+		t.Fatalf("the demo key after a restart: %d", status)
+	}
+	cancel2()
+	if err := <-done2; err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestConfigDefaults(t *testing.T) {
@@ -99,7 +135,6 @@ func TestConfigDefaults(t *testing.T) {
 			TossSimulator: true, DataDir: "./data", LogLevel: slog.LevelInfo,
 		},
 		HTTPAddr: ":8080", CheckoutTTL: domain.DefaultCheckoutTTL, ShutdownTimeout: 30 * time.Second,
-		MerchantID: "merchant-default",
 		PSPTimeout: 8 * time.Second, PSPRetryBudget: 20 * time.Second, PSPRetryAttempts: 4,
 		RecoveryEnabled: true, RecoveryInterval: 30 * time.Second, RecoveryStaleAfter: time.Minute,
 		RecoveryMaxAttempts: 10, RecoveryWorkers: 4, RecoveryBaseDelay: time.Minute, RecoveryMaxDelay: 6 * time.Hour,
@@ -177,9 +212,6 @@ func TestSecretsKeyRule(t *testing.T) {
 		{map[string]string{"TOSS_SIMULATOR": "false"}, false},
 		{map[string]string{"TOSS_SIMULATOR": "true"}, true},
 		{map[string]string{"SECRETS_KEY": key}, true},
-		// The deprecated single-key deployment (docker compose, the chaos test) stores no
-		// merchant key to encrypt.
-		{map[string]string{"TOSS_SECRET_KEY": "test_sk_compose"}, true},
 	} {
 		_, err := loadConfig(context.Background(), envFrom(c.env))
 		if c.valid != (err == nil) || (err != nil && !strings.HasPrefix(err.Error(), "SECRETS_KEY: ")) {
@@ -190,16 +222,16 @@ func TestSecretsKeyRule(t *testing.T) {
 
 func TestConfigRedacted(t *testing.T) {
 	c, err := loadConfig(context.Background(), envFrom(map[string]string{
-		"DATABASE_URL":    "postgres://app:hunter2@db/ledger",
-		"TOSS_SECRET_KEY": "live_sk_abcdefghijkl",
-		"ADMIN_TOKEN":     "admintoken-0123456789abcdef0123456789",
-		"SECRETS_KEY":     base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{'k'}, 32)),
+		"DATABASE_URL":         "postgres://app:hunter2@db/ledger",
+		"DEMO_TOSS_SECRET_KEY": "live_sk_abcdefghijkl",
+		"ADMIN_TOKEN":          "admintoken-0123456789abcdef0123456789",
+		"SECRETS_KEY":          base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{'k'}, 32)),
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := c.Redacted()
-	if got["TOSS_SECRET_KEY"] != "live_sk_****" || got["DATABASE_URL"] != "postgres://app:xxxxx@db/ledger" {
+	if got["DEMO_TOSS_SECRET_KEY"] != "live_sk_****" || got["DATABASE_URL"] != "postgres://app:xxxxx@db/ledger" {
 		t.Fatalf("redacted %v", got)
 	}
 	if all := fmt.Sprint(got); strings.Contains(all, "hunter2") || strings.Contains(all, "abcdefghijkl") ||
@@ -254,17 +286,12 @@ func TestArgumentsAreRefusedNamingThem(t *testing.T) {
 
 func envFrom(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
-func post(t *testing.T, url, body string, want int) map[string]any {
+func post(t *testing.T, apiKey, url, body string, want int) map[string]any {
 	t.Helper()
-	resp, err := http.Post(url, "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
+	status, raw := testenv.Do(t, apiKey, "POST", url, body, "Idempotency-Key", fmt.Sprint(time.Now().UnixNano()))
 	var out map[string]any
-	if err := json.Unmarshal(raw, &out); err != nil || resp.StatusCode != want {
-		t.Fatalf("POST %s: %d %s, want %d", url, resp.StatusCode, raw, want)
+	if err := json.Unmarshal(raw, &out); err != nil || status != want {
+		t.Fatalf("POST %s: %d %s, want %d", url, status, raw, want)
 	}
 	return out
 }
@@ -284,4 +311,18 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// TestRemovedSettingsAreRefused: the single-merchant settings stop start-up with a pointer to
+// what replaced them, instead of being silently ignored.
+func TestRemovedSettingsAreRefused(t *testing.T) {
+	for name, want := range map[string]string{
+		"TOSS_SECRET_KEY": "TOSS_SECRET_KEY: is no longer read: each merchant has its own Toss secret key",
+		"MERCHANT_ID":     "MERCHANT_ID: is no longer read",
+	} {
+		_, err := loadConfig(context.Background(), envFrom(map[string]string{"TOSS_SIMULATOR": "true", name: "test_sk_x"}))
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "test_sk_x") && name == "TOSS_SECRET_KEY" {
+			t.Errorf("%s set: %v", name, err)
+		}
+	}
 }

@@ -6,9 +6,12 @@ package testenv
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,28 +23,38 @@ import (
 	"github.com/paymentledger/ledger/eventstore"
 	"github.com/paymentledger/ledger/httpapi"
 	"github.com/paymentledger/ledger/internal/pgtest"
+	"github.com/paymentledger/ledger/merchants"
 	"github.com/paymentledger/ledger/projections"
 	"github.com/paymentledger/ledger/psp/toss"
 	"github.com/paymentledger/ledger/psp/toss/tosssim"
 	"github.com/paymentledger/ledger/queries"
+	"github.com/paymentledger/ledger/secrets"
 )
 
-// SecretKey is the key the client and the simulator share in tests.
+// SecretKey is the Toss secret key of the test merchant; the simulator accepts any test_sk_ key.
 const SecretKey = "test_sk_testenv"
 
 // Merchant is the merchant of every test payment.
 const Merchant domain.MerchantID = "merchant-test"
 
+// AdminToken guards the test API's /admin/v1.
+const AdminToken = "test-admin-token-0123456789abcdef0123456789"
+
 // Env is a running set of components. Everything is stopped in t.Cleanup.
 type Env struct {
-	Pool     *pgxpool.Pool
-	Store    *eventstore.Postgres
-	Sim      *tosssim.Simulator
-	SimURL   string
-	Toss     *toss.Client
-	Commands *commands.Service
-	Queries  *queries.Service
-	API      *httptest.Server // the command and query API, with the projection runner running
+	Pool      *pgxpool.Pool
+	Store     *eventstore.Postgres
+	Sim       *tosssim.Simulator
+	SimURL    string
+	Toss      *toss.Client // a client with SecretKey on the simulator
+	Merchants *merchants.Service
+	Commands  *commands.Service
+	Queries   *queries.Service
+	API       *httptest.Server // the command, query and admin API, with the projection runners running
+	// APIKey is Merchant's first API key (every scope).
+	APIKey string
+	// SecretsKey is the key-encryption key sealing the merchants' Toss keys (SECRETS_KEY).
+	SecretsKey []byte
 }
 
 // Options adjust an Env.
@@ -49,7 +62,65 @@ type Options struct {
 	Now        func() time.Time // the commands' clock; default time.Now
 	SimNow     func() time.Time // the simulator's clock; default time.Now
 	PSPTimeout time.Duration
-	PSP        commands.PSP // replaces the Toss client in the command service
+	PSP        commands.PSP // replaces every merchant's Toss client in the command service
+	// Auth replaces the API's limits (Keys is always the Env's merchants service). The default
+	// limits are high enough never to get in a test's way.
+	Auth *httpapi.AuthConfig
+}
+
+func mustKey(t testing.TB) []byte {
+	k, err := secrets.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// NewMerchant registers another merchant with a Toss key the simulator accepts and returns its
+// first API key (every scope).
+func (e *Env) NewMerchant(t testing.TB, id domain.MerchantID) string {
+	t.Helper()
+	issued, err := e.Merchants.Create(context.Background(), merchants.CreateInput{ID: id, Name: "Shop " + string(id),
+		TossSecretKey: "test_sk_" + string(id), Actor: merchants.ActorSystem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return issued.APIKey
+}
+
+// Request sends an API request with the Env's API key (Authorization: Bearer) and returns the
+// status and the raw body. header holds name, value pairs.
+func (e *Env) Request(t testing.TB, method, path, body string, header ...string) (int, []byte) {
+	t.Helper()
+	return Do(t, e.APIKey, method, e.API.URL+path, body, header...)
+}
+
+// Do sends a request with apiKey (none when empty) and returns the status and the raw body.
+func Do(t testing.TB, apiKey, method, url, body string, header ...string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if apiKey != "" {
+		req.Header.Set("Authorization", "Bearer "+apiKey)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, raw
 }
 
 // New starts an Env.
@@ -61,7 +132,8 @@ func New(t testing.TB, opts Options) *Env {
 	logger := Logger(t)
 	e := &Env{Pool: pgtest.NewPool(t)}
 	e.Store = eventstore.NewPostgres(e.Pool)
-	e.Sim = tosssim.New(tosssim.Config{SecretKeys: []string{SecretKey}, Now: opts.SimNow})
+	// Any test_sk_ key is accepted, so every test merchant can pay with a key of its own.
+	e.Sim = tosssim.New(tosssim.Config{Now: opts.SimNow})
 	simSrv := httptest.NewServer(e.Sim.Handler())
 	t.Cleanup(simSrv.Close)
 	e.SimURL = simSrv.URL
@@ -70,15 +142,28 @@ func New(t testing.TB, opts Options) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var psp commands.PSP = e.Toss
-	if opts.PSP != nil {
-		psp = opts.PSP
-	}
-	e.Commands, err = commands.New(e.Store, psp, commands.Config{Merchant: Merchant, PSPTimeout: opts.PSPTimeout}, opts.Now, logger)
+	e.SecretsKey = mustKey(t)
+	keyring, err := secrets.NewKeyring(e.SecretsKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.Queries = queries.New(e.Pool, e.Store, Merchant)
+	e.Merchants = merchants.New(e.Store, e.Pool, merchants.Config{Keyring: keyring, CacheTTL: 50 * time.Millisecond, Logger: logger})
+	issued, err := e.Merchants.Create(context.Background(), merchants.CreateInput{ID: Merchant, Name: "Test shop", TossSecretKey: SecretKey, Actor: merchants.ActorSystem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.APIKey = issued.APIKey
+	// Every merchant's calls go to the simulator with its own key, as in production.
+	dir := e.Merchants.NewDirectory(simSrv.URL)
+	psps := commands.PSPFor(func(ctx context.Context, m domain.MerchantID) (commands.PSP, error) { return dir.Client(ctx, m) })
+	if opts.PSP != nil {
+		psps = commands.OnePSP(opts.PSP)
+	}
+	e.Commands, err = commands.New(e.Store, psps, commands.Config{PSPTimeout: opts.PSPTimeout}, opts.Now, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Queries = queries.New(e.Pool, e.Store)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -88,7 +173,16 @@ func New(t testing.TB, opts Options) *Env {
 	ledgerRunner := projections.NewRunner(e.Pool, e.Store, projections.Ledger{}, logger)
 	ledgerRunner.RetryDelay = 50 * time.Millisecond
 	wg.Go(func() { _ = ledgerRunner.Run(ctx) })
-	e.API = httptest.NewServer(httpapi.New(e.Commands, e.Queries, e.Pool.Ping, logger).WithLedger(queries.NewLedger(e.Pool)).ActingFor(Merchant))
+	merchantsRunner := projections.NewRunner(e.Pool, e.Store, projections.Merchants{}, logger)
+	merchantsRunner.RetryDelay = 50 * time.Millisecond
+	wg.Go(func() { _ = merchantsRunner.Run(ctx) })
+	auth := httpapi.AuthConfig{Keys: e.Merchants, AdminToken: AdminToken, KeyRate: 1000, KeyBurst: 1000, FailuresPerMinute: 1000}
+	if opts.Auth != nil {
+		auth = *opts.Auth
+		auth.Keys = e.Merchants
+	}
+	e.API = httptest.NewServer(httpapi.New(e.Commands, e.Queries, e.Pool.Ping, logger, auth).
+		WithLedger(queries.NewLedger(e.Pool)).WithAdmin(e.Merchants, time.Hour))
 	t.Cleanup(func() {
 		e.API.Close()
 		cancel()
@@ -140,11 +234,12 @@ func (e *Env) Events(t testing.TB, orderID domain.OrderID) []domain.Event {
 	return events
 }
 
-// CountEvents is the number of events in the whole store.
+// CountEvents is the number of payment events in the store (the merchants' own events, such as
+// the test merchant's registration, are not counted).
 func (e *Env) CountEvents(t testing.TB) int {
 	t.Helper()
 	var n int
-	if err := e.Pool.QueryRow(context.Background(), `SELECT count(*) FROM events`).Scan(&n); err != nil {
+	if err := e.Pool.QueryRow(context.Background(), `SELECT count(*) FROM events WHERE stream_id LIKE 'payment-%'`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -175,7 +270,7 @@ func (l *LostCancelAnswer) Cancel(ctx context.Context, key string, req toss.Canc
 func (e *Env) Pay(t testing.TB, lines ...domain.CheckoutLine) (commands.CheckoutResult, domain.PaymentKey) {
 	t.Helper()
 	ctx := context.Background()
-	co, err := e.Commands.Checkout(ctx, commands.CheckoutInput{OrderName: "test order", BuyerID: "buyer-1", Lines: lines})
+	co, err := e.Commands.Checkout(ctx, commands.CheckoutInput{Merchant: Merchant, OrderName: "test order", BuyerID: "buyer-1", Lines: lines})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +278,7 @@ func (e *Env) Pay(t testing.TB, lines ...domain.CheckoutLine) (commands.Checkout
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := e.Commands.Confirm(ctx, commands.ConfirmInput{PaymentKey: domain.PaymentKey(key), OrderID: co.OrderID, Amount: co.Amount})
+	res, err := e.Commands.Confirm(ctx, commands.ConfirmInput{Merchant: Merchant, PaymentKey: domain.PaymentKey(key), OrderID: co.OrderID, Amount: co.Amount})
 	if err != nil || res.Status != domain.StatusSuccess {
 		t.Fatalf("confirm: %+v %v", res, err)
 	}

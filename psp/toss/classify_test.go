@@ -10,6 +10,7 @@ const (
 	unknown = ClassUnknownOutcome
 	final   = ClassFinal
 	config  = ClassMerchantConfig
+	later   = ClassNotExecuted
 )
 
 // classCases lists every row of toss-api.md §8.1 (confirm), §8.2 (lookup), §8.3 (cancel) and
@@ -74,7 +75,7 @@ var classCases = []struct {
 
 	// §8.2 lookup
 	{"8.2", "get payment", 400, "NOT_SUPPORTED_MONTHLY_INSTALLMENT_PLAN_BELOW_AMOUNT", final},
-	{"8.2", "get payment", 403, "FORBIDDEN_CONSECUTIVE_REQUEST", unknown},
+	{"8.2", "get payment", 403, "FORBIDDEN_CONSECUTIVE_REQUEST", later},
 	{"8.2", "get payment", 403, "INCORRECT_BASIC_AUTH_FORMAT", config},
 	{"8.2", "get payment", 404, "NOT_FOUND_PAYMENT", final},
 	{"8.2", "get payment by order id", 404, "NOT_FOUND", final},
@@ -95,7 +96,7 @@ var classCases = []struct {
 	{"8.3", "cancel", 401, "UNAUTHORIZED_KEY", config},
 	{"8.3", "cancel", 403, "NOT_CANCELABLE_AMOUNT", final},
 	{"8.3", "cancel", 403, "NOT_CANCELABLE_PAYMENT", final},
-	{"8.3", "cancel", 403, "FORBIDDEN_CONSECUTIVE_REQUEST", unknown},
+	{"8.3", "cancel", 403, "FORBIDDEN_CONSECUTIVE_REQUEST", later},
 	{"8.3", "cancel", 403, "FORBIDDEN_REQUEST", config},
 	{"8.3", "cancel", 403, "EXCEED_MAX_REFUND_DUE", final},
 	{"8.3", "cancel", 403, "NOT_ALLOWED_PARTIAL_REFUND_WAITING_DEPOSIT", final},

@@ -11,6 +11,9 @@
 //   - ClassFinal: Toss refused the operation for a reason of the buyer or the payment. Nothing
 //     was done and repeating the call will not change that.
 //   - ClassMerchantConfig: our own setup or request is wrong. Alert, never retry.
+//   - ClassNotExecuted: refused before processing, for a reason that passes (a cancel within a
+//     second of the previous one). Try again later under a new idempotency key: Toss replays
+//     the refusal under the old one.
 //
 // Amounts are decimal.Decimal end to end, never float64: responses accept JSON numbers and
 // strings, and requests send JSON numbers written from the decimal's exact text.

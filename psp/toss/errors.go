@@ -18,6 +18,11 @@ const (
 	ClassFinal
 	// ClassMerchantConfig: our keys, contract or request are wrong. Alert a human, never retry.
 	ClassMerchantConfig
+	// ClassNotExecuted: Toss refused the request without executing it, for a reason that passes
+	// (two requests on one payment too close together). Toss stores that refusal under the
+	// idempotency key and replays it, so a later try must use a new key; a new key is safe
+	// precisely because nothing was executed.
+	ClassNotExecuted
 )
 
 func (c Class) String() string {
@@ -28,6 +33,8 @@ func (c Class) String() string {
 		return "final"
 	case ClassMerchantConfig:
 		return "merchant config"
+	case ClassNotExecuted:
+		return "not executed"
 	}
 	return "class(" + strconv.Itoa(int(c)) + ")"
 }
@@ -152,7 +159,8 @@ var codeClasses = map[string]Class{
 	"FAILED_PARTIAL_REFUND":                     ClassUnknownOutcome, // 500, bank maintenance
 	"FAILED_METHOD_HANDLING_CANCEL":             ClassUnknownOutcome, // 500
 	"ALREADY_PROCESSED_PAYMENT":                 ClassUnknownOutcome, // confirm: approved before, by us or not; read back and compare
-	"FORBIDDEN_CONSECUTIVE_REQUEST":             ClassUnknownOutcome, // 403: the earlier of two quick requests may have run
+	// Not executed: refused before processing; try later under a new key.
+	"FORBIDDEN_CONSECUTIVE_REQUEST": ClassNotExecuted, // 403: too soon after the previous request on the payment (cancels: 1 s)
 
 	// Merchant configuration: keys, contract or our own request; alert, never retry.
 	"UNAUTHORIZED_KEY":             ClassMerchantConfig,

@@ -1,0 +1,266 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/shopspring/decimal"
+
+	"github.com/paymentledger/ledger/domain"
+	"github.com/paymentledger/ledger/merchants"
+)
+
+// Admin is the merchant administration the admin API needs. *merchants.Service implements it.
+type Admin interface {
+	Create(ctx context.Context, in merchants.CreateInput) (merchants.IssuedKey, error)
+	List(ctx context.Context) ([]merchants.Summary, error)
+	Show(ctx context.Context, id domain.MerchantID) (merchants.Detail, error)
+	SetTossKey(ctx context.Context, id domain.MerchantID, secretKey, actor string) (merchants.Detail, error)
+	SetCommission(ctx context.Context, id domain.MerchantID, rate decimal.Decimal, actor string) (merchants.Detail, error)
+	IssueKey(ctx context.Context, id domain.MerchantID, scopes []domain.Scope, actor string) (merchants.IssuedKey, error)
+	RevokeKey(ctx context.Context, id domain.MerchantID, kid domain.APIKeyID, actor string) (merchants.KeyInfo, error)
+	RotateKey(ctx context.Context, id domain.MerchantID, kid domain.APIKeyID, grace time.Duration, actor string) (merchants.IssuedKey, error)
+}
+
+var _ Admin = (*merchants.Service)(nil)
+
+// WithAdmin serves the admin API from a, guarded by AuthConfig.AdminToken (routes answer 401
+// when no token is configured):
+//
+//	POST /admin/v1/merchants {"name","tossSecretKey"?,"merchantId"?}   201 {"merchantId","apiKey",…}: the first key, every scope
+//	GET  /admin/v1/merchants                                            {"merchants":[…]}
+//	GET  /admin/v1/merchants/{merchantId}                               the merchant and its keys (never a secret)
+//	PUT  /admin/v1/merchants/{merchantId}/toss-key {"tossSecretKey"}    the merchant
+//	PUT  /admin/v1/merchants/{merchantId}/commission {"rate":"0.1"}     the merchant
+//	POST /admin/v1/merchants/{merchantId}/keys {"scopes"?:[…]}          201 the new key, shown once
+//	GET  /admin/v1/merchants/{merchantId}/keys                          {"keys":[…]}
+//	POST /admin/v1/merchants/{merchantId}/keys/{keyId}/revoke           the key, revoked now
+//	POST /admin/v1/merchants/{merchantId}/keys/{keyId}/rotate {"gracePeriod"?:"24h"}  201 the new key; the old one works for the grace period
+//
+// rotationGrace is the grace period when a rotation names none.
+func (s *Server) WithAdmin(a Admin, rotationGrace time.Duration) *Server {
+	s.admin = a
+	h := adminHandlers{s: s, a: a, grace: rotationGrace}
+	s.adminRoute(http.MethodPost, "/admin/v1/merchants", h.create)
+	s.adminRoute(http.MethodGet, "/admin/v1/merchants", h.list)
+	s.adminRoute(http.MethodGet, "/admin/v1/merchants/{merchantId}", h.show)
+	s.adminRoute(http.MethodPut, "/admin/v1/merchants/{merchantId}/toss-key", h.setTossKey)
+	s.adminRoute(http.MethodPut, "/admin/v1/merchants/{merchantId}/commission", h.setCommission)
+	s.adminRoute(http.MethodPost, "/admin/v1/merchants/{merchantId}/keys", h.issueKey)
+	s.adminRoute(http.MethodGet, "/admin/v1/merchants/{merchantId}/keys", h.listKeys)
+	s.adminRoute(http.MethodPost, "/admin/v1/merchants/{merchantId}/keys/{keyId}/revoke", h.revokeKey)
+	s.adminRoute(http.MethodPost, "/admin/v1/merchants/{merchantId}/keys/{keyId}/rotate", h.rotateKey)
+	return s
+}
+
+type adminHandlers struct {
+	s     *Server
+	a     Admin
+	grace time.Duration
+}
+
+func (h adminHandlers) fail(w http.ResponseWriter, r *http.Request, err error) {
+	writeError(w, r, h.s.logger, err)
+}
+
+func merchantVar(r *http.Request) (domain.MerchantID, error) {
+	id, err := domain.ParseMerchantID(mux.Vars(r)["merchantId"])
+	if err != nil {
+		return "", domain.Errorf(domain.ErrMerchantNotFound, "no such merchant")
+	}
+	return id, nil
+}
+
+func (h adminHandlers) create(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Name          string `json:"name"`
+		TossSecretKey string `json:"tossSecretKey"`
+		MerchantID    string `json:"merchantId"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	res, err := h.a.Create(r.Context(), merchants.CreateInput{ID: domain.MerchantID(req.MerchantID), Name: req.Name,
+		TossSecretKey: req.TossSecretKey, Actor: merchants.ActorAdmin})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, res)
+}
+
+func (h adminHandlers) list(w http.ResponseWriter, r *http.Request) {
+	ms, err := h.a.List(r.Context())
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"merchants": ms})
+}
+
+func (h adminHandlers) show(w http.ResponseWriter, r *http.Request) {
+	id, err := merchantVar(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	d, err := h.a.Show(r.Context(), id)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+func (h adminHandlers) setTossKey(w http.ResponseWriter, r *http.Request) {
+	id, err := merchantVar(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	var req struct {
+		TossSecretKey string `json:"tossSecretKey"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	d, err := h.a.SetTossKey(r.Context(), id, req.TossSecretKey, merchants.ActorAdmin)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+func (h adminHandlers) setCommission(w http.ResponseWriter, r *http.Request) {
+	id, err := merchantVar(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	var req struct {
+		Rate string `json:"rate"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	rate, err := parseRate(req.Rate)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	d, err := h.a.SetCommission(r.Context(), id, rate, merchants.ActorAdmin)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+// parseRate reads a commission rate: a plain decimal fraction such as "0.1".
+func parseRate(s string) (decimal.Decimal, error) {
+	if !plainFraction.MatchString(s) {
+		return decimal.Decimal{}, badRequest("INVALID_REQUEST", "rate must be a decimal fraction such as \"0.1\" (10%%), got %q", truncate(s, 40))
+	}
+	d, err := decimal.NewFromString(s)
+	if err != nil {
+		return decimal.Decimal{}, badRequest("INVALID_REQUEST", "rate %q: %v", truncate(s, 40), err)
+	}
+	return d, domain.CheckCommissionRate(d)
+}
+
+func (h adminHandlers) issueKey(w http.ResponseWriter, r *http.Request) {
+	id, err := merchantVar(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	var req struct {
+		Scopes []string `json:"scopes"`
+	}
+	if r.ContentLength != 0 {
+		if err := decodeJSON(w, r, &req); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+	}
+	var scopes []domain.Scope
+	if req.Scopes != nil {
+		if scopes, err = domain.ParseScopes(req.Scopes); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+	}
+	k, err := h.a.IssueKey(r.Context(), id, scopes, merchants.ActorAdmin)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, k)
+}
+
+func (h adminHandlers) listKeys(w http.ResponseWriter, r *http.Request) {
+	id, err := merchantVar(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	d, err := h.a.Show(r.Context(), id)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"merchantId": d.MerchantID, "keys": d.Keys})
+}
+
+func (h adminHandlers) revokeKey(w http.ResponseWriter, r *http.Request) {
+	id, err := merchantVar(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	k, err := h.a.RevokeKey(r.Context(), id, domain.APIKeyID(mux.Vars(r)["keyId"]), merchants.ActorAdmin)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, k)
+}
+
+func (h adminHandlers) rotateKey(w http.ResponseWriter, r *http.Request) {
+	id, err := merchantVar(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	var req struct {
+		GracePeriod string `json:"gracePeriod"`
+	}
+	if r.ContentLength != 0 {
+		if err := decodeJSON(w, r, &req); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+	}
+	grace := h.grace
+	if req.GracePeriod != "" {
+		if grace, err = time.ParseDuration(req.GracePeriod); err != nil || grace < 0 || grace > maxGrace {
+			h.fail(w, r, badRequest("INVALID_REQUEST", "gracePeriod must be a duration from 0s to %s such as \"24h\", got %q", maxGrace, truncate(req.GracePeriod, 40)))
+			return
+		}
+	}
+	k, err := h.a.RotateKey(r.Context(), id, domain.APIKeyID(mux.Vars(r)["keyId"]), grace, merchants.ActorAdmin)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, k)
+}
+
+// maxGrace bounds a rotation's grace period: a rotation is not a way to keep a key for ever.
+const maxGrace = 30 * 24 * time.Hour
