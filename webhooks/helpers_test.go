@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -17,17 +18,79 @@ import (
 	"github.com/paymentledger/ledger/commands"
 	"github.com/paymentledger/ledger/domain"
 	"github.com/paymentledger/ledger/internal/testenv"
+	"github.com/paymentledger/ledger/psp/toss"
 	"github.com/paymentledger/ledger/webhooks"
 )
 
 var ctx = context.Background()
 
-// inboxServer serves a new inbox on pool over real HTTP.
-func inboxServer(t *testing.T, pool *pgxpool.Pool, cfg webhooks.InboxConfig) string {
+// otherMerchant is a registered merchant that owns none of the test payments.
+const otherMerchant domain.MerchantID = "merchant-other"
+
+// knownMerchants backs InboxConfig.MerchantExists with a fixed registry.
+func knownMerchants(ids ...domain.MerchantID) func(context.Context, domain.MerchantID) (bool, error) {
+	return func(_ context.Context, id domain.MerchantID) (bool, error) {
+		return slices.Contains(ids, id), nil
+	}
+}
+
+// newInbox builds an inbox; without cfg.MerchantExists, testenv.Merchant and otherMerchant are
+// the registered merchants.
+func newInbox(t *testing.T, pool *pgxpool.Pool, cfg webhooks.InboxConfig) *webhooks.Inbox {
 	t.Helper()
-	srv := httptest.NewServer(webhooks.NewInbox(pool, cfg, testenv.Logger(t)))
+	if cfg.MerchantExists == nil {
+		cfg.MerchantExists = knownMerchants(testenv.Merchant, otherMerchant)
+	}
+	return webhooks.NewInbox(pool, cfg, testenv.Logger(t))
+}
+
+// inboxMount serves a new inbox over real HTTP, mounted as paymentd mounts it (the
+// /webhooks/toss prefix stripped), and returns the URL of that prefix.
+func inboxMount(t *testing.T, pool *pgxpool.Pool, cfg webhooks.InboxConfig) string {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.Handle("/webhooks/toss/", http.StripPrefix("/webhooks/toss", newInbox(t, pool, cfg)))
+	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv.URL + "/webhooks/toss"
+}
+
+// inboxServer is inboxMount's URL for testenv.Merchant, the merchant of the test payments.
+func inboxServer(t *testing.T, pool *pgxpool.Pool, cfg webhooks.InboxConfig) string {
+	t.Helper()
+	return inboxMount(t, pool, cfg) + "/" + string(testenv.Merchant)
+}
+
+// serve hands one delivery straight to h as coming from remoteAddr, with the path the mounted
+// handler sees, for the checks that depend on the client address, and returns the answer.
+func serve(t *testing.T, h http.Handler, remoteAddr, path string, body []byte, headers map[string]string) *httptest.ResponseRecorder {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+	// Set as http.StripPrefix leaves it, which may be "" or lack the leading slash.
+	req.URL.Path = path
+	req.RemoteAddr = remoteAddr
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code >= 500 && rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("answer %d %s: the inbox must never answer 500", rec.Code, rec.Body)
+	}
+	return rec
+}
+
+// errorCode is the code of an API error answer.
+func errorCode(t *testing.T, rec *httptest.ResponseRecorder) string {
+	t.Helper()
+	var b struct {
+		Error struct{ Code, Message string }
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &b); err != nil || b.Error.Message == "" {
+		t.Fatalf("answer %d is not an API error: %q", rec.Code, rec.Body)
+	}
+	return b.Error.Code
 }
 
 // answer is the inbox's answer to one post.
@@ -84,8 +147,11 @@ type inboxRow struct {
 	TransmissionID *string
 	EventType      *string
 	OrderID        *string
+	MerchantID     *string
 	Headers        map[string][]string
 	Body           []byte
+	BodyLength     *int
+	BodySHA256     []byte
 	ReceivedAt     time.Time
 	Status         string
 	RejectReason   *string
@@ -99,7 +165,7 @@ type inboxRow struct {
 func rows(t *testing.T, pool *pgxpool.Pool) []inboxRow {
 	t.Helper()
 	rs, err := pool.Query(ctx, `
-		SELECT id, dedupe_key, transmission_id, event_type, order_id, headers, body, received_at, status,
+		SELECT id, dedupe_key, transmission_id, event_type, order_id, merchant_id, headers, body, body_length, body_sha256, received_at, status,
 		       reject_reason, outcome, attempts, next_attempt_at, processed_at, last_error
 		FROM webhook_inbox ORDER BY id`)
 	if err != nil {
@@ -168,6 +234,80 @@ func (f *fakeSyncer) total() int {
 		n += c
 	}
 	return n
+}
+
+func countRows(t *testing.T, pool *pgxpool.Pool) int {
+	t.Helper()
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM webhook_inbox`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// countingPSP is the real Toss client, counting the read-backs (lookups by orderId) per order.
+type countingPSP struct {
+	*toss.Client
+	mu      sync.Mutex
+	lookups map[string]int
+}
+
+func (c *countingPSP) GetPaymentByOrderID(ctx context.Context, orderID string) (*toss.Payment, error) {
+	c.mu.Lock()
+	if c.lookups == nil {
+		c.lookups = map[string]int{}
+	}
+	c.lookups[orderID]++
+	c.mu.Unlock()
+	return c.Client.GetPaymentByOrderID(ctx, orderID)
+}
+
+func (c *countingPSP) readBacks(id domain.OrderID) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lookups[string(id)]
+}
+
+var _ commands.PSP = (*countingPSP)(nil)
+
+// countingService is a real command service on env's store whose Toss client counts read-backs.
+func countingService(t *testing.T, env *testenv.Env) (*commands.Service, *countingPSP) {
+	t.Helper()
+	psp := &countingPSP{Client: env.Toss}
+	svc, err := commands.New(env.Store, psp, commands.Config{Merchant: testenv.Merchant}, time.Now, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc, psp
+}
+
+// recordingSyncer passes calls through to a real Syncer and keeps the options of each.
+type recordingSyncer struct {
+	webhooks.Syncer
+	mu    sync.Mutex
+	calls []commands.RecoverOptions
+}
+
+func (r *recordingSyncer) Recover(ctx context.Context, id domain.OrderID, opts commands.RecoverOptions) (commands.ConfirmResult, error) {
+	r.mu.Lock()
+	r.calls = append(r.calls, opts)
+	r.mu.Unlock()
+	return r.Syncer.Recover(ctx, id, opts)
+}
+
+func (r *recordingSyncer) options() []commands.RecoverOptions {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.calls)
+}
+
+// openGates moves the clock of the read-back gates instead of sleeping: every order's last
+// read-back becomes a day old.
+func openGates(t *testing.T, pool *pgxpool.Pool) {
+	t.Helper()
+	if _, err := pool.Exec(ctx, `UPDATE webhook_order_syncs SET synced_at = synced_at - interval '1 day'`); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // drain runs ProcessOnce until it claims nothing.

@@ -103,6 +103,9 @@ func TestSamples(t *testing.T) {
 		if r.Status == webhooks.StatusRejected && str(r.RejectReason) == "<nil>" {
 			t.Errorf("%s: rejected without a reason", name)
 		}
+		if sum := sha256.Sum256(body); str(r.MerchantID) != string(testenv.Merchant) || r.BodyLength == nil || *r.BodyLength != len(body) || !bytes.Equal(r.BodySHA256, sum[:]) {
+			t.Errorf("%s: merchant %s, length %v, hash %x", name, str(r.MerchantID), r.BodyLength, r.BodySHA256)
+		}
 	}
 
 	w := webhooks.NewWorker(env.Pool, env.Commands, webhooks.WorkerConfig{}, testenv.Logger(t))
@@ -249,7 +252,7 @@ func TestMalformedIsRejectedNever500(t *testing.T) {
 	}
 
 	// Not deliveries at all: answered, not stored.
-	big := append([]byte(`{"eventType":"X","pad":"`), bytes.Repeat([]byte("a"), webhooks.MaxBodyBytes)...)
+	big := append([]byte(`{"eventType":"X","pad":"`), bytes.Repeat([]byte("a"), webhooks.DefaultMaxBodyBytes)...)
 	if a := post(t, url, append(big, `"}`...), tid("whtrans_big")); a.Status != http.StatusRequestEntityTooLarge || a.Body.Error.Code != "BODY_TOO_LARGE" {
 		t.Errorf("large body: %+v", a)
 	}
@@ -296,7 +299,7 @@ func TestSlowDatabaseSpools(t *testing.T) {
 		t.Fatalf("malformed while slow: %d %+v", a.Status, a.Body)
 	}
 	lines := spoolLines(t, filepath.Join(dir, "webhook-inbox.jsonl"))
-	if len(lines) != 2 || !bytes.Equal(lines[0].Body, body) || lines[0].Headers[webhooks.TransmissionIDHeader][0] != "whtrans_slow" {
+	if len(lines) != 2 || !bytes.Equal(lines[0].Body, body) || lines[0].Headers[webhooks.TransmissionIDHeader][0] != "whtrans_slow" || lines[0].Merchant != testenv.Merchant {
 		t.Fatalf("spool %+v", lines)
 	}
 	if err := lock.Rollback(ctx); err != nil {
@@ -309,7 +312,7 @@ func TestSlowDatabaseSpools(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := rowByKey(t, pool, "whtrans_slow")
-	if r.Status != webhooks.StatusProcessed || !bytes.Equal(r.Body, body) || str(r.OrderID) != "order-slow" || syncer.callsFor("order-slow") != 1 {
+	if r.Status != webhooks.StatusProcessed || !bytes.Equal(r.Body, body) || str(r.OrderID) != "order-slow" || str(r.MerchantID) != string(testenv.Merchant) || syncer.callsFor("order-slow") != 1 {
 		t.Fatalf("row %+v, %d calls", r, syncer.callsFor("order-slow"))
 	}
 	if r := rowByKey(t, pool, "whtrans_slow_bad"); r.Status != webhooks.StatusRejected {
@@ -358,6 +361,7 @@ func TestUnavailableOnlyWhenNothingCanKeepIt(t *testing.T) {
 
 type spooled struct {
 	ReceivedAt time.Time           `json:"receivedAt"`
+	Merchant   domain.MerchantID   `json:"merchant,omitempty"`
 	Headers    map[string][]string `json:"headers"`
 	Body       []byte              `json:"body"`
 }

@@ -12,11 +12,13 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/paymentledger/ledger/domain"
 )
 
 // The spool keeps deliveries the database could not take in time, one JSON line each:
 //
-//	{"receivedAt":"…","headers":{"name":["value"]},"body":"<base64>"}
+//	{"receivedAt":"…","merchant":"…","headers":{"name":["value"]},"body":"<base64>"}
 //
 // The inbox appends to activeSpool and fsyncs before it answers 200. The worker drains it: under
 // the same lock it renames activeSpool to a draining file (new appends start a fresh file), then
@@ -32,9 +34,11 @@ const (
 	poisonSpool    = "webhook-inbox.poison.jsonl"
 )
 
-// spoolLine is one spooled delivery.
+// spoolLine is one spooled delivery. Merchant is empty in lines spooled before per-merchant
+// URLs; they are stored without a merchant, as they were received.
 type spoolLine struct {
 	ReceivedAt time.Time           `json:"receivedAt"`
+	Merchant   domain.MerchantID   `json:"merchant,omitempty"`
 	Headers    map[string][]string `json:"headers"`
 	Body       []byte              `json:"body"`
 }

@@ -57,6 +57,13 @@ type WorkerConfig struct {
 	MaxBackoff  time.Duration
 	// SpoolDir is the inbox's InboxConfig.SpoolDir; empty when the inbox has none.
 	SpoolDir string
+	// SyncInterval is the least time between two read-backs of one order (default 5 s), across
+	// every worker on the table: the webhook_order_syncs gate. Rows of an order whose gate is
+	// closed wait until it opens (see the package documentation).
+	SyncInterval time.Duration
+	// Retention is how long processed, rejected and failed rows are kept, by received_at
+	// (default 720 h); Run deletes older ones every few minutes. Pending rows are never deleted.
+	Retention time.Duration
 }
 
 func (c WorkerConfig) withDefaults() WorkerConfig {
@@ -86,13 +93,38 @@ func (c WorkerConfig) withDefaults() WorkerConfig {
 		c.MaxBackoff = 5 * time.Minute
 	}
 	c.MaxBackoff = max(c.MaxBackoff, c.BaseBackoff)
+	if c.SyncInterval <= 0 {
+		c.SyncInterval = DefaultSyncInterval
+	}
+	if c.Retention <= 0 {
+		c.Retention = DefaultRetention
+	}
 	return c
 }
 
+// Defaults of WorkerConfig.
+const (
+	DefaultSyncInterval = 5 * time.Second
+	DefaultRetention    = 720 * time.Hour
+)
+
+// purgeEvery is how often Run deletes expired rows: often enough that the table stays near its
+// retention, rarely enough that several instances' workers add no load worth naming.
+const purgeEvery = 5 * time.Minute
+
+// purgeBatch is how many rows one DELETE removes. Each statement is its own short transaction,
+// so no long transaction holds back vacuum or the event store's readers.
+const purgeBatch = 1000
+
+// maxCovered bounds the other pending rows of an order that one read-back settles at once; the
+// rest wait for a later read-back.
+const maxCovered = 1000
+
 // Worker processes the webhook inbox: it drains the spool into the table, claims due pending
-// rows and reads their payments back through the Syncer. Several workers, in one process or
-// many, may run on one table: a row is claimed by one at a time (FOR UPDATE SKIP LOCKED and a
-// lease). A Worker is safe for concurrent use.
+// rows and reads their payments back through the Syncer, and deletes rows past their retention.
+// Several workers, in one process or many, may run on one table: a row is claimed by one at a
+// time (FOR UPDATE SKIP LOCKED and a lease), and an order is read back by one at a time per
+// SyncInterval (the webhook_order_syncs gate). A Worker is safe for concurrent use.
 type Worker struct {
 	pool   *pgxpool.Pool
 	sync   Syncer
@@ -101,7 +133,8 @@ type Worker struct {
 	wake   chan struct{}
 }
 
-// NewWorker returns a worker on pool's webhook_inbox table.
+// NewWorker returns a worker on pool's webhook_inbox table. logger is a plain logger: the worker
+// adds component=webhook-worker itself, so the caller must not add a component of its own.
 func NewWorker(pool *pgxpool.Pool, sync Syncer, cfg WorkerConfig, logger *slog.Logger) *Worker {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -119,9 +152,13 @@ func (w *Worker) Wake() {
 }
 
 // Run processes batches until ctx is done, then returns nil. It starts a batch when woken,
-// every Interval otherwise, and at once again after a full batch. Errors are logged and the
-// next batch retries.
+// every Interval otherwise, and at once again after a full batch. Beside the batches it deletes
+// expired rows (PurgeExpired) when it starts and every few minutes after. Errors are logged and
+// the next batch or purge retries.
 func (w *Worker) Run(ctx context.Context) error {
+	var purger sync.WaitGroup
+	defer purger.Wait()
+	purger.Go(func() { w.purgeLoop(ctx) })
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -145,18 +182,93 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 }
 
+// purgeLoop runs PurgeExpired now and every purgeEvery until ctx is done. It runs beside the
+// batches, so a long backlog of expired rows never delays a webhook.
+func (w *Worker) purgeLoop(ctx context.Context) {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		n, err := w.PurgeExpired(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			w.logger.ErrorContext(ctx, "deleting expired webhook rows failed; retrying later", "error", err, "deleted", n, "retryIn", purgeEvery.String())
+		case n > 0:
+			w.logger.InfoContext(ctx, "expired webhook rows deleted", "deleted", n, "retention", w.cfg.Retention.String())
+		}
+		timer.Reset(purgeEvery)
+	}
+}
+
+// PurgeExpired deletes the processed, rejected and failed rows received more than Retention
+// ago, and the gates of webhook_order_syncs that are open anyway, purgeBatch rows per
+// statement until none is left. Pending rows are never deleted. It returns the number of
+// inbox rows deleted. Several workers may purge at once: each skips rows another is deleting.
+func (w *Worker) PurgeExpired(ctx context.Context) (int64, error) {
+	// "= ANY(ARRAY(…))" rather than "IN (…)": the planner may turn IN into a join that scans
+	// the whole table for every batch; an array of ids is looked up by primary key.
+	var total int64
+	for {
+		tag, err := w.pool.Exec(ctx, `
+			DELETE FROM webhook_inbox
+			WHERE id = ANY(ARRAY(
+				SELECT id FROM webhook_inbox
+				WHERE status <> 'pending' AND received_at < now() - $1::float8 * interval '1 second'
+				ORDER BY received_at
+				LIMIT $2
+				FOR UPDATE SKIP LOCKED
+			)) AND status <> 'pending'`, w.cfg.Retention.Seconds(), purgeBatch)
+		if err != nil {
+			return total, fmt.Errorf("webhooks: delete expired rows: %w", err)
+		}
+		total += tag.RowsAffected()
+		if tag.RowsAffected() == 0 {
+			break
+		}
+	}
+	for {
+		// An open gate (older than the interval) means the same as no row. The outer condition
+		// is checked again on the row as it is when locked, so a gate that a worker has just
+		// closed again is kept.
+		tag, err := w.pool.Exec(ctx, `
+			DELETE FROM webhook_order_syncs
+			WHERE order_id = ANY(ARRAY(
+				SELECT order_id FROM webhook_order_syncs
+				WHERE synced_at < now() - $1::float8 * interval '1 second'
+				ORDER BY synced_at
+				LIMIT $2
+				FOR UPDATE SKIP LOCKED
+			)) AND synced_at < now() - $1::float8 * interval '1 second'`, w.cfg.SyncInterval.Seconds(), purgeBatch)
+		if err != nil {
+			return total, fmt.Errorf("webhooks: delete open gates: %w", err)
+		}
+		if tag.RowsAffected() == 0 {
+			return total, nil
+		}
+	}
+}
+
 // claimed is a row this worker holds the lease on.
 type claimed struct {
 	id       int64
 	orderID  domain.OrderID
-	attempts int // after this claim
+	merchant domain.MerchantID // "" for rows stored before per-merchant URLs
+	attempts int               // after this claim
 }
 
-// ProcessOnce drains the spool, then claims one batch of due rows, reads each order back once
-// (rows of one order share the read-back) and records the results. It returns the number of
-// rows claimed. A read-back that fails is not an error of ProcessOnce: it is recorded on its
-// rows (back-off, then failed). The error reports database and spool trouble; rows already
-// handled stay handled. If ctx ends mid-batch, unfinished rows are released for the next run.
+// ProcessOnce drains the spool, then claims one batch of due rows and, for each order whose
+// gate it passes, reads the order back once (rows of one order share the read-back) and records
+// the results; rows of an order whose gate is closed are postponed until it opens. It returns
+// the number of rows claimed. A read-back that fails is not an error of ProcessOnce: it is
+// recorded on its rows (back-off, then failed). The error reports database and spool trouble;
+// rows already handled stay handled. If ctx ends mid-batch, unfinished rows are released for
+// the next run.
 func (w *Worker) ProcessOnce(ctx context.Context) (int, error) {
 	var errs []error
 	if err := w.drainSpool(ctx); err != nil {
@@ -212,14 +324,14 @@ func (w *Worker) claim(ctx context.Context) ([]claimed, error) {
 		SET attempts = w.attempts + 1, next_attempt_at = now() + $2::float8 * interval '1 second'
 		FROM due
 		WHERE w.id = due.id
-		RETURNING w.id, w.order_id, w.attempts`,
+		RETURNING w.id, w.order_id, coalesce(w.merchant_id, ''), w.attempts`,
 		w.cfg.BatchSize, w.cfg.Lease.Seconds())
 	if err != nil {
 		return nil, fmt.Errorf("webhooks: claim: %w", err)
 	}
 	rows, err := pgx.CollectRows(rs, func(row pgx.CollectableRow) (claimed, error) {
 		var c claimed
-		err := row.Scan(&c.id, &c.orderID, &c.attempts)
+		err := row.Scan(&c.id, &c.orderID, &c.merchant, &c.attempts)
 		return c, err
 	})
 	if err != nil {
@@ -229,40 +341,171 @@ func (w *Worker) claim(ctx context.Context) ([]claimed, error) {
 	return rows, nil
 }
 
-// syncOrder reads one order back and records the result on its claimed rows.
+// syncOrder passes the order's gate or postpones its rows, then reads the order back once per
+// merchant scope among its rows and records the results.
 func (w *Worker) syncOrder(ctx context.Context, id domain.OrderID, rows []claimed) error {
-	callCtx, cancel := context.WithTimeout(ctx, w.cfg.CallTimeout)
-	res, err := w.sync.Recover(callCtx, id, commands.RecoverOptions{NewAttempt: false, Actor: Actor})
-	cancel()
-	// The results are recorded even when ctx ends now: the read-back happened.
+	// The results are recorded even when ctx ends meanwhile: a read-back that happened counts.
 	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer rcancel()
+	won, err := w.takeGate(ctx, id)
+	if err != nil {
+		errs := []error{err}
+		for _, r := range rows {
+			errs = append(errs, w.release(rctx, r))
+		}
+		return errors.Join(errs...)
+	}
+	if !won {
+		var errs []error
+		for _, r := range rows {
+			w.logger.DebugContext(ctx, "webhook postponed: its order was read back less than the sync interval ago", "orderId", id, "row", r.id)
+			if err := w.postpone(rctx, r); err != nil {
+				errs = append(errs, fmt.Errorf("webhooks: postpone row %d: %w", r.id, err))
+			}
+		}
+		return errors.Join(errs...)
+	}
+
+	// One Recover per merchant scope: Recover checks the merchant against the payment's owner
+	// before it calls Toss, so only the owner's scope costs a read-back. Scoped groups go first;
+	// rows from before per-merchant URLs ("") ask for the order whatever its merchant, so the
+	// owner's answer (a result, or the error that makes them retry) serves them without a
+	// second call within the gate.
+	groups := map[domain.MerchantID][]claimed{}
+	var scopes []domain.MerchantID
+	for _, r := range rows {
+		if _, seen := groups[r.merchant]; !seen {
+			scopes = append(scopes, r.merchant)
+		}
+		groups[r.merchant] = append(groups[r.merchant], r)
+	}
+	slices.SortStableFunc(scopes, func(a, b domain.MerchantID) int {
+		return cmp.Compare(boolInt(a == ""), boolInt(b == ""))
+	})
+	type answer struct {
+		res commands.ConfirmResult
+		err error
+	}
+	var errs []error
+	var owners *answer // the first scoped answer that found the payment
+	for _, m := range scopes {
+		group := groups[m]
+		// Rows of this scope stored before the read-back starts are settled by it too: Toss's
+		// answer is at least as new as anything they report.
+		covered, err := w.pendingOf(rctx, id, m, group)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		var a answer
+		if m == "" && owners != nil {
+			a = *owners
+		} else {
+			callCtx, cancel := context.WithTimeout(ctx, w.cfg.CallTimeout)
+			a.res, a.err = w.sync.Recover(callCtx, id, commands.RecoverOptions{NewAttempt: false, Actor: Actor, Merchant: m})
+			cancel()
+			if m != "" && owners == nil && !errors.Is(a.err, domain.ErrPaymentNotFound) {
+				owners = &a
+			}
+		}
+		errs = append(errs, w.record(ctx, rctx, id, group, covered, a.res, a.err))
+	}
+	return errors.Join(errs...)
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// record writes the result of one read-back on its claimed rows and, when it settled the
+// order's question, on the covered rows too.
+func (w *Worker) record(ctx, rctx context.Context, id domain.OrderID, rows []claimed, covered []int64, res commands.ConfirmResult, err error) error {
 	var errs []error
 	for _, r := range rows {
 		var ferr error
 		switch {
 		case err == nil:
-			w.logger.InfoContext(ctx, "webhook synced", "orderId", id, "row", r.id, "paymentStatus", res.Status)
+			w.logger.InfoContext(ctx, "webhook synced", "orderId", id, "merchantId", r.merchant, "row", r.id, "paymentStatus", res.Status)
 			ferr = w.markProcessed(rctx, r, string(res.Status))
 		case errors.Is(err, domain.ErrPaymentNotFound):
 			// Toss sends webhooks for every payment of the MID; ours exist before Toss has them.
-			w.logger.InfoContext(ctx, "webhook for an order the ledger does not know", "orderId", id, "row", r.id)
+			// With a merchant, this is also a payment of another merchant, which was not read back.
+			w.logger.InfoContext(ctx, "webhook for an order the ledger does not know", "orderId", id, "merchantId", r.merchant, "row", r.id)
 			ferr = w.markProcessed(rctx, r, OutcomeUnknownOrder)
 		case ctx.Err() != nil:
 			ferr = w.release(rctx, r)
 		case r.attempts >= w.cfg.MaxAttempts:
-			w.logger.ErrorContext(ctx, "webhook failed; the recovery sweeper is the backstop", "orderId", id, "row", r.id, "attempts", r.attempts, "error", err)
+			w.logger.ErrorContext(ctx, "webhook failed; the recovery sweeper is the backstop", "orderId", id, "merchantId", r.merchant, "row", r.id, "attempts", r.attempts, "error", err)
 			ferr = w.markFailed(rctx, r, err)
 		default:
 			delay := w.backoff(r.attempts)
-			w.logger.WarnContext(ctx, "webhook read-back failed; retrying", "orderId", id, "row", r.id, "attempts", r.attempts, "retryIn", delay.String(), "error", err)
+			w.logger.WarnContext(ctx, "webhook read-back failed; retrying", "orderId", id, "merchantId", r.merchant, "row", r.id, "attempts", r.attempts, "retryIn", delay.String(), "error", err)
 			ferr = w.retryLater(rctx, r, delay, err)
 		}
 		if ferr != nil {
 			errs = append(errs, fmt.Errorf("webhooks: record row %d: %w", r.id, ferr))
 		}
 	}
+	if len(covered) > 0 {
+		outcome := ""
+		switch {
+		case err == nil:
+			outcome = string(res.Status)
+		case errors.Is(err, domain.ErrPaymentNotFound):
+			outcome = OutcomeUnknownOrder
+		}
+		if outcome != "" {
+			if cerr := w.markCovered(rctx, covered, outcome); cerr != nil {
+				errs = append(errs, fmt.Errorf("webhooks: record rows settled with order %s: %w", id, cerr))
+			} else {
+				w.logger.InfoContext(ctx, "webhooks settled by the same read-back", "orderId", id, "rows", len(covered), "outcome", outcome)
+			}
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// takeGate reports whether this worker may read order id back now. It moves the order's
+// synced_at to now() only if the gate is open (no row, or one older than SyncInterval); the
+// unique key makes concurrent takers wait for each other, so exactly one of them wins.
+func (w *Worker) takeGate(ctx context.Context, id domain.OrderID) (bool, error) {
+	var won bool
+	err := w.pool.QueryRow(ctx, `
+		INSERT INTO webhook_order_syncs AS s (order_id, synced_at) VALUES ($1, now())
+		ON CONFLICT (order_id) DO UPDATE SET synced_at = excluded.synced_at
+		WHERE s.synced_at <= now() - $2::float8 * interval '1 second'
+		RETURNING true`, id, w.cfg.SyncInterval.Seconds()).Scan(&won)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("webhooks: sync gate of %s: %w", id, err)
+	}
+	return won, nil
+}
+
+// pendingOf lists the other pending rows of order id in merchant scope m (NULL for ""), as
+// committed before the read-back starts.
+func (w *Worker) pendingOf(ctx context.Context, id domain.OrderID, m domain.MerchantID, claimedRows []claimed) ([]int64, error) {
+	ids := make([]int64, len(claimedRows))
+	for i, r := range claimedRows {
+		ids[i] = r.id
+	}
+	rs, err := w.pool.Query(ctx, `
+		SELECT id FROM webhook_inbox
+		WHERE order_id = $1 AND status = 'pending' AND merchant_id IS NOT DISTINCT FROM $2 AND id <> ALL($3)
+		ORDER BY id
+		LIMIT $4`, id, nullIfEmpty(string(m)), ids, maxCovered)
+	if err != nil {
+		return nil, fmt.Errorf("webhooks: pending rows of %s: %w", id, err)
+	}
+	covered, err := pgx.CollectRows(rs, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("webhooks: pending rows of %s: %w", id, err)
+	}
+	return covered, nil
 }
 
 // The updates below match the claim (status and attempts): if the lease ran out and another
@@ -289,7 +532,26 @@ func (w *Worker) markFailed(ctx context.Context, r claimed, cause error) error {
 	return err
 }
 
-// release gives a row back unattempted (the worker is stopping).
+// markCovered settles rows this worker did not claim with a read-back that started after they
+// were stored. Another worker holding one of them finds it processed and records nothing.
+func (w *Worker) markCovered(ctx context.Context, ids []int64, outcome string) error {
+	_, err := w.pool.Exec(ctx, `
+		UPDATE webhook_inbox SET status = 'processed', outcome = $2, processed_at = now(), last_error = NULL
+		WHERE id = ANY($1) AND status = 'pending'`, ids, outcome)
+	return err
+}
+
+// postpone gives a row back unattempted, due when its order's gate opens.
+func (w *Worker) postpone(ctx context.Context, r claimed) error {
+	_, err := w.pool.Exec(ctx, `
+		UPDATE webhook_inbox SET attempts = attempts - 1,
+			next_attempt_at = greatest(now(), coalesce(
+				(SELECT synced_at FROM webhook_order_syncs WHERE order_id = $3) + $4::float8 * interval '1 second', now()))
+		WHERE id = $1 AND status = 'pending' AND attempts = $2`, r.id, r.attempts, r.orderID, w.cfg.SyncInterval.Seconds())
+	return err
+}
+
+// release gives a row back unattempted (the worker is stopping, or the gate could not be asked).
 func (w *Worker) release(ctx context.Context, r claimed) error {
 	_, err := w.pool.Exec(ctx, `
 		UPDATE webhook_inbox SET attempts = attempts - 1, next_attempt_at = now()
