@@ -274,7 +274,7 @@ var _ commands.PSP = (*countingPSP)(nil)
 func countingService(t *testing.T, env *testenv.Env) (*commands.Service, *countingPSP) {
 	t.Helper()
 	psp := &countingPSP{Client: env.Toss}
-	svc, err := commands.New(env.Store, psp, commands.Config{Merchant: testenv.Merchant}, time.Now, testenv.Logger(t))
+	svc, err := commands.New(env.Store, commands.OnePSP(psp), commands.Config{}, time.Now, testenv.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

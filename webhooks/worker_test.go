@@ -28,7 +28,7 @@ func won(s string) decimal.Decimal { return decimal.RequireFromString(s) }
 func unknownPayment(t *testing.T, env *testenv.Env, outcome string) commands.CheckoutResult {
 	t.Helper()
 	co, err := env.Commands.Checkout(ctx, commands.CheckoutInput{
-		OrderName: "Two books", BuyerID: "buyer-1",
+		Merchant: testenv.Merchant, OrderName: "Two books", BuyerID: "buyer-1",
 		Lines: []domain.CheckoutLine{
 			{SellerID: "seller-a", ProductID: "book-1", Amount: won("15000")},
 			{SellerID: "seller-b", ProductID: "book-2", Amount: won("10000")},
@@ -48,7 +48,7 @@ func unknownPayment(t *testing.T, env *testenv.Env, outcome string) commands.Che
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusCreated {
 		t.Fatalf("session: %d %v", resp.StatusCode, err)
 	}
-	res, err := env.Commands.Confirm(ctx, commands.ConfirmInput{PaymentKey: domain.PaymentKey(out.PaymentKey), OrderID: co.OrderID, Amount: co.Amount})
+	res, err := env.Commands.Confirm(ctx, commands.ConfirmInput{Merchant: testenv.Merchant, PaymentKey: domain.PaymentKey(out.PaymentKey), OrderID: co.OrderID, Amount: co.Amount})
 	if err != nil || res.Status != domain.StatusUnknown {
 		t.Fatalf("precondition: confirm %+v %v, want UNKNOWN", res, err)
 	}

@@ -153,13 +153,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	// The webhook inbox is always mounted (deliveries wait as pending for any instance's worker);
 	// its spool, for when the database is too slow to answer Toss in time, is per process.
 	spoolDir := filepath.Join(cfg.DataDir, "webhook-spool")
-	inboxCfg := webhooks.InboxConfig{SpoolDir: spoolDir}
+	inboxCfg := webhooks.InboxConfig{
+		SpoolDir:       spoolDir,
+		MerchantExists: merchantSvc.Exists,
+		AllowedIPs:     cfg.TossWebhookAllowedIPs,
+		Rate:           cfg.WebhookRate,
+		Burst:          cfg.WebhookBurst,
+	}
 	var hookWorker *webhooks.Worker
 	if cfg.WebhookWorkerEnabled {
-		hookWorker = webhooks.NewWorker(pool, cmds, webhooks.WorkerConfig{SpoolDir: spoolDir}, logger)
+		hookWorker = webhooks.NewWorker(pool, cmds, webhooks.WorkerConfig{
+			SpoolDir: spoolDir, SyncInterval: cfg.WebhookSyncInterval, Retention: cfg.WebhookRetention,
+		}, logger)
 		inboxCfg.Notify = hookWorker.Wake
 	}
-	api.Handle("/webhooks/toss", webhooks.NewInbox(pool, inboxCfg, logger.With("component", "webhooks")))
+	// Toss's webhook URL of a merchant is /webhooks/toss/{merchantId}.
+	api.Handle("/webhooks/toss", webhooks.NewInbox(pool, inboxCfg, logger))
 
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	var workers sync.WaitGroup
