@@ -49,19 +49,22 @@ func (PaymentOrders) Apply(ctx context.Context, tx pgx.Tx, r eventstore.Recorded
 		return update(ctx, tx, e.OrderID, r.Version, e.At, domain.StatusExpired,
 			`failure_code = 'EXPIRED', failure_message = $5, failure_source = NULL, needs_review = false`, e.Reason)
 	case domain.CancelRequested:
-		return update(ctx, tx, e.OrderID, r.Version, e.At, "", `cancel_pending = true`)
+		return update(ctx, tx, e.OrderID, r.Version, e.At, "", `cancel_pending = true, cancel_in_recovery = false`)
 	case domain.PaymentCanceled:
 		status := domain.StatusPartiallyCanceled
 		if e.BalanceAfter.IsZero() {
 			status = domain.StatusCanceled
 		}
 		return update(ctx, tx, e.OrderID, r.Version, e.At, status,
-			`cancel_pending = false, canceled_amount = canceled_amount + $5, needs_review = false`, e.Amount)
+			`cancel_pending = false, cancel_in_recovery = false, canceled_amount = canceled_amount + $5, needs_review = false`, e.Amount)
 	case domain.CancelRejected:
-		return update(ctx, tx, e.OrderID, r.Version, e.At, "", `cancel_pending = false, needs_review = false`)
+		return update(ctx, tx, e.OrderID, r.Version, e.At, "", `cancel_pending = false, cancel_in_recovery = false, needs_review = false`)
+	case domain.CancelOutcomeUnknown, domain.CancelRetried:
+		h := e.Header()
+		return update(ctx, tx, h.OrderID, r.Version, h.At, "", `cancel_in_recovery = true`)
 	case domain.CancelRecoveryExhausted:
 		return update(ctx, tx, e.OrderID, r.Version, e.At, "", `needs_review = true`)
-	case domain.CancelOutcomeUnknown, domain.SettlementRecorded: // no column changes; the version moves
+	case domain.SettlementRecorded: // no column changes; the version moves
 		h := e.Header()
 		return update(ctx, tx, h.OrderID, r.Version, h.At, "", `cancel_pending = cancel_pending`)
 	case domain.RecoveryExhausted:

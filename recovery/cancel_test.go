@@ -1,6 +1,7 @@
 package recovery_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/paymentledger/ledger/commands"
 	"github.com/paymentledger/ledger/domain"
 	"github.com/paymentledger/ledger/internal/testenv"
+	"github.com/paymentledger/ledger/psp/toss"
 	"github.com/paymentledger/ledger/queries"
 	"github.com/paymentledger/ledger/recovery"
 )
@@ -26,9 +28,9 @@ func (f *fixture) pendingRefund(t *testing.T, id domain.OrderID) decimal.Decimal
 	if res, err := lossy.Cancel(ctx, commands.CancelInput{Merchant: testenv.Merchant, IdempotencyKey: "refund-26", OrderID: id, Amount: &part, Reason: "refund"}); err != nil || res.CancelStatus != "PENDING" {
 		t.Fatalf("cancel: %+v %v, want PENDING", res, err)
 	}
-	testenv.WaitFor(t, 10*time.Second, "the read model to show the pending cancel", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "the read model to show the pending cancel with an unknown outcome", func() bool {
 		var pending bool
-		_ = f.Pool.QueryRow(ctx, `SELECT cancel_pending FROM payment_orders WHERE order_id = $1`, id).Scan(&pending)
+		_ = f.Pool.QueryRow(ctx, `SELECT cancel_pending AND cancel_in_recovery FROM payment_orders WHERE order_id = $1`, id).Scan(&pending)
 		return pending
 	})
 	return part
@@ -46,10 +48,8 @@ func TestUnknownCancelIsSettledUnderItsOwnKey(t *testing.T) {
 	}
 	part := f.pendingRefund(t, co.OrderID)
 	s := f.sweeper(t, f.svc, recovery.Config{StaleAfter: time.Minute})
-	if r := sweep(t, s); r.Leased != 0 {
-		t.Fatalf("a fresh cancel was leased: %+v", r)
-	}
-	f.clock.Set(f.clock.Now().Add(2 * time.Minute))
+	// The request ended without an outcome, so no request works on it any more: recovery
+	// retries it at once, without waiting for it to look stale.
 	if r := sweep(t, s); r != (recovery.Result{Leased: 1, Settled: 1}) {
 		t.Fatalf("sweep %+v, want the cancel settled", r)
 	}
@@ -119,5 +119,51 @@ func TestExhaustedCancelIsFlaggedForReview(t *testing.T) {
 	}
 	if err := domain.CheckHistory(f.Events(t, id)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// unknownCancels is a Toss client whose cancels never give an answer (the call may or may not
+// have reached Toss), the way a Toss outage looks to a refund.
+type unknownCancels struct{ commands.PSP }
+
+func (unknownCancels) Cancel(context.Context, string, toss.CancelRequest, string) (*toss.Payment, error) {
+	return nil, &toss.Error{Op: "cancel", HTTPStatus: 503, Class: toss.ClassUnknownOutcome}
+}
+
+// The defect: a refund whose outcome stays unknown was retried only every RECOVERY_STALE_AFTER,
+// because each failed retry records an event and so looks fresh again. It must follow the
+// recovery delays (RECOVERY_BASE_DELAY, doubling), like an unknown confirm.
+func TestUnknownCancelIsRetriedOnTheRecoveryDelayNotStaleAfter(t *testing.T) {
+	f := newFixture(t)
+	ids := f.unknownPayments(t, 1, approvedButErrored)
+	id := ids[0]
+	if res, err := f.svc.Recover(ctx, id, commands.RecoverOptions{NewAttempt: true, Actor: "recovery"}); err != nil || res.Status != domain.StatusSuccess {
+		t.Fatalf("recover the confirm: %+v %v", res, err)
+	}
+	f.pendingRefund(t, id)
+	down, err := commands.New(f.Store, commands.OnePSP(unknownCancels{f.Toss}), commands.Config{
+		Retry: commands.RetryPolicy{MaxAttempts: 1}}, f.clock.Now, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := recovery.Config{StaleAfter: time.Hour, BaseDelay: time.Minute, MaxDelay: time.Hour, Breaker: recovery.BreakerConfig{Failures: 100}}
+	s := f.sweeper(t, down, cfg)
+	versionOf := func() int64 {
+		var v int64
+		_ = f.Pool.QueryRow(ctx, `SELECT version FROM payment_orders WHERE order_id = $1`, id).Scan(&v)
+		return v
+	}
+	for attempt := 1; attempt <= 3; attempt++ {
+		before := len(f.Events(t, id))
+		if r := sweep(t, s); r.Leased != 1 || r.StillUnknown+r.Failed != 1 {
+			t.Fatalf("attempt %d: sweep %+v, want the unknown refund retried", attempt, r)
+		}
+		after := len(f.Events(t, id))
+		if after != before+1 {
+			t.Fatalf("attempt %d: %d new events, want one CancelOutcomeUnknown", attempt, after-before)
+		}
+		testenv.WaitFor(t, 10*time.Second, "the read model to see the retry", func() bool { return versionOf() == int64(after) })
+		// The delay after attempt n is at most BaseDelay·2^(n-1), far below StaleAfter.
+		f.clock.Set(f.clock.Now().Add(time.Minute << attempt))
 	}
 }

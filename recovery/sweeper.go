@@ -1,6 +1,7 @@
 // Package recovery owns the recovery sweeper (the "janitor"): the background process that
-// settles payments whose outcome we do not know (and cancels in flight past RECOVERY_STALE_AFTER,
-// which it retries under their own key). It finds UNKNOWN payments whose next attempt is
+// settles payments whose outcome we do not know, and cancels whose outcome we do not know
+// (retried under their own key, on the same growing delay) or that have been in flight past
+// RECOVERY_STALE_AFTER (a process died during the call). It finds UNKNOWN payments whose next attempt is
 // due and EXECUTING payments older than a threshold (a process died between the PSP call and
 // recording its outcome), and hands each to a Recoverer (commands.Service.Recover) that reads
 // the payment back from Toss by orderId and records the truth, or starts a new confirm attempt
@@ -480,7 +481,7 @@ const (
 		INSERT INTO recovery_state (order_id, updated_at)
 		SELECT o.order_id, $1 FROM payment_orders o
 		WHERE ((o.status IN ('EXECUTING', 'UNKNOWN') AND (o.status = 'UNKNOWN' OR o.updated_at < $2))
-		       OR (o.cancel_pending AND o.updated_at < $2))
+		       OR (o.cancel_pending AND (o.cancel_in_recovery OR o.updated_at < $2)))
 		  AND NOT o.needs_review
 		  AND NOT EXISTS (SELECT 1 FROM recovery_state r WHERE r.order_id = o.order_id)
 		ORDER BY o.order_id
@@ -497,7 +498,7 @@ const (
 		WHERE r.order_id IN (
 			SELECT s.order_id FROM recovery_state s JOIN payment_orders o ON o.order_id = s.order_id
 			WHERE ((o.status IN ('EXECUTING', 'UNKNOWN') AND (o.status = 'UNKNOWN' OR o.updated_at < $4))
-			       OR (o.cancel_pending AND o.updated_at < $4))
+			       OR (o.cancel_pending AND (o.cancel_in_recovery OR o.updated_at < $4)))
 			  AND NOT o.needs_review
 			  AND s.next_attempt_at <= $1
 			  AND s.leased_until < $1
