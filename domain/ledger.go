@@ -5,20 +5,38 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/shopspring/decimal"
 )
 
 // Ledger posting rules (DESIGN.md, Read models: Ledger). Pure functions: the ledger projection
-// feeds them the checkout lines it keeps and writes what they return.
+// feeds them the checkout lines it keeps and writes what they return. Every merchant has its own
+// books: the projection keeps each entry under the merchant of its order, and the same accounts
+// of two merchants are two accounts.
 //
-// Accounts, per currency:
+// Accounts, per merchant and currency:
 //
 //	psp_receivable:toss          asset      approved (+), settled (−), canceled (−)
+//	psp_payout_due:toss          asset      settled by Toss (+ payout), paid out (−)
 //	bank:operating               asset      payout from Toss (+)
 //	seller_payable:<sellerId>    liability  approved (+ net of commission), canceled (−)
 //	platform_revenue:commission  revenue    approved (+ commission), canceled (−)
 //	psp_fees:toss                expense    settled (+ fee)
+//
+// When (postings carry the time of the fact, so balances can be asked "as of" any moment):
+//   - approval and cancel: the PSP's approvedAt / canceledAt;
+//   - a Toss settlement row books two entries (SettlementEntries). Toss settles the sales of a
+//     Korean calendar day (soldDate) and pays them out on a later day (paidOutDate), so: a
+//     settlement entry at the end of soldDate in KST (its last microsecond), moving the amount
+//     out of psp_receivable into psp_payout_due (payout) and psp_fees (fee); and a payout entry
+//     at the start of paidOutDate in KST, moving the payout from psp_payout_due into
+//     bank:operating. Settled money Toss has not yet paid out is therefore never in the bank.
+//     The time the row was imported plays no part, so importing late changes no balance.
+//
+// Seller wallets follow the same clock: a line's net is pending from its approval and becomes
+// available at the start of the paidOutDate of the settlement row of its transaction, when the
+// money reaches the bank; pending + available is the seller's payable at every moment.
 //
 // Rounding (every amount is in the currency's minor unit, KRW scale 0):
 //   - commission of a line = round-down(line amount × rate): the platform never takes a
@@ -33,6 +51,7 @@ import (
 // Well-known accounts.
 const (
 	AccountPSPReceivable = "psp_receivable:toss"
+	AccountPSPPayoutDue  = "psp_payout_due:toss"
 	AccountBank          = "bank:operating"
 	AccountCommission    = "platform_revenue:commission"
 	AccountPSPFees       = "psp_fees:toss"
@@ -55,7 +74,7 @@ const (
 // AccountTypeOf returns the type of a known account name.
 func AccountTypeOf(account string) (AccountType, error) {
 	switch {
-	case account == AccountPSPReceivable, account == AccountBank:
+	case account == AccountPSPReceivable, account == AccountPSPPayoutDue, account == AccountBank:
 		return AccountAsset, nil
 	case account == AccountCommission:
 		return AccountRevenue, nil
@@ -74,6 +93,7 @@ const (
 	EntryApproval   EntryKind = "approval"
 	EntryCancel     EntryKind = "cancel"
 	EntrySettlement EntryKind = "settlement"
+	EntryPayout     EntryKind = "payout"
 )
 
 // Posting is one side of a journal entry on one account: exactly one of Debit and Credit is
@@ -323,29 +343,89 @@ func CancelEntry(c Currency, lines []LedgerLine, amount decimal.Decimal) (Journa
 	return e, after, e.Balanced()
 }
 
-// SettlementEntry records one Toss settlement row: Dr bank (payout), Dr psp_fees (fee) /
-// Cr psp_receivable (amount). A row with negative amounts (a cancel's settlement) reverses
-// each side; a zero fee or payout posts nothing. amount = fee + payout must hold. An all-zero
-// row moves no money: the entry has no postings and is not to be written.
-func SettlementEntry(c Currency, s SettlementRecorded) (JournalEntry, error) {
+// SettlementBooking is what one Toss settlement row books: the settlement entry at SettledAt
+// and the payout entry at PaidOutAt. Either entry has no postings when it moves no money (an
+// all-zero row; a zero payout) and is then not to be written. PaidOutAt is also when the
+// sellers' nets of the settled transaction move from pending to available, whether or not the
+// payout entry has postings.
+type SettlementBooking struct {
+	Settlement JournalEntry
+	SettledAt  time.Time
+	Payout     JournalEntry
+	PaidOutAt  time.Time
+}
+
+// SettlementDates reads a settlement row's soldDate and paidOutDate (yyyy-MM-dd, Korean
+// calendar days) as the moments the ledger books them at: settledAt is the last microsecond of
+// soldDate in KST (the finest step PostgreSQL stores), paidOutAt the start of paidOutDate in
+// KST. A payout dated on soldDate itself is booked at settledAt, never before the settlement it
+// pays out. A malformed date, or a payout dated before the sale, is an error: the ledger never
+// guesses a time.
+func SettlementDates(soldDate, paidOutDate string) (settledAt, paidOutAt time.Time, err error) {
+	sold, errSold := time.ParseInLocation(time.DateOnly, soldDate, KST)
+	if errSold != nil {
+		errSold = Errorf(ErrInvalidInput, "soldDate %q is not a yyyy-MM-dd date", truncate(soldDate, 40))
+	}
+	paid, errPaid := time.ParseInLocation(time.DateOnly, paidOutDate, KST)
+	if errPaid != nil {
+		errPaid = Errorf(ErrInvalidInput, "paidOutDate %q is not a yyyy-MM-dd date", truncate(paidOutDate, 40))
+	}
+	if err := errors.Join(errSold, errPaid); err != nil {
+		return time.Time{}, time.Time{}, err
+	}
+	if paid.Before(sold) {
+		return time.Time{}, time.Time{}, Errorf(ErrInvalidInput, "paidOutDate %s is before soldDate %s", paidOutDate, soldDate)
+	}
+	settledAt = sold.AddDate(0, 0, 1).Add(-time.Microsecond)
+	if paid.Equal(sold) {
+		return settledAt, settledAt, nil
+	}
+	return settledAt, paid, nil
+}
+
+// SettlementEntries books one Toss settlement row (see the package comment for the times):
+//
+//	settlement  Dr psp_payout_due (payout), Dr psp_fees (fee) / Cr psp_receivable (amount)
+//	payout      Dr bank:operating / Cr psp_payout_due (payout)
+//
+// A row with negative amounts (a cancel's settlement) reverses each side; a zero fee or payout
+// posts nothing on its account, and a zero payout leaves the payout entry empty. amount = fee +
+// payout must hold and both dates must be valid.
+func SettlementEntries(c Currency, s SettlementRecorded) (SettlementBooking, error) {
 	if !s.Fee.Add(s.PayOutAmount).Equal(s.Amount) {
-		return JournalEntry{}, Errorf(ErrUnbalancedEntry, "settlement %s: amount %s ≠ fee %s + payout %s", s.TransactionKey, s.Amount, s.Fee, s.PayOutAmount)
+		return SettlementBooking{}, Errorf(ErrUnbalancedEntry, "settlement %s: amount %s ≠ fee %s + payout %s", s.TransactionKey, s.Amount, s.Fee, s.PayOutAmount)
 	}
-	if s.Amount.IsZero() && s.Fee.IsZero() {
-		return JournalEntry{Kind: EntrySettlement, Currency: c}, nil
+	settledAt, paidOutAt, err := SettlementDates(s.SoldDate, s.PaidOutDate)
+	if err != nil {
+		return SettlementBooking{}, fmt.Errorf("settlement %s: %w", s.TransactionKey, err)
 	}
-	e := JournalEntry{Kind: EntrySettlement, Currency: c}
-	// debitSide posts v as a debit when positive and as a credit when negative.
-	debitSide := func(account string, v decimal.Decimal) {
-		switch v.Sign() {
-		case 1:
-			e.Postings = append(e.Postings, Posting{Account: account, Debit: v, Credit: decimal.Zero})
-		case -1:
-			e.Postings = append(e.Postings, Posting{Account: account, Debit: decimal.Zero, Credit: v.Neg()})
+	b := SettlementBooking{
+		Settlement: JournalEntry{Kind: EntrySettlement, Currency: c}, SettledAt: settledAt,
+		Payout: JournalEntry{Kind: EntryPayout, Currency: c}, PaidOutAt: paidOutAt,
+	}
+	b.Settlement.debitSide(AccountPSPPayoutDue, s.PayOutAmount)
+	b.Settlement.debitSide(AccountPSPFees, s.Fee)
+	b.Settlement.debitSide(AccountPSPReceivable, s.Amount.Neg())
+	b.Payout.debitSide(AccountBank, s.PayOutAmount)
+	b.Payout.debitSide(AccountPSPPayoutDue, s.PayOutAmount.Neg())
+	for _, e := range []JournalEntry{b.Settlement, b.Payout} {
+		if len(e.Postings) == 0 {
+			continue
+		}
+		if err := e.Balanced(); err != nil {
+			return SettlementBooking{}, fmt.Errorf("settlement %s: %w", s.TransactionKey, err)
 		}
 	}
-	debitSide(AccountBank, s.PayOutAmount)
-	debitSide(AccountPSPFees, s.Fee)
-	debitSide(AccountPSPReceivable, s.Amount.Neg())
-	return e, e.Balanced()
+	return b, nil
+}
+
+// debitSide posts v on account as a debit when positive and as a credit when negative; zero
+// posts nothing.
+func (e *JournalEntry) debitSide(account string, v decimal.Decimal) {
+	switch v.Sign() {
+	case 1:
+		e.Postings = append(e.Postings, Posting{Account: account, Debit: v, Credit: decimal.Zero})
+	case -1:
+		e.Postings = append(e.Postings, Posting{Account: account, Debit: decimal.Zero, Credit: v.Neg()})
+	}
 }

@@ -1,8 +1,10 @@
 package domain_test
 
 import (
+	"errors"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/shopspring/decimal"
 
@@ -191,32 +193,172 @@ func TestApprovalEntryRefusesAMismatchedTotal(t *testing.T) {
 	}
 }
 
+// posting is one expected posting: account, debit, credit.
+type posting struct{ account, debit, credit string }
+
+func postingsOf(e domain.JournalEntry) []posting {
+	var out []posting
+	for _, p := range e.Postings {
+		out = append(out, posting{p.Account, p.Debit.String(), p.Credit.String()})
+	}
+	return out
+}
+
+func equalPostings(a, b []posting) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
 func TestSettlementEntries(t *testing.T) {
-	pos, err := domain.SettlementEntry(domain.KRW, domain.SettlementRecorded{TransactionKey: "tx",
-		Amount: decimal.NewFromInt(10000), Fee: decimal.NewFromInt(319), PayOutAmount: decimal.NewFromInt(9681)})
+	kst := func(s string) time.Time {
+		t.Helper()
+		at, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return at
+	}
+	row := func(amount, fee, payout int64, sold, paid string) domain.SettlementRecorded {
+		return domain.SettlementRecorded{TransactionKey: "tx", SoldDate: sold, PaidOutDate: paid,
+			Amount: decimal.NewFromInt(amount), Fee: decimal.NewFromInt(fee), PayOutAmount: decimal.NewFromInt(payout)}
+	}
+	const (
+		endOf21   = "2026-11-21T23:59:59.999999+09:00"
+		startOf23 = "2026-11-23T00:00:00+09:00"
+	)
+	cases := []struct {
+		name                 string
+		row                  domain.SettlementRecorded
+		settlement, payout   []posting
+		settledAt, paidOutAt string
+	}{
+		{"an approval's row: receivable becomes payout due and fee, then bank",
+			row(10000, 319, 9681, "2026-11-21", "2026-11-23"),
+			[]posting{{domain.AccountPSPPayoutDue, "9681", "0"}, {domain.AccountPSPFees, "319", "0"}, {domain.AccountPSPReceivable, "0", "10000"}},
+			[]posting{{domain.AccountBank, "9681", "0"}, {domain.AccountPSPPayoutDue, "0", "9681"}},
+			endOf21, startOf23},
+		{"a cancel's row (negative): every side reversed",
+			row(-1000, -32, -968, "2026-11-21", "2026-11-23"),
+			[]posting{{domain.AccountPSPPayoutDue, "0", "968"}, {domain.AccountPSPFees, "0", "32"}, {domain.AccountPSPReceivable, "1000", "0"}},
+			[]posting{{domain.AccountBank, "0", "968"}, {domain.AccountPSPPayoutDue, "968", "0"}},
+			endOf21, startOf23},
+		{"zero fee: no fee posting",
+			row(5000, 0, 5000, "2026-11-21", "2026-11-23"),
+			[]posting{{domain.AccountPSPPayoutDue, "5000", "0"}, {domain.AccountPSPReceivable, "0", "5000"}},
+			[]posting{{domain.AccountBank, "5000", "0"}, {domain.AccountPSPPayoutDue, "0", "5000"}},
+			endOf21, startOf23},
+		{"zero payout: the fee takes it all and the payout entry is empty",
+			row(100, 100, 0, "2026-11-21", "2026-11-23"),
+			[]posting{{domain.AccountPSPFees, "100", "0"}, {domain.AccountPSPReceivable, "0", "100"}},
+			nil,
+			endOf21, startOf23},
+		{"all zero: nothing to book",
+			row(0, 0, 0, "2026-11-21", "2026-11-23"), nil, nil, endOf21, startOf23},
+		{"paid out on the sold day: the payout is booked with the settlement, never before it",
+			row(1000, 30, 970, "2026-11-21", "2026-11-21"),
+			[]posting{{domain.AccountPSPPayoutDue, "970", "0"}, {domain.AccountPSPFees, "30", "0"}, {domain.AccountPSPReceivable, "0", "1000"}},
+			[]posting{{domain.AccountBank, "970", "0"}, {domain.AccountPSPPayoutDue, "0", "970"}},
+			endOf21, endOf21},
+		{"month end and leap day",
+			row(1, 0, 1, "2028-02-29", "2028-03-02"),
+			[]posting{{domain.AccountPSPPayoutDue, "1", "0"}, {domain.AccountPSPReceivable, "0", "1"}},
+			[]posting{{domain.AccountBank, "1", "0"}, {domain.AccountPSPPayoutDue, "0", "1"}},
+			"2028-02-29T23:59:59.999999+09:00", "2028-03-02T00:00:00+09:00"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b, err := domain.SettlementEntries(domain.KRW, c.row)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b.Settlement.Kind != domain.EntrySettlement || b.Payout.Kind != domain.EntryPayout {
+				t.Fatalf("kinds %s, %s", b.Settlement.Kind, b.Payout.Kind)
+			}
+			if got := postingsOf(b.Settlement); !equalPostings(got, c.settlement) {
+				t.Errorf("settlement entry %v, want %v", got, c.settlement)
+			}
+			if got := postingsOf(b.Payout); !equalPostings(got, c.payout) {
+				t.Errorf("payout entry %v, want %v", got, c.payout)
+			}
+			if !b.SettledAt.Equal(kst(c.settledAt)) || !b.PaidOutAt.Equal(kst(c.paidOutAt)) {
+				t.Errorf("settled at %s, paid out at %s; want %s, %s", b.SettledAt, b.PaidOutAt, c.settledAt, c.paidOutAt)
+			}
+			if _, off := b.PaidOutAt.Zone(); off != 9*3600 {
+				t.Errorf("paid out at %s: want a KST time", b.PaidOutAt)
+			}
+			for _, e := range []domain.JournalEntry{b.Settlement, b.Payout} {
+				if len(e.Postings) > 0 {
+					if err := e.Balanced(); err != nil {
+						t.Error(err)
+					}
+				}
+			}
+			if b.PaidOutAt.Before(b.SettledAt) {
+				t.Errorf("paid out at %s before the settlement at %s", b.PaidOutAt, b.SettledAt)
+			}
+		})
+	}
+
+	// A row and its reversal leave nothing on any account.
+	pos, err := domain.SettlementEntries(domain.KRW, row(10000, 319, 9681, "2026-11-21", "2026-11-23"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	neg, err := domain.SettlementEntry(domain.KRW, domain.SettlementRecorded{TransactionKey: "tx2",
-		Amount: decimal.NewFromInt(-10000), Fee: decimal.NewFromInt(-319), PayOutAmount: decimal.NewFromInt(-9681)})
+	neg, err := domain.SettlementEntries(domain.KRW, row(-10000, -319, -9681, "2026-11-21", "2026-11-23"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	both := []domain.JournalEntry{pos, neg}
-	for _, a := range []string{domain.AccountBank, domain.AccountPSPFees, domain.AccountPSPReceivable} {
-		if b := balanceOf(both, a); !b.IsZero() {
+	all := []domain.JournalEntry{pos.Settlement, pos.Payout, neg.Settlement, neg.Payout}
+	for _, a := range []string{domain.AccountBank, domain.AccountPSPPayoutDue, domain.AccountPSPFees, domain.AccountPSPReceivable} {
+		if b := balanceOf(all, a); !b.IsZero() {
 			t.Errorf("%s = %s after a row and its reversal", a, b)
 		}
 	}
-	if b := balanceOf([]domain.JournalEntry{pos}, domain.AccountBank); !b.Equal(decimal.NewFromInt(9681)) {
-		t.Errorf("bank %s", b)
+	// Once paid out, nothing is left due; between the two entries the payout is due, not in the bank.
+	if b := balanceOf([]domain.JournalEntry{pos.Settlement}, domain.AccountPSPPayoutDue); !b.Equal(decimal.NewFromInt(9681)) {
+		t.Errorf("payout due after the settlement %s", b)
 	}
-	if _, err := domain.SettlementEntry(domain.KRW, domain.SettlementRecorded{Amount: decimal.NewFromInt(10), Fee: decimal.NewFromInt(1), PayOutAmount: decimal.NewFromInt(8)}); err == nil {
-		t.Fatal("amount ≠ fee + payout accepted")
+	if b := balanceOf([]domain.JournalEntry{pos.Settlement, pos.Payout}, domain.AccountPSPPayoutDue); !b.IsZero() {
+		t.Errorf("payout due after the payout %s", b)
 	}
-	zero, err := domain.SettlementEntry(domain.KRW, domain.SettlementRecorded{})
-	if err != nil || len(zero.Postings) != 0 {
-		t.Fatalf("zero row: %v %v", zero, err)
+}
+
+func TestSettlementEntriesRefuseBadRows(t *testing.T) {
+	row := func(sold, paid string, amount, fee, payout int64) domain.SettlementRecorded {
+		return domain.SettlementRecorded{TransactionKey: "tx", SoldDate: sold, PaidOutDate: paid,
+			Amount: decimal.NewFromInt(amount), Fee: decimal.NewFromInt(fee), PayOutAmount: decimal.NewFromInt(payout)}
+	}
+	for name, c := range map[string]struct {
+		row  domain.SettlementRecorded
+		want *domain.Error
+	}{
+		"amount ≠ fee + payout":         {row("2026-11-21", "2026-11-23", 10, 1, 8), domain.ErrUnbalancedEntry},
+		"no sold date":                  {row("", "2026-11-23", 10, 1, 9), domain.ErrInvalidInput},
+		"no paid-out date":              {row("2026-11-21", "", 10, 1, 9), domain.ErrInvalidInput},
+		"a date with a time":            {row("2026-11-21T00:00:00+09:00", "2026-11-23", 10, 1, 9), domain.ErrInvalidInput},
+		"compact date":                  {row("20261121", "2026-11-23", 10, 1, 9), domain.ErrInvalidInput},
+		"single-digit month":            {row("2026-1-21", "2026-11-23", 10, 1, 9), domain.ErrInvalidInput},
+		"no such day":                   {row("2026-02-30", "2026-03-02", 10, 1, 9), domain.ErrInvalidInput},
+		"trailing text":                 {row("2026-11-21 ", "2026-11-23", 10, 1, 9), domain.ErrInvalidInput},
+		"paid out before it was sold":   {row("2026-11-23", "2026-11-21", 10, 1, 9), domain.ErrInvalidInput},
+		"an all-zero row with bad date": {row("yesterday", "2026-11-23", 0, 0, 0), domain.ErrInvalidInput},
+	} {
+		t.Run(name, func(t *testing.T) {
+			b, err := domain.SettlementEntries(domain.KRW, c.row)
+			if !errors.Is(err, c.want) {
+				t.Fatalf("err = %v, want %s", err, c.want.Code)
+			}
+			if len(b.Settlement.Postings)+len(b.Payout.Postings) != 0 || !b.SettledAt.IsZero() || !b.PaidOutAt.IsZero() {
+				t.Fatalf("a refused row still booked %+v", b)
+			}
+		})
 	}
 }
 

@@ -107,11 +107,12 @@ func TestCheckoutConfirmStatusEndToEnd(t *testing.T) {
 		t.Fatalf("confirm: %d %v", status, cf)
 	}
 
-	var p map[string]any
-	testenv.WaitFor(t, 10*time.Second, "the read model to show SUCCESS", func() bool {
-		status, p = call(t, "GET", api+"/api/v1/payments/"+orderID, "")
-		return status == http.StatusOK && p["status"] == "SUCCESS"
-	})
+	// Read your writes: the payment reads SUCCESS as soon as the confirm has answered (it is
+	// folded from its own stream; only lists come from the read model, which may trail).
+	status, p := call(t, "GET", api+"/api/v1/payments/"+orderID, "")
+	if status != http.StatusOK || p["status"] != "SUCCESS" {
+		t.Fatalf("GET right after confirm: %d %v", status, p)
+	}
 	if p["amount"] != "25000" || p["method"] != "카드" || p["paymentKey"] != key {
 		t.Fatalf("payment %v", p)
 	}
@@ -128,10 +129,11 @@ func TestCheckoutConfirmStatusEndToEnd(t *testing.T) {
 		t.Fatalf("history %v", history)
 	}
 
-	status, list := call(t, "GET", api+"/api/v1/payments", "")
-	if status != http.StatusOK || len(list["payments"].([]any)) != 1 {
-		t.Fatalf("list: %d %v", status, list)
-	}
+	testenv.WaitFor(t, 10*time.Second, "the list to show the payment SUCCESS", func() bool {
+		status, list := call(t, "GET", api+"/api/v1/payments", "")
+		ps, _ := list["payments"].([]any)
+		return status == http.StatusOK && len(ps) == 1 && ps[0].(map[string]any)["status"] == "SUCCESS"
+	})
 }
 
 func TestTamperedAmountOverHTTPIsRefusedWithoutCallingToss(t *testing.T) {

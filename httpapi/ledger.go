@@ -12,27 +12,31 @@ import (
 	"github.com/paymentledger/ledger/queries"
 )
 
-// LedgerQueries is the ledger read side the API needs.
+// LedgerQueries is the ledger read side the API needs. Every method reads the books of the
+// merchant it is given, and fails on an empty merchant.
 type LedgerQueries interface {
-	AccountBalances(ctx context.Context, asOf time.Time) (queries.AccountBalances, error)
-	Postings(ctx context.Context, account string, q queries.PostingsQuery) (queries.PostingsPage, error)
-	TrialBalance(ctx context.Context, asOf time.Time, currency string) (queries.TrialBalance, error)
-	Wallet(ctx context.Context, sellerID string, asOf time.Time, currency string) (queries.Wallet, error)
-	WalletHistory(ctx context.Context, sellerID string, asOf time.Time, currency string) ([]queries.WalletMovement, error)
+	AccountBalances(ctx context.Context, merchant domain.MerchantID, asOf time.Time) (queries.AccountBalances, error)
+	Postings(ctx context.Context, merchant domain.MerchantID, account string, q queries.PostingsQuery) (queries.PostingsPage, error)
+	TrialBalance(ctx context.Context, merchant domain.MerchantID, asOf time.Time, currency string) (queries.TrialBalance, error)
+	Wallet(ctx context.Context, merchant domain.MerchantID, seller domain.SellerID, asOf time.Time, currency string) (queries.Wallet, error)
+	WalletHistory(ctx context.Context, merchant domain.MerchantID, seller domain.SellerID, asOf time.Time, currency string) ([]queries.WalletMovement, error)
 }
 
 var _ LedgerQueries = (*queries.Ledger)(nil)
 
-// WithLedger serves the ledger and wallet routes from l:
+// WithLedger serves the ledger and wallet routes from l, each for the request's merchant
+// (Principal.Merchant) only:
 //
 //	GET /api/v1/ledger/accounts?asOf=                    balances of every account
 //	GET /api/v1/ledger/accounts/{account}/postings       postings, oldest first (limit, cursor);
-//	                                                     an account without postings: empty list
+//	                                                     an account without postings: empty list;
+//	                                                     a cursor not returned by it (cursor= too): 400
 //	GET /api/v1/ledger/trial-balance?asOf=&currency=     trial balance (currency default KRW)
 //	GET /api/v1/wallets/{sellerId}?asOf=&currency=       pending and available
 //	GET /api/v1/wallets/{sellerId}/movements?asOf=       the movements behind those figures
 //
-// asOf is an RFC 3339 timestamp (absent: now); anything else is 400 INVALID_REQUEST.
+// asOf is an RFC 3339 timestamp (absent: now); anything else is 400 INVALID_REQUEST. Times in
+// answers are RFC 3339 in KST (+09:00).
 func (s *Server) WithLedger(l LedgerQueries) *Server {
 	s.ledger = l
 	s.api(http.MethodGet, "/api/v1/ledger/accounts", domain.ScopeLedgerRead, s.ledgerAccounts)
@@ -47,11 +51,11 @@ func (s *Server) WithLedger(l LedgerQueries) *Server {
 func asOf(r *http.Request) (time.Time, error) {
 	v := r.URL.Query().Get("asOf")
 	if v == "" {
-		return time.Now().UTC(), nil
+		return time.Now().In(domain.KST), nil
 	}
 	t, err := time.Parse(time.RFC3339Nano, v)
 	if err != nil {
-		return time.Time{}, badRequest("INVALID_REQUEST", "asOf must be an RFC 3339 timestamp such as 2026-11-21T03:00:00Z, got %q", truncate(v, 40))
+		return time.Time{}, badRequest("INVALID_REQUEST", "asOf must be an RFC 3339 timestamp such as 2026-11-21T12:00:00+09:00, got %q", truncate(v, 40))
 	}
 	return t, nil
 }
@@ -62,7 +66,7 @@ func (s *Server) ledgerAccounts(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.logger, err)
 		return
 	}
-	res, err := s.ledger.AccountBalances(r.Context(), at)
+	res, err := s.ledger.AccountBalances(r.Context(), principalOf(r.Context()).Merchant, at)
 	if err != nil {
 		writeError(w, r, s.logger, err)
 		return
@@ -71,8 +75,15 @@ func (s *Server) ledgerAccounts(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) ledgerPostings(w http.ResponseWriter, r *http.Request) {
-	q := queries.PostingsQuery{Cursor: r.URL.Query().Get("cursor")}
-	if l := r.URL.Query().Get("limit"); l != "" {
+	params := r.URL.Query()
+	q := queries.PostingsQuery{Cursor: params.Get("cursor")}
+	// The queries read an empty cursor as "first page"; the API never returns one, so a client
+	// sending cursor= has lost its cursor and must not silently start over.
+	if params.Has("cursor") && q.Cursor == "" {
+		writeError(w, r, s.logger, badRequest("INVALID_REQUEST", `cursor "" is not one this API returned; leave cursor out for the first page`))
+		return
+	}
+	if l := params.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 1 {
 			writeError(w, r, s.logger, badRequest("INVALID_REQUEST", "limit must be a positive integer, got %q", truncate(l, 20)))
@@ -80,7 +91,7 @@ func (s *Server) ledgerPostings(w http.ResponseWriter, r *http.Request) {
 		}
 		q.Limit = n
 	}
-	res, err := s.ledger.Postings(r.Context(), mux.Vars(r)["account"], q)
+	res, err := s.ledger.Postings(r.Context(), principalOf(r.Context()).Merchant, mux.Vars(r)["account"], q)
 	if err != nil {
 		writeError(w, r, s.logger, err)
 		return
@@ -94,7 +105,7 @@ func (s *Server) trialBalance(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.logger, err)
 		return
 	}
-	res, err := s.ledger.TrialBalance(r.Context(), at, r.URL.Query().Get("currency"))
+	res, err := s.ledger.TrialBalance(r.Context(), principalOf(r.Context()).Merchant, at, r.URL.Query().Get("currency"))
 	if err != nil {
 		writeError(w, r, s.logger, err)
 		return
@@ -108,7 +119,7 @@ func (s *Server) wallet(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.logger, err)
 		return
 	}
-	res, err := s.ledger.Wallet(r.Context(), mux.Vars(r)["sellerId"], at, r.URL.Query().Get("currency"))
+	res, err := s.ledger.Wallet(r.Context(), principalOf(r.Context()).Merchant, domain.SellerID(mux.Vars(r)["sellerId"]), at, r.URL.Query().Get("currency"))
 	if err != nil {
 		writeError(w, r, s.logger, err)
 		return
@@ -122,10 +133,11 @@ func (s *Server) walletMovements(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.logger, err)
 		return
 	}
-	res, err := s.ledger.WalletHistory(r.Context(), mux.Vars(r)["sellerId"], at, r.URL.Query().Get("currency"))
+	seller := mux.Vars(r)["sellerId"]
+	res, err := s.ledger.WalletHistory(r.Context(), principalOf(r.Context()).Merchant, domain.SellerID(seller), at, r.URL.Query().Get("currency"))
 	if err != nil {
 		writeError(w, r, s.logger, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"sellerId": mux.Vars(r)["sellerId"], "asOf": at.UTC(), "movements": res})
+	writeJSON(w, http.StatusOK, map[string]any{"sellerId": seller, "asOf": at.In(domain.KST), "movements": res})
 }

@@ -15,18 +15,29 @@ import (
 
 // Ledger maintains the double-entry ledger (journal_entries, postings) and the seller wallets
 // (wallet_movements) from PaymentApproved, PaymentCanceled and SettlementRecorded, with the
-// posting rules of domain/ledger.go. It keeps the checkout lines it needs in its own tables
-// (ledger_orders, ledger_order_lines, filled on CheckoutCreated), so it never depends on another
-// projection's progress.
+// posting rules of domain/ledger.go. It keeps what it needs in its own tables, so it never
+// depends on another projection's progress: the checkout lines (ledger_orders,
+// ledger_order_lines, filled on CheckoutCreated) and each merchant's commission rate
+// (ledger_commission_rates, from CommissionRateChanged).
 //
-// Idempotent per event: journal_entries.event_id is unique and an event whose entry exists is
-// skipped whole (its line and wallet updates included), so replays and two runners change
-// nothing. The database re-checks that every entry balances at commit (a deferred constraint
-// trigger). Postings carry the event time: the PSP's approvedAt / canceledAt, and for a
-// settlement row the time it was recorded.
+// Every row is kept under the merchant of its order: each merchant has its own books, and the
+// same seller id under two merchants is two wallets.
 //
-// The commission rate is read from merchant_commission_rates (0 without a row) when the ledger
-// first sees the checkout and kept on the order; a rebuild from scratch reads the current rate.
+// Idempotent per event: journal_entries is unique on (event_id, kind) and an event whose first
+// entry exists is skipped whole (its second entry, line and wallet updates included, all
+// written in the same transaction), so replays and two runners change nothing. The database
+// re-checks at commit that every entry balances within one merchant and one moment (a deferred
+// constraint trigger).
+//
+// Times: postings carry the time of the fact, never the time the projection ran: the PSP's
+// approvedAt / canceledAt, and for a settlement row the end of its soldDate and the start of
+// its paidOutDate in KST (domain.SettlementEntries). A row whose dates cannot be read stops the
+// projection with an error rather than being booked at a guessed time.
+//
+// Commission: the log is read in order, so when a CheckoutCreated is applied
+// ledger_commission_rates holds the rate its merchant had at that point of the log (0 without
+// a CommissionRateChanged); the order keeps that rate. A rebuild from position 0 replays the
+// rate changes in the same order and so books every order exactly as it was booked live.
 type Ledger struct{}
 
 var _ Projection = Ledger{}
@@ -44,6 +55,8 @@ func (Ledger) Apply(ctx context.Context, tx pgx.Tx, r eventstore.RecordedEvent) 
 		return err
 	}
 	switch e := e.(type) {
+	case domain.CommissionRateChanged:
+		return ledgerCommissionRate(ctx, tx, r, e)
 	case domain.CheckoutCreated:
 		return ledgerCheckout(ctx, tx, e)
 	case domain.PaymentApproved:
@@ -84,24 +97,43 @@ func (Ledger) Apply(ctx context.Context, tx pgx.Tx, r eventstore.RecordedEvent) 
 		}
 		return sellerMovements(ctx, tx, id, o, entry, e.TransactionKey, at)
 	case domain.SettlementRecorded:
-		o, err := loadLedgerOrder(ctx, tx, e.OrderID)
-		if err != nil {
-			return err
-		}
-		entry, err := domain.SettlementEntry(o.currency, e)
-		if err != nil {
-			return fmt.Errorf("ledger: settlement %s of %s: %w", e.TransactionKey, e.OrderID, err)
-		}
-		if len(entry.Postings) == 0 {
-			return nil // an all-zero row moves no money
-		}
-		id, ok, err := writeEntry(ctx, tx, r, o, entry, e.TransactionKey, e.At)
-		if err != nil || !ok {
-			return err
-		}
-		return settleWallets(ctx, tx, id, o, e.TransactionKey, e.At)
+		return ledgerSettlement(ctx, tx, r, e)
 	}
 	return nil
+}
+
+// ledgerSettlement books a settlement row: the settlement entry, the payout entry when the
+// payout is not zero, and the sellers' nets from pending to available at the payout.
+func ledgerSettlement(ctx context.Context, tx pgx.Tx, r eventstore.RecordedEvent, e domain.SettlementRecorded) error {
+	o, err := loadLedgerOrder(ctx, tx, e.OrderID)
+	if err != nil {
+		return err
+	}
+	b, err := domain.SettlementEntries(o.currency, e)
+	if err != nil {
+		return fmt.Errorf("ledger: settlement %s of %s: %w", e.TransactionKey, e.OrderID, err)
+	}
+	if len(b.Settlement.Postings) == 0 {
+		return nil // an all-zero row moves no money
+	}
+	id, ok, err := writeEntry(ctx, tx, r, o, b.Settlement, e.TransactionKey, b.SettledAt)
+	if err != nil || !ok {
+		return err
+	}
+	// The wallet movements hang on the entry that moves the money into the bank; a zero payout
+	// has none, so they hang on the settlement entry, still at the payout's time.
+	walletEntry := id
+	if len(b.Payout.Postings) > 0 {
+		payoutID, ok, err := writeEntry(ctx, tx, r, o, b.Payout, e.TransactionKey, b.PaidOutAt)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("ledger: settlement %s of %s: a payout entry exists without its settlement entry", e.TransactionKey, e.OrderID)
+		}
+		walletEntry = payoutID
+	}
+	return payOutWallets(ctx, tx, walletEntry, o, e.TransactionKey, b.PaidOutAt)
 }
 
 // eventTime is the PSP's time of the fact when known, else our clock's.
@@ -119,9 +151,27 @@ type ledgerOrder struct {
 	lines    []domain.LedgerLine
 }
 
+// ledgerCommissionRate records the merchant's rate from this point of the log on.
+func ledgerCommissionRate(ctx context.Context, tx pgx.Tx, r eventstore.RecordedEvent, e domain.CommissionRateChanged) error {
+	if e.MerchantID == "" {
+		return fmt.Errorf("ledger: commission rate change %s without a merchant", r.ID)
+	}
+	if err := domain.CheckCommissionRate(e.Rate); err != nil {
+		return fmt.Errorf("ledger: commission rate of %s: %w", e.MerchantID, err)
+	}
+	_, err := tx.Exec(ctx, `
+		INSERT INTO ledger_commission_rates (merchant_id, rate, changed_at, event_id) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (merchant_id) DO UPDATE SET rate = EXCLUDED.rate, changed_at = EXCLUDED.changed_at, event_id = EXCLUDED.event_id`,
+		e.MerchantID, e.Rate, e.At, r.ID.String())
+	if err != nil {
+		return fmt.Errorf("ledger: commission rate of %s: %w", e.MerchantID, err)
+	}
+	return nil
+}
+
 func ledgerCheckout(ctx context.Context, tx pgx.Tx, e domain.CheckoutCreated) error {
 	rate := decimal.Zero
-	err := tx.QueryRow(ctx, `SELECT rate FROM merchant_commission_rates WHERE merchant_id = $1`, e.MerchantID).Scan(&rate)
+	err := tx.QueryRow(ctx, `SELECT rate FROM ledger_commission_rates WHERE merchant_id = $1`, e.MerchantID).Scan(&rate)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("ledger: commission rate of %s: %w", e.MerchantID, err)
 	}
@@ -190,7 +240,7 @@ func writeEntry(ctx context.Context, tx pgx.Tx, r eventstore.RecordedEvent, o le
 	err = tx.QueryRow(ctx, `
 		INSERT INTO journal_entries (event_id, order_id, merchant_id, kind, currency, transaction_key, occurred_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)
-		ON CONFLICT (event_id) DO NOTHING RETURNING id`,
+		ON CONFLICT (event_id, kind) DO NOTHING RETURNING id`,
 		r.ID.String(), o.id, o.merchant, entry.Kind, entry.Currency, nullIfEmpty(txKey), at).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, false, nil
@@ -205,9 +255,9 @@ func writeEntry(ctx context.Context, tx pgx.Tx, r eventstore.RecordedEvent, o le
 			return 0, false, err
 		}
 		batch.Queue(`
-			INSERT INTO postings (entry_id, account, account_type, seller_id, line_id, debit, credit, currency, occurred_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-			id, p.Account, typ, nullIfEmpty(string(p.SellerID)), nullIfEmpty(string(p.LineID)), p.Debit, p.Credit, entry.Currency, at)
+			INSERT INTO postings (entry_id, merchant_id, account, account_type, seller_id, line_id, debit, credit, currency, occurred_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			id, o.merchant, p.Account, typ, nullIfEmpty(string(p.SellerID)), nullIfEmpty(string(p.LineID)), p.Debit, p.Credit, entry.Currency, at)
 	}
 	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
 		return 0, false, fmt.Errorf("ledger: insert postings for %s: %w", o.id, err)
@@ -224,9 +274,9 @@ func sellerMovements(ctx context.Context, tx pgx.Tx, id int64, o ledgerOrder, en
 			continue
 		}
 		batch.Queue(`
-			INSERT INTO wallet_movements (entry_id, seller_id, order_id, line_id, transaction_key, kind, bucket, amount, currency, occurred_at)
-			VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9)`,
-			id, p.SellerID, o.id, p.LineID, nullIfEmpty(txKey), entry.Kind, p.Credit.Sub(p.Debit), entry.Currency, at)
+			INSERT INTO wallet_movements (entry_id, merchant_id, seller_id, order_id, line_id, transaction_key, kind, bucket, amount, currency, occurred_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $10)`,
+			id, o.merchant, p.SellerID, o.id, p.LineID, nullIfEmpty(txKey), entry.Kind, p.Credit.Sub(p.Debit), entry.Currency, at)
 	}
 	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
 		return fmt.Errorf("ledger: wallet movements of %s: %w", o.id, err)
@@ -234,33 +284,33 @@ func sellerMovements(ctx context.Context, tx pgx.Tx, id int64, o ledgerOrder, en
 	return nil
 }
 
-// settleWallets moves, for the settled transaction, each line's approval or cancel movement
-// from pending to available (a cancel's negative movement moves money back). A transaction
-// already settled, or one the ledger has no movement for, moves nothing.
-func settleWallets(ctx context.Context, tx pgx.Tx, id int64, o ledgerOrder, txKey string, at time.Time) error {
+// payOutWallets moves, for the paid-out transaction, each line's approval or cancel movement
+// from pending to available at the payout (a cancel's negative movement moves money back). A
+// transaction already paid out, or one the ledger has no movement for, moves nothing.
+func payOutWallets(ctx context.Context, tx pgx.Tx, id int64, o ledgerOrder, txKey string, at time.Time) error {
 	_, err := tx.Exec(ctx, `
 		WITH moved AS (
 			SELECT seller_id, line_id, sum(amount) AS amount, currency
 			FROM wallet_movements
 			WHERE order_id = $2 AND transaction_key = $3 AND kind IN ('approval', 'cancel')
 			  AND NOT EXISTS (SELECT 1 FROM wallet_movements s
-			                  WHERE s.order_id = $2 AND s.transaction_key = $3 AND s.kind = 'settlement')
+			                  WHERE s.order_id = $2 AND s.transaction_key = $3 AND s.kind = 'payout')
 			GROUP BY seller_id, line_id, currency
 			HAVING sum(amount) <> 0
 		)
-		INSERT INTO wallet_movements (entry_id, seller_id, order_id, line_id, transaction_key, kind, bucket, amount, currency, occurred_at)
-		SELECT $1, m.seller_id, $2, m.line_id, $3, 'settlement', b.bucket, CASE b.bucket WHEN 'pending' THEN -m.amount ELSE m.amount END, m.currency, $4
+		INSERT INTO wallet_movements (entry_id, merchant_id, seller_id, order_id, line_id, transaction_key, kind, bucket, amount, currency, occurred_at)
+		SELECT $1, $5, m.seller_id, $2, m.line_id, $3, 'payout', b.bucket, CASE b.bucket WHEN 'pending' THEN -m.amount ELSE m.amount END, m.currency, $4
 		FROM moved m CROSS JOIN (VALUES ('pending'), ('available')) AS b(bucket)
 		ORDER BY m.line_id, b.bucket DESC`,
-		id, o.id, txKey, at)
+		id, o.id, txKey, at, o.merchant)
 	if err != nil {
-		return fmt.Errorf("ledger: settle wallets of %s %s: %w", o.id, txKey, err)
+		return fmt.Errorf("ledger: pay out wallets of %s %s: %w", o.id, txKey, err)
 	}
 	return nil
 }
 
-// ResetLedger deletes the ledger read model and its checkpoint inside tx, so that the next
-// runner rebuilds it from position 0. The commission rates are configuration and are kept.
+// ResetLedger deletes the ledger read model (the commission rates it applied included) and its
+// checkpoint inside tx, so that the next runner rebuilds it from position 0.
 func ResetLedger(ctx context.Context, tx pgx.Tx) error {
 	_, err := tx.Exec(ctx, `
 		DELETE FROM wallet_movements;
@@ -268,6 +318,7 @@ func ResetLedger(ctx context.Context, tx pgx.Tx) error {
 		DELETE FROM journal_entries;
 		DELETE FROM ledger_order_lines;
 		DELETE FROM ledger_orders;
+		DELETE FROM ledger_commission_rates;
 		DELETE FROM projection_checkpoints WHERE name = 'ledger'`)
 	if err != nil {
 		return fmt.Errorf("ledger: reset: %w", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -19,16 +20,22 @@ import (
 )
 
 // The ledger's properties, checked after every step of a random sequence of checkouts,
-// approvals, partial and full cancels and settlements (fixed seed in normal runs, FuzzLedger for
-// more): every entry balances, the trial balance is zero, psp_receivable equals approved −
-// canceled − settled gross, every wallet equals its seller's payable postings, sellers and
-// commission together owe exactly approved − canceled, and a rebuild from position 0 gives
-// identical balances.
+// approvals, partial and full cancels, settlement rows (sold on the transaction's KST day, paid
+// out 0–3 days later, imported whenever) and commission rate changes, over three merchants
+// (fixed seed in normal runs, FuzzLedger for more). At every moment checked (moments on both
+// sides of every posting time the model knows, and after everything), for every merchant on
+// its own: every entry balances, the trial balance is zero, psp_receivable, psp_payout_due,
+// bank:operating and psp_fees equal what the model computes from the events and the rows'
+// dates, every wallet's pending + available equals its seller's payable, nothing is available
+// before the first payout, sellers and commission together owe approved − canceled, and once
+// everything is settled and paid out nothing is pending. A rebuild from position 0 gives an
+// identical read model.
 
 type propTx struct {
 	order domain.OrderID
 	key   string
 	gross decimal.Decimal // + for the approval, − for a cancel
+	at    time.Time       // when the transaction happened: its KST day is the row's soldDate
 }
 
 type propOrder struct {
@@ -41,6 +48,19 @@ type propOrder struct {
 	cancels  int
 }
 
+// modelMove is the model's expected change of one account of one merchant at one moment.
+type modelMove struct {
+	merchant domain.MerchantID
+	account  string // an account name, or owedAccount
+	at       time.Time
+	amount   decimal.Decimal // debit − credit
+}
+
+// owedAccount is the model's running approved − canceled, which sellers and commission owe.
+const owedAccount = "(approved − canceled)"
+
+var propMerchants = []domain.MerchantID{"m0", "m1", "m2"}
+
 type ledgerModel struct {
 	t         testing.TB
 	ctx       context.Context
@@ -51,24 +71,31 @@ type ledgerModel struct {
 	orders    []*propOrder
 	unsettled []propTx
 	applied   eventstore.Position
-	approved  decimal.Decimal
-	canceled  decimal.Decimal
-	settled   decimal.Decimal
+	moves     []modelMove
 	sellers   map[domain.SellerID]bool
+	payouts   []time.Time // the paid-out moment of every settled row
 }
 
 func newLedgerModel(t testing.TB, seed uint64) *ledgerModel {
 	pool := pgtest.NewPool(t)
-	setRate(t, pool, "m1", "0.1")
-	setRate(t, pool, "m2", "0.033")
-	return &ledgerModel{t: t, ctx: context.Background(), pool: pool, store: eventstore.NewPostgres(pool),
-		rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), now: t0,
-		approved: decimal.Zero, canceled: decimal.Zero, settled: decimal.Zero, sellers: map[domain.SellerID]bool{}}
+	m := &ledgerModel{t: t, ctx: context.Background(), pool: pool, store: eventstore.NewPostgres(pool),
+		rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), now: t0, sellers: map[domain.SellerID]bool{}}
+	setRate(t, m.store, "m1", "0.1", t0)
+	setRate(t, m.store, "m2", "0.033", t0)
+	return m
+}
+
+func (m *ledgerModel) move(merchant domain.MerchantID, account string, at time.Time, amount decimal.Decimal) {
+	m.moves = append(m.moves, modelMove{merchant: merchant, account: account, at: at, amount: amount})
+}
+
+func (m *ledgerModel) tick() time.Time {
+	m.now = m.now.Add(time.Duration(1+m.rng.IntN(3*3600)) * time.Second)
+	return m.now
 }
 
 func (m *ledgerModel) header(o *propOrder) domain.EventHeader {
-	m.now = m.now.Add(time.Duration(1+m.rng.IntN(3600)) * time.Second)
-	return domain.EventHeader{OrderID: o.id, MerchantID: o.merchant, At: m.now}
+	return domain.EventHeader{OrderID: o.id, MerchantID: o.merchant, At: m.tick()}
 }
 
 func (m *ledgerModel) step() string {
@@ -81,7 +108,9 @@ func (m *ledgerModel) step() string {
 			cancelable = append(cancelable, o)
 		}
 	}
-	switch k := m.rng.IntN(10); {
+	switch k := m.rng.IntN(11); {
+	case k == 10:
+		return m.changeRate()
 	case k < 2 || len(m.orders) == 0:
 		return m.checkout()
 	case k < 4 && len(fresh) > 0:
@@ -96,8 +125,19 @@ func (m *ledgerModel) step() string {
 	return m.checkout()
 }
 
+func (m *ledgerModel) changeRate() string {
+	merchant := propMerchants[m.rng.IntN(len(propMerchants))]
+	rate := []string{"0", "0.05", "0.1", "0.033", "0.25"}[m.rng.IntN(5)]
+	at := m.tick()
+	// A merchant event the ledger has no use for goes with it: it must be ignored.
+	appendMerchantEvents(m.t, m.store, merchant,
+		domain.TossCredentialsSet{MerchantHeader: domain.MerchantHeader{MerchantID: merchant, At: at}, CredentialID: "c", KeyHint: "h", Mode: domain.ModeTest},
+		domain.CommissionRateChanged{MerchantHeader: domain.MerchantHeader{MerchantID: merchant, At: at}, Rate: d(rate)})
+	return fmt.Sprintf("rate %s %s", merchant, rate)
+}
+
 func (m *ledgerModel) checkout() string {
-	o := &propOrder{id: domain.OrderID(fmt.Sprintf("order-%04d", len(m.orders))), merchant: domain.MerchantID(fmt.Sprintf("m%d", m.rng.IntN(3)))}
+	o := &propOrder{id: domain.OrderID(fmt.Sprintf("order-%04d", len(m.orders))), merchant: propMerchants[m.rng.IntN(len(propMerchants))]}
 	n := 1 + m.rng.IntN(4)
 	var lines []domain.Line
 	total := decimal.Zero
@@ -122,8 +162,9 @@ func (m *ledgerModel) approve(o *propOrder) string {
 	o.version = appendEvents(m.t, m.store, o.id, o.version, domain.PaymentApproved{EventHeader: h, PaymentKey: "pk", ApprovedAt: h.At,
 		Method: "카드", TotalAmount: o.total, LastTransactionKey: key})
 	o.approved = true
-	m.approved = m.approved.Add(o.total)
-	m.unsettled = append(m.unsettled, propTx{order: o.id, key: key, gross: o.total})
+	m.move(o.merchant, domain.AccountPSPReceivable, h.At, o.total)
+	m.move(o.merchant, owedAccount, h.At, o.total)
+	m.unsettled = append(m.unsettled, propTx{order: o.id, key: key, gross: o.total, at: h.At})
 	return "approve " + string(o.id)
 }
 
@@ -138,8 +179,9 @@ func (m *ledgerModel) cancel(o *propOrder) string {
 	o.balance = o.balance.Sub(amt)
 	o.version = appendEvents(m.t, m.store, o.id, o.version, domain.PaymentCanceled{EventHeader: h, CancelID: domain.CancelID(key),
 		Amount: amt, TransactionKey: key, CanceledAt: h.At, BalanceAfter: o.balance})
-	m.canceled = m.canceled.Add(amt)
-	m.unsettled = append(m.unsettled, propTx{order: o.id, key: key, gross: amt.Neg()})
+	m.move(o.merchant, domain.AccountPSPReceivable, h.At, amt.Neg())
+	m.move(o.merchant, owedAccount, h.At, amt.Neg())
+	m.unsettled = append(m.unsettled, propTx{order: o.id, key: key, gross: amt.Neg(), at: h.At})
 	return fmt.Sprintf("cancel %s %s", o.id, amt)
 }
 
@@ -153,15 +195,45 @@ func (m *ledgerModel) settle(i int) string {
 		}
 	}
 	fee := tx.gross.Abs().Mul(decimal.RequireFromString("0.0319")).Floor()
+	if m.rng.IntN(8) == 0 {
+		fee = tx.gross.Abs() // the fee takes it all: a zero payout
+	}
 	if tx.gross.Sign() < 0 {
 		fee = fee.Neg()
 	}
+	payout := tx.gross.Sub(fee)
+	// The model's own reading of the dates: settled at the last microsecond of the sold day,
+	// paid out at the start of the payout day (KST), never before the settlement.
+	local := tx.at.In(domain.KST)
+	soldDay := time.Date(local.Year(), local.Month(), local.Day(), 0, 0, 0, 0, domain.KST)
+	paidDay := soldDay.AddDate(0, 0, m.rng.IntN(4))
+	settledAt := soldDay.AddDate(0, 0, 1).Add(-time.Microsecond)
+	paidOutAt := paidDay
+	if paidDay.Equal(soldDay) {
+		paidOutAt = settledAt
+	}
 	h := m.header(o)
 	o.version = appendEvents(m.t, m.store, o.id, o.version, domain.SettlementRecorded{EventHeader: h, TransactionKey: tx.key,
-		PaymentKey: "pk", SoldDate: "2026-11-21", PaidOutDate: "2026-11-24",
-		Amount: tx.gross, Fee: fee, VAT: fee.Div(decimal.NewFromInt(11)).Floor(), PayOutAmount: tx.gross.Sub(fee)})
-	m.settled = m.settled.Add(tx.gross)
-	return fmt.Sprintf("settle %s %s", tx.key, tx.gross)
+		PaymentKey: "pk", SoldDate: soldDay.Format(time.DateOnly), PaidOutDate: paidDay.Format(time.DateOnly),
+		Amount: tx.gross, Fee: fee, VAT: fee.Div(decimal.NewFromInt(11)).Floor(), PayOutAmount: payout})
+	m.move(o.merchant, domain.AccountPSPReceivable, settledAt, tx.gross.Neg())
+	m.move(o.merchant, domain.AccountPSPFees, settledAt, fee)
+	m.move(o.merchant, domain.AccountPSPPayoutDue, settledAt, payout)
+	m.move(o.merchant, domain.AccountPSPPayoutDue, paidOutAt, payout.Neg())
+	m.move(o.merchant, domain.AccountBank, paidOutAt, payout)
+	m.payouts = append(m.payouts, paidOutAt)
+	return fmt.Sprintf("settle %s %s fee %s sold %s paid %s", tx.key, tx.gross, fee, soldDay.Format(time.DateOnly), paidDay.Format(time.DateOnly))
+}
+
+// expected is the model's balance of account for merchant as of asOf.
+func (m *ledgerModel) expected(merchant domain.MerchantID, account string, asOf time.Time) decimal.Decimal {
+	b := decimal.Zero
+	for _, mv := range m.moves {
+		if mv.merchant == merchant && mv.account == account && !mv.at.After(asOf) {
+			b = b.Add(mv.amount)
+		}
+	}
+	return b
 }
 
 // project applies every event after from with the Ledger projection, one transaction per event,
@@ -196,6 +268,17 @@ func (m *ledgerModel) project(from eventstore.Position) eventstore.Position {
 	return from
 }
 
+// moments picks the moments to check: just after the last step, far after everything, and a
+// few on both sides of posting times the model knows.
+func (m *ledgerModel) moments() []time.Time {
+	out := []time.Time{m.now.Add(time.Hour), m.now.AddDate(0, 1, 0)}
+	for range min(3, len(m.moves)) {
+		at := m.moves[m.rng.IntN(len(m.moves))].at
+		out = append(out, at, at.Add(-time.Microsecond))
+	}
+	return out
+}
+
 func (m *ledgerModel) check(step int, what string) {
 	t := m.t
 	t.Helper()
@@ -206,51 +289,57 @@ func (m *ledgerModel) check(step int, what string) {
 	var bad int
 	if err := m.pool.QueryRow(m.ctx, `SELECT count(*) FROM (
 		SELECT e.id FROM journal_entries e LEFT JOIN postings p ON p.entry_id = e.id
-		GROUP BY e.id HAVING count(p.id) < 2 OR sum(p.debit) <> sum(p.credit)) x`).Scan(&bad); err != nil {
+		GROUP BY e.id HAVING count(p.id) < 2 OR sum(p.debit) <> sum(p.credit)
+		    OR bool_or(p.merchant_id <> e.merchant_id) OR bool_or(p.occurred_at <> e.occurred_at)) x`).Scan(&bad); err != nil {
 		t.Fatal(err)
 	}
 	if bad != 0 {
 		fail("%d unbalanced entries", bad)
 	}
 	q := queries.NewLedger(m.pool)
-	tb, err := q.TrialBalance(m.ctx, m.now.Add(time.Hour), "KRW")
-	if err != nil {
-		t.Fatal(err)
+	firstPayout := time.Time{}
+	if len(m.payouts) > 0 {
+		firstPayout = slices.MinFunc(m.payouts, func(a, b time.Time) int { return a.Compare(b) })
 	}
-	sumBal := decimal.Zero
-	for _, a := range tb.Accounts {
-		sumBal = sumBal.Add(a.Balance)
-	}
-	if !tb.TotalDebits.Equal(tb.TotalCredits) || !sumBal.IsZero() {
-		fail("trial balance debits %s credits %s sum of balances %s", tb.TotalDebits, tb.TotalCredits, sumBal)
-	}
-	want := m.approved.Sub(m.canceled).Sub(m.settled)
-	if got := balance(t, tb, domain.AccountPSPReceivable); !got.Equal(want) {
-		fail("psp_receivable %s, want approved %s − canceled %s − settled %s = %s", got, m.approved, m.canceled, m.settled, want)
-	}
-	owed := balance(t, tb, domain.AccountCommission)
-	for s := range m.sellers {
-		w, err := q.Wallet(m.ctx, string(s), m.now.Add(time.Hour), "KRW")
-		if err != nil {
-			t.Fatal(err)
-		}
-		payable := balance(t, tb, domain.SellerPayableAccount(s))
-		if !w.Pending.Add(w.Available).Equal(payable.Neg()) {
-			fail("wallet %s pending %s + available %s ≠ payable postings %s", s, w.Pending, w.Available, payable.Neg())
-		}
-		owed = owed.Add(payable)
-	}
-	if !owed.Neg().Equal(m.approved.Sub(m.canceled)) {
-		fail("sellers + commission owe %s, want approved − canceled %s", owed.Neg(), m.approved.Sub(m.canceled))
-	}
-	// Settled transactions' nets are available; once everything is settled nothing is pending.
-	if len(m.unsettled) == 0 {
-		var pending decimal.Decimal
-		if err := m.pool.QueryRow(m.ctx, `SELECT COALESCE(sum(amount), 0) FROM wallet_movements WHERE bucket = 'pending'`).Scan(&pending); err != nil {
-			t.Fatal(err)
-		}
-		if !pending.IsZero() {
-			fail("everything is settled but %s is pending", pending)
+	for _, asOf := range m.moments() {
+		for _, merchant := range propMerchants {
+			tb, err := q.TrialBalance(m.ctx, merchant, asOf, "KRW")
+			if err != nil {
+				t.Fatal(err)
+			}
+			sumBal := decimal.Zero
+			for _, a := range tb.Accounts {
+				sumBal = sumBal.Add(a.Balance)
+			}
+			if !tb.TotalDebits.Equal(tb.TotalCredits) || !sumBal.IsZero() {
+				fail("%s at %s: trial balance debits %s credits %s sum of balances %s", merchant, asOf, tb.TotalDebits, tb.TotalCredits, sumBal)
+			}
+			for _, acct := range []string{domain.AccountPSPReceivable, domain.AccountPSPPayoutDue, domain.AccountBank, domain.AccountPSPFees} {
+				if got, want := balance(t, tb, acct), m.expected(merchant, acct, asOf); !got.Equal(want) {
+					fail("%s at %s: %s = %s, the model says %s", merchant, asOf, acct, got, want)
+				}
+			}
+			owed := balance(t, tb, domain.AccountCommission)
+			for s := range m.sellers {
+				w, err := q.Wallet(m.ctx, merchant, s, asOf, "KRW")
+				if err != nil {
+					t.Fatal(err)
+				}
+				payable := balance(t, tb, domain.SellerPayableAccount(s))
+				if !w.Pending.Add(w.Available).Equal(payable.Neg()) {
+					fail("%s at %s: wallet %s pending %s + available %s ≠ payable postings %s", merchant, asOf, s, w.Pending, w.Available, payable.Neg())
+				}
+				if (firstPayout.IsZero() || asOf.Before(firstPayout)) && !w.Available.IsZero() {
+					fail("%s at %s: wallet %s has %s available before any payout", merchant, asOf, s, w.Available)
+				}
+				if len(m.unsettled) == 0 && !asOf.Before(m.now.AddDate(0, 1, 0)) && !w.Pending.IsZero() {
+					fail("%s at %s: everything is paid out but %s of %s is pending", merchant, asOf, w.Pending, s)
+				}
+				owed = owed.Add(payable)
+			}
+			if want := m.expected(merchant, owedAccount, asOf); !owed.Neg().Equal(want) {
+				fail("%s at %s: sellers + commission owe %s, want approved − canceled %s", merchant, asOf, owed.Neg(), want)
+			}
 		}
 	}
 	before := ledgerSnapshot(t, m.pool)

@@ -13,8 +13,13 @@ import (
 	"github.com/paymentledger/ledger/domain"
 )
 
-// Ledger answers ledger and wallet queries from the ledger projection's tables. It is
-// platform-wide (not scoped to one merchant): the ledger is the platform's books.
+// Ledger answers ledger and wallet queries from the ledger projection's tables. Every method
+// takes the merchant first and reads only that merchant's books: its postings, its trial
+// balance, its sellers' wallets (a seller id is a seller of that merchant). An empty merchant is
+// a programming error and fails; no method ever answers with several merchants' books.
+//
+// Times in answers (asOf, occurredAt) are in KST (domain.KST), so they encode as RFC 3339 with
+// +09:00 like every other time the API returns. The methods are safe for concurrent use.
 type Ledger struct {
 	pool *pgxpool.Pool
 }
@@ -49,8 +54,9 @@ type TrialBalance struct {
 	TotalCredits decimal.Decimal  `json:"totalCredits"`
 }
 
-// Wallet is a seller's money: pending (approved, Toss has not settled it yet) and available
-// (settled by Toss), as of a moment.
+// Wallet is a seller's money as of a moment: pending (approved, Toss has not paid it out yet)
+// and available (Toss has paid it out into the bank: from the start of the settlement row's
+// paidOutDate in KST).
 type Wallet struct {
 	SellerID  string          `json:"sellerId"`
 	Currency  string          `json:"currency"`
@@ -59,7 +65,9 @@ type Wallet struct {
 	AsOf      time.Time       `json:"asOf"`
 }
 
-// WalletMovement is one change of one bucket of a wallet: the history that explains it.
+// WalletMovement is one change of one bucket of a wallet: the history that explains it. Kind
+// is approval (pending +net), cancel (pending −net) or payout (the transaction's net from
+// pending to available, one movement per bucket, at the start of the paidOutDate in KST).
 type WalletMovement struct {
 	OrderID        string          `json:"orderId"`
 	LineID         string          `json:"lineId"`
@@ -96,16 +104,44 @@ type PostingsPage struct {
 // PostingsQuery selects a page of postings.
 type PostingsQuery struct {
 	Limit  int    // 1–100, default 20
-	Cursor string // from the previous page
+	Cursor string // the previous page's NextCursor; empty for the first page
 }
 
-func (l *Ledger) balances(ctx context.Context, asOf time.Time, currency string) ([]AccountBalance, error) {
+// errNoMerchant is a query without a merchant: a bug in the caller, never a request to read
+// every merchant's books.
+func errNoMerchant(op string) error {
+	return fmt.Errorf("queries: %s without a merchant: ledger queries read one merchant's books", op)
+}
+
+// postingsCursor is the keyset of the last posting of a page: its account (a cursor resumes
+// only the listing it came from), time and id.
+func postingsCursor(account string, p PostingRow) string {
+	return encodeCursorFields(account, strconv.FormatInt(p.OccurredAt.UnixMicro(), 10), strconv.FormatInt(p.ID, 10))
+}
+
+func decodePostingsCursor(account, c string) (time.Time, int64, error) {
+	f, err := decodeCursorFields(c, 3)
+	if err != nil {
+		return time.Time{}, 0, err
+	}
+	micros, err1 := strconv.ParseInt(f[1], 10, 64)
+	id, err2 := strconv.ParseInt(f[2], 10, 64)
+	if err1 != nil || err2 != nil || id < 1 {
+		return time.Time{}, 0, domain.Errorf(domain.ErrInvalidInput, "cursor %q is not one this API returned", clip(c, 40))
+	}
+	if f[0] != account {
+		return time.Time{}, 0, domain.Errorf(domain.ErrInvalidInput, "cursor %q is not one this API returned for account %s", clip(c, 40), account)
+	}
+	return time.UnixMicro(micros), id, nil
+}
+
+func (l *Ledger) balances(ctx context.Context, merchant domain.MerchantID, asOf time.Time, currency string) ([]AccountBalance, error) {
 	rows, err := l.pool.Query(ctx, `
 		SELECT account, account_type, currency, sum(debit), sum(credit), sum(debit) - sum(credit)
 		FROM postings
-		WHERE occurred_at <= $1 AND ($2::text = '' OR currency = $2)
+		WHERE merchant_id = $1 AND occurred_at <= $2 AND ($3::text = '' OR currency = $3)
 		GROUP BY account, account_type, currency
-		ORDER BY account, currency`, asOf, currency)
+		ORDER BY account, currency`, merchant, asOf, currency)
 	if err != nil {
 		return nil, fmt.Errorf("ledger balances: %w", err)
 	}
@@ -122,26 +158,33 @@ func (l *Ledger) balances(ctx context.Context, asOf time.Time, currency string) 
 	return out, nil
 }
 
-// AccountBalances returns every account's debits, credits and balance from postings that
-// occurred at or before asOf, per currency.
-func (l *Ledger) AccountBalances(ctx context.Context, asOf time.Time) (AccountBalances, error) {
-	b, err := l.balances(ctx, asOf, "")
+// AccountBalances returns every account of the merchant with its debits, credits and balance
+// from postings that occurred at or before asOf, per currency.
+func (l *Ledger) AccountBalances(ctx context.Context, merchant domain.MerchantID, asOf time.Time) (AccountBalances, error) {
+	if merchant == "" {
+		return AccountBalances{}, errNoMerchant("account balances")
+	}
+	b, err := l.balances(ctx, merchant, asOf, "")
 	if err != nil {
 		return AccountBalances{}, err
 	}
-	return AccountBalances{AsOf: asOf.UTC(), Accounts: b}, nil
+	return AccountBalances{AsOf: asOf.In(domain.KST), Accounts: b}, nil
 }
 
-// TrialBalance lists every account of currency (KRW when empty) as of asOf with the totals.
-func (l *Ledger) TrialBalance(ctx context.Context, asOf time.Time, currency string) (TrialBalance, error) {
+// TrialBalance lists every account of the merchant in currency (KRW when empty) as of asOf
+// with the totals. Each merchant's books balance on their own: every entry is one merchant's.
+func (l *Ledger) TrialBalance(ctx context.Context, merchant domain.MerchantID, asOf time.Time, currency string) (TrialBalance, error) {
+	if merchant == "" {
+		return TrialBalance{}, errNoMerchant("trial balance")
+	}
 	if currency == "" {
 		currency = string(domain.KRW)
 	}
-	b, err := l.balances(ctx, asOf, currency)
+	b, err := l.balances(ctx, merchant, asOf, currency)
 	if err != nil {
 		return TrialBalance{}, err
 	}
-	tb := TrialBalance{AsOf: asOf.UTC(), Currency: currency, Accounts: b, TotalDebits: decimal.Zero, TotalCredits: decimal.Zero}
+	tb := TrialBalance{AsOf: asOf.In(domain.KST), Currency: currency, Accounts: b, TotalDebits: decimal.Zero, TotalCredits: decimal.Zero}
 	for i := range tb.Accounts {
 		tb.TotalDebits = tb.TotalDebits.Add(tb.Accounts[i].Debits)
 		tb.TotalCredits = tb.TotalCredits.Add(tb.Accounts[i].Credits)
@@ -150,10 +193,16 @@ func (l *Ledger) TrialBalance(ctx context.Context, asOf time.Time, currency stri
 	return tb, nil
 }
 
-// Postings returns a page of the account's postings, oldest first (by posting id). An account
-// without postings (unknown or not yet used) gives an empty page, not an error; a name that is
-// not a ledger account is invalid.
-func (l *Ledger) Postings(ctx context.Context, account string, q PostingsQuery) (PostingsPage, error) {
+// Postings returns a page of the merchant's postings on account, oldest first (by the time
+// the posting occurred, then by id). An account without postings (unknown or not yet used)
+// gives an empty page, not an error; a name that is not a ledger account, or a cursor this
+// method did not return for this account, is invalid. Pages are keyset pages: a posting
+// stored later with a time before the cursor (a late import) shows on a new listing, not on
+// the pages after the cursor.
+func (l *Ledger) Postings(ctx context.Context, merchant domain.MerchantID, account string, q PostingsQuery) (PostingsPage, error) {
+	if merchant == "" {
+		return PostingsPage{}, errNoMerchant("postings")
+	}
 	if _, err := domain.AccountTypeOf(account); err != nil {
 		return PostingsPage{}, err
 	}
@@ -163,27 +212,31 @@ func (l *Ledger) Postings(ctx context.Context, account string, q PostingsQuery) 
 	if q.Limit < 1 || q.Limit > MaxPageSize {
 		return PostingsPage{}, domain.Errorf(domain.ErrInvalidInput, "limit must be between 1 and %d", MaxPageSize)
 	}
-	var after int64
+	var after *time.Time
+	var afterID int64
 	if q.Cursor != "" {
-		n, err := strconv.ParseInt(q.Cursor, 10, 64)
-		if err != nil || n < 0 {
-			return PostingsPage{}, domain.Errorf(domain.ErrInvalidInput, "cursor %q is not one this API returned", q.Cursor)
+		at, id, err := decodePostingsCursor(account, q.Cursor)
+		if err != nil {
+			return PostingsPage{}, err
 		}
-		after = n
+		after, afterID = &at, id
 	}
 	rows, err := l.pool.Query(ctx, `
 		SELECT p.id, p.entry_id, e.event_id::text, e.order_id, e.kind, COALESCE(p.seller_id, ''), COALESCE(p.line_id, ''),
 		       p.debit, p.credit, p.currency, p.occurred_at
 		FROM postings p JOIN journal_entries e ON e.id = p.entry_id
-		WHERE p.account = $1 AND p.id > $2
-		ORDER BY p.id
-		LIMIT $3`, account, after, q.Limit+1)
+		WHERE p.merchant_id = $1 AND p.account = $2
+		  AND ($3::timestamptz IS NULL OR (p.occurred_at, p.id) > ($3, $4))
+		ORDER BY p.occurred_at, p.id
+		LIMIT $5`, merchant, account, after, afterID, q.Limit+1)
 	if err != nil {
 		return PostingsPage{}, fmt.Errorf("postings of %s: %w", account, err)
 	}
 	ps, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (PostingRow, error) {
 		var p PostingRow
-		return p, r.Scan(&p.ID, &p.EntryID, &p.EventID, &p.OrderID, &p.Kind, &p.SellerID, &p.LineID, &p.Debit, &p.Credit, &p.Currency, &p.OccurredAt)
+		err := r.Scan(&p.ID, &p.EntryID, &p.EventID, &p.OrderID, &p.Kind, &p.SellerID, &p.LineID, &p.Debit, &p.Credit, &p.Currency, &p.OccurredAt)
+		p.OccurredAt = p.OccurredAt.In(domain.KST)
+		return p, err
 	})
 	if err != nil {
 		return PostingsPage{}, fmt.Errorf("postings of %s: %w", account, err)
@@ -191,7 +244,7 @@ func (l *Ledger) Postings(ctx context.Context, account string, q PostingsQuery) 
 	page := PostingsPage{Account: account, Postings: ps}
 	if len(ps) > q.Limit {
 		page.Postings = ps[:q.Limit]
-		page.NextCursor = strconv.FormatInt(page.Postings[q.Limit-1].ID, 10)
+		page.NextCursor = postingsCursor(account, page.Postings[q.Limit-1])
 	}
 	if page.Postings == nil {
 		page.Postings = []PostingRow{}
@@ -199,47 +252,59 @@ func (l *Ledger) Postings(ctx context.Context, account string, q PostingsQuery) 
 	return page, nil
 }
 
-// Wallet returns a seller's pending and available money in currency (KRW when empty) as of
-// asOf: the sums of the seller's wallet movements at or before asOf. pending + available always
-// equals the balance of seller_payable:<sellerId> at that moment. A seller without movements has
-// a zero wallet.
-func (l *Ledger) Wallet(ctx context.Context, sellerID string, asOf time.Time, currency string) (Wallet, error) {
-	if sellerID == "" {
+// Wallet returns the pending and available money of the merchant's seller in currency (KRW
+// when empty) as of asOf: the sums of the seller's wallet movements at or before asOf. pending +
+// available always equals the balance of the merchant's seller_payable:<sellerId> at that
+// moment. A seller without movements has a zero wallet.
+func (l *Ledger) Wallet(ctx context.Context, merchant domain.MerchantID, seller domain.SellerID, asOf time.Time, currency string) (Wallet, error) {
+	if merchant == "" {
+		return Wallet{}, errNoMerchant("wallet")
+	}
+	if seller == "" {
 		return Wallet{}, domain.Errorf(domain.ErrInvalidInput, "sellerId is required")
 	}
 	if currency == "" {
 		currency = string(domain.KRW)
 	}
-	w := Wallet{SellerID: sellerID, Currency: currency, AsOf: asOf.UTC()}
+	w := Wallet{SellerID: string(seller), Currency: currency, AsOf: asOf.In(domain.KST)}
 	err := l.pool.QueryRow(ctx, `
 		SELECT COALESCE(sum(amount) FILTER (WHERE bucket = 'pending'), 0),
 		       COALESCE(sum(amount) FILTER (WHERE bucket = 'available'), 0)
-		FROM wallet_movements WHERE seller_id = $1 AND currency = $2 AND occurred_at <= $3`,
-		sellerID, currency, asOf).Scan(&w.Pending, &w.Available)
+		FROM wallet_movements WHERE merchant_id = $1 AND seller_id = $2 AND currency = $3 AND occurred_at <= $4`,
+		merchant, seller, currency, asOf).Scan(&w.Pending, &w.Available)
 	if err != nil {
-		return Wallet{}, fmt.Errorf("wallet of %s: %w", sellerID, err)
+		return Wallet{}, fmt.Errorf("wallet of %s: %w", seller, err)
 	}
 	return w, nil
 }
 
-// WalletHistory returns the movements that make up a seller's wallet as of asOf, oldest first.
-func (l *Ledger) WalletHistory(ctx context.Context, sellerID string, asOf time.Time, currency string) ([]WalletMovement, error) {
+// WalletHistory returns the movements that make up the wallet of the merchant's seller as of
+// asOf, oldest first.
+func (l *Ledger) WalletHistory(ctx context.Context, merchant domain.MerchantID, seller domain.SellerID, asOf time.Time, currency string) ([]WalletMovement, error) {
+	if merchant == "" {
+		return nil, errNoMerchant("wallet history")
+	}
+	if seller == "" {
+		return nil, domain.Errorf(domain.ErrInvalidInput, "sellerId is required")
+	}
 	if currency == "" {
 		currency = string(domain.KRW)
 	}
 	rows, err := l.pool.Query(ctx, `
 		SELECT order_id, line_id, COALESCE(transaction_key, ''), kind, bucket, amount, occurred_at
-		FROM wallet_movements WHERE seller_id = $1 AND currency = $2 AND occurred_at <= $3
-		ORDER BY occurred_at, id`, sellerID, currency, asOf)
+		FROM wallet_movements WHERE merchant_id = $1 AND seller_id = $2 AND currency = $3 AND occurred_at <= $4
+		ORDER BY occurred_at, id`, merchant, seller, currency, asOf)
 	if err != nil {
-		return nil, fmt.Errorf("wallet history of %s: %w", sellerID, err)
+		return nil, fmt.Errorf("wallet history of %s: %w", seller, err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (WalletMovement, error) {
 		var m WalletMovement
-		return m, r.Scan(&m.OrderID, &m.LineID, &m.TransactionKey, &m.Kind, &m.Bucket, &m.Amount, &m.OccurredAt)
+		err := r.Scan(&m.OrderID, &m.LineID, &m.TransactionKey, &m.Kind, &m.Bucket, &m.Amount, &m.OccurredAt)
+		m.OccurredAt = m.OccurredAt.In(domain.KST)
+		return m, err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("wallet history of %s: %w", sellerID, err)
+		return nil, fmt.Errorf("wallet history of %s: %w", seller, err)
 	}
 	if out == nil {
 		out = []WalletMovement{}

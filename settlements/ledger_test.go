@@ -16,8 +16,10 @@ import (
 )
 
 // TestLedgerAfterPaymentsCancelsAndSettlementImport runs payments, a partial cancel and a
-// settlement import against the simulator (fee 3% + 10% VAT, the simulator's defaults), then
-// checks the trial balance and every wallet against figures computed by hand below.
+// settlement import against the simulator (fee 3% + 10% VAT, payout two days after the sale:
+// the simulator's defaults), then checks the trial balance and every wallet against figures
+// computed by hand below, now and at the rows' own dates: settled at the end of today (KST),
+// paid out at the start of the payout day.
 func TestLedgerAfterPaymentsCancelsAndSettlementImport(t *testing.T) {
 	ctx := context.Background()
 	env := testenv.New(t, testenv.Options{})
@@ -37,60 +39,91 @@ func TestLedgerAfterPaymentsCancelsAndSettlementImport(t *testing.T) {
 	waitFor(t, env, "seller-a's pending wallet after the cancel", "/api/v1/wallets/seller-a", "pending", "14000")
 	beforeImport := time.Now()
 
-	today := time.Now().In(time.FixedZone("KST", 9*3600)).Format("2006-01-02")
+	today := time.Now().In(domain.KST).Format(time.DateOnly)
 	sum, err := settlements.NewImporter(env.Toss, env.Commands, testenv.Merchant, nil).Import(ctx, today, today, nil)
 	if err != nil || sum.Recorded != 3 || sum.Errors != 0 {
 		t.Fatalf("import: %+v %v", sum, err)
 	}
-	waitFor(t, env, "seller-a's available wallet after the import", "/api/v1/wallets/seller-a", "available", "14000")
+	var row domain.SettlementRecorded
+	for _, e := range env.Events(t, a) {
+		if s, ok := e.(domain.SettlementRecorded); ok {
+			row = s
+		}
+	}
+	settledAt, paidOutAt, err := domain.SettlementDates(row.SoldDate, row.PaidOutDate)
+	if err != nil || row.SoldDate != today || !paidOutAt.After(settledAt) {
+		t.Fatalf("row sold %q, paid out %q (%v): want sold today and paid out on a later day", row.SoldDate, row.PaidOutDate, err)
+	}
+	asOf := func(at time.Time) string { return "?asOf=" + url.QueryEscape(at.Format(time.RFC3339Nano)) }
+	waitFor(t, env, "seller-a's wallet on the payout day", "/api/v1/wallets/seller-a"+asOf(paidOutAt), "available", "14000")
 
 	// By hand: A approved 25000: fee 750 + 75 = 825, payout 24175. A's cancel −10000:
 	// fee −300 − 30 = −330, payout −9670. B approved 5000: fee 150 + 15 = 165, payout 4835.
-	// bank = 24175 − 9670 + 4835 = 19340; fees = 825 − 330 + 165 = 660;
-	// receivable = 25000 + 5000 − 10000 − (25000 − 10000 + 5000) = 0;
+	// payout = 24175 − 9670 + 4835 = 19340; fees = 825 − 330 + 165 = 660;
+	// receivable = 25000 + 5000 − 10000 = 20000 until settled, then 0;
 	// seller-a owed 15000 − 6000 + 5000 = 14000, seller-b 10000 − 4000 = 6000 (commission 0).
+	sellers := map[string]string{"seller_payable:seller-a": "-14000", "seller_payable:seller-b": "-6000"}
+	with := func(m map[string]string) map[string]string {
+		for k, v := range sellers {
+			m[k] = v
+		}
+		return m
+	}
+	// Now (the rows are dated today, settled at its end): nothing settled yet.
+	checkTrialBalance(t, env, "", with(map[string]string{"psp_receivable:toss": "20000", "psp_payout_due:toss": "0", "bank:operating": "0", "psp_fees:toss": "0"}))
+	// Settled: Toss owes the payout; the bank has nothing until the payout day.
+	checkTrialBalance(t, env, asOf(settledAt), with(map[string]string{"psp_receivable:toss": "0", "psp_payout_due:toss": "19340", "bank:operating": "0", "psp_fees:toss": "660"}))
+	checkTrialBalance(t, env, asOf(paidOutAt.Add(-time.Microsecond)), with(map[string]string{"psp_payout_due:toss": "19340", "bank:operating": "0"}))
+	checkTrialBalance(t, env, asOf(paidOutAt), with(map[string]string{"psp_receivable:toss": "0", "psp_payout_due:toss": "0", "bank:operating": "19340", "psp_fees:toss": "660"}))
+
+	for seller, owed := range map[string]string{"seller-a": "14000", "seller-b": "6000"} {
+		for _, c := range []struct {
+			query              string
+			pending, available string
+		}{
+			{"", owed, "0"}, // before the payout day the money is pending
+			{asOf(beforeImport), owed, "0"},
+			{asOf(settledAt), owed, "0"},
+			{asOf(paidOutAt.Add(-time.Microsecond)), owed, "0"},
+			{asOf(paidOutAt), "0", owed},
+		} {
+			var w struct{ Pending, Available, Currency string }
+			get(t, env, "/api/v1/wallets/"+seller+c.query, &w)
+			if !won(w.Pending).Equal(won(c.pending)) || !won(w.Available).Equal(won(c.available)) {
+				t.Errorf("%s wallet %s: %+v, want pending %s available %s", seller, c.query, w, c.pending, c.available)
+			}
+		}
+	}
+}
+
+// checkTrialBalance checks that the trial balance as of query balances, sums to exactly 0 and
+// holds want (accounts absent from the answer count as 0).
+func checkTrialBalance(t *testing.T, env *testenv.Env, query string, want map[string]string) {
+	t.Helper()
 	var tb struct {
 		Accounts []struct {
 			Account, Type, Debits, Credits, Balance string
 		}
 		TotalDebits, TotalCredits, Currency string
 	}
-	get(t, env, "/api/v1/ledger/trial-balance", &tb)
+	get(t, env, "/api/v1/ledger/trial-balance"+query, &tb)
 	if tb.TotalDebits != tb.TotalCredits || tb.Currency != "KRW" {
-		t.Fatalf("trial balance does not balance: %+v", tb)
+		t.Fatalf("trial balance %s does not balance: %+v", query, tb)
 	}
-	want := map[string]string{
-		"psp_receivable:toss": "0", "bank:operating": "19340", "psp_fees:toss": "660",
-		"seller_payable:seller-a": "-14000", "seller_payable:seller-b": "-6000",
-	}
-	sumBalances := decimal.Zero
+	got := map[string]decimal.Decimal{}
+	sum := decimal.Zero
 	for _, acc := range tb.Accounts {
-		sumBalances = sumBalances.Add(won(acc.Balance))
-		if w, ok := want[acc.Account]; ok && !won(w).Equal(won(acc.Balance)) {
-			t.Errorf("%s balance %s, want %s", acc.Account, acc.Balance, w)
+		b := decimal.RequireFromString(acc.Balance)
+		got[acc.Account] = b
+		sum = sum.Add(b)
+	}
+	if !sum.IsZero() {
+		t.Errorf("trial balance %s sums to %s, want exactly 0", query, sum)
+	}
+	for acc, w := range want {
+		if !got[acc].Equal(decimal.RequireFromString(w)) {
+			t.Errorf("trial balance %s: %s = %s, want %s", query, acc, got[acc], w)
 		}
-		delete(want, acc.Account)
-	}
-	if !sumBalances.IsZero() {
-		t.Errorf("trial balance sums to %s, want exactly 0", sumBalances)
-	}
-	for acc := range want {
-		if acc != "psp_receivable:toss" {
-			t.Errorf("account %s missing from the trial balance", acc)
-		}
-	}
-	for seller, avail := range map[string]string{"seller-a": "14000", "seller-b": "6000"} {
-		var w struct{ Pending, Available, Currency string }
-		get(t, env, "/api/v1/wallets/"+seller, &w)
-		if !won(w.Pending).IsZero() || !won(w.Available).Equal(won(avail)) {
-			t.Errorf("%s wallet %+v, want pending 0 available %s", seller, w, avail)
-		}
-	}
-	// Balances at a past moment: before the import everything was still pending.
-	var past struct{ Pending, Available string }
-	get(t, env, "/api/v1/wallets/seller-a?asOf="+url.QueryEscape(beforeImport.Format(time.RFC3339Nano)), &past)
-	if !won(past.Pending).Equal(won("14000")) || !won(past.Available).IsZero() {
-		t.Errorf("seller-a before the import: %+v, want pending 14000 available 0", past)
 	}
 }
 
