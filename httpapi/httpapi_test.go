@@ -328,6 +328,19 @@ func TestListPaymentsNewestFirstWithCursor(t *testing.T) {
 			t.Fatalf("order %v, want the reverse of %v", seen, created)
 		}
 	}
+	// The defect: a garbage cursor returned the first page. Anything the API did not return,
+	// or returned for another list, is 400.
+	_, first := call(t, "GET", env.API.URL+"/api/v1/payments?limit=3", "")
+	good := first["nextCursor"].(string)
+	for _, bad := range []string{"abc", "0", "MHxh", "%00", good[:len(good)-2], good + "A", "=" + good} {
+		status, body := call(t, "GET", env.API.URL+"/api/v1/payments?limit=3&cursor="+bad, "")
+		if status != http.StatusBadRequest || errCode(body) != "INVALID_REQUEST" {
+			t.Errorf("cursor %q: %d %v, want 400", bad, status, body)
+		}
+	}
+	if status, body := call(t, "GET", env.API.URL+"/api/v1/payments?limit=3&status=SUCCESS&cursor="+good, ""); status != http.StatusBadRequest {
+		t.Errorf("a cursor of another filter: %d %v, want 400", status, body)
+	}
 }
 
 func TestHealthAndReadiness(t *testing.T) {

@@ -5,12 +5,10 @@ package queries
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -119,7 +117,7 @@ func scanPayment(row pgx.Row) (Payment, error) {
 // single payment's read reflects every command already answered (a merchant's success page
 // reads it right after confirm). Lists come from the read model and may trail by milliseconds.
 func (s *Service) Payment(ctx context.Context, merchant domain.MerchantID, orderID string) (Payment, error) {
-	notFound := domain.Errorf(domain.ErrPaymentNotFound, "no payment with orderId %s", truncate(orderID, 64))
+	notFound := domain.Errorf(domain.ErrPaymentNotFound, "no payment with orderId %s", clip(orderID, 64))
 	if merchant == "" {
 		return Payment{}, errors.New("queries: payment without a merchant")
 	}
@@ -197,13 +195,6 @@ func failureOf(events []domain.Event) *Failure {
 	return f
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}
-
 // ListQuery selects a page of payments, newest first.
 type ListQuery struct {
 	Limit       int    // 1–100, default 20
@@ -239,7 +230,7 @@ func (s *Service) ListPayments(ctx context.Context, merchant domain.MerchantID, 
 	if q.Status != "" && !knownStatus(q.Status) {
 		return Page{}, domain.Errorf(domain.ErrInvalidInput, "unknown status %q", q.Status)
 	}
-	after, afterID, err := decodeCursor(q.Cursor)
+	after, afterID, err := decodePaymentsCursor(q)
 	if err != nil {
 		return Page{}, err
 	}
@@ -262,7 +253,7 @@ func (s *Service) ListPayments(ctx context.Context, merchant domain.MerchantID, 
 	if len(payments) > q.Limit {
 		page.Payments = payments[:q.Limit]
 		last := page.Payments[q.Limit-1]
-		page.NextCursor = encodeCursor(last.CreatedAt, last.OrderID)
+		page.NextCursor = encodePaymentsCursor(q, last.CreatedAt, last.OrderID)
 	}
 	if page.Payments == nil {
 		page.Payments = []Payment{}
@@ -279,30 +270,27 @@ func knownStatus(s string) bool {
 	return false
 }
 
-// A cursor is base64url("<created_at unix microseconds>|<order id>") of the last row shown.
-func encodeCursor(t time.Time, orderID string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(t.UnixMicro(), 10) + "|" + orderID))
+// A payments cursor holds the list's filters and the keyset (creation time in microseconds, order
+// id) of the last row shown; a cursor of a list with other filters is refused, since its keyset
+// means nothing there.
+func encodePaymentsCursor(q ListQuery, t time.Time, orderID string) string {
+	return encodeCursorFields("payments", q.Status, strconv.FormatBool(q.NeedsReview), strconv.FormatInt(t.UnixMicro(), 10), orderID)
 }
 
-func decodeCursor(c string) (*time.Time, string, error) {
-	if c == "" {
+func decodePaymentsCursor(q ListQuery) (*time.Time, string, error) {
+	if q.Cursor == "" {
 		return nil, "", nil
 	}
-	bad := domain.Errorf(domain.ErrInvalidInput, "cursor %q is not one this API returned", c)
-	raw, err := base64.RawURLEncoding.DecodeString(c)
+	f, err := decodeCursorFields(q.Cursor, 5)
 	if err != nil {
-		return nil, "", bad
+		return nil, "", err
 	}
-	micros, id, ok := strings.Cut(string(raw), "|")
-	if !ok || id == "" {
-		return nil, "", bad
+	micros, err := strconv.ParseInt(f[3], 10, 64)
+	if f[0] != "payments" || f[1] != q.Status || f[2] != strconv.FormatBool(q.NeedsReview) || err != nil || f[4] == "" {
+		return nil, "", domain.Errorf(domain.ErrInvalidInput, "cursor %q is not one this list returned (another list's, or other filters)", clip(q.Cursor, 40))
 	}
-	n, err := strconv.ParseInt(micros, 10, 64)
-	if err != nil {
-		return nil, "", bad
-	}
-	t := time.UnixMicro(n).UTC()
-	return &t, id, nil
+	t := time.UnixMicro(micros).UTC()
+	return &t, f[4], nil
 }
 
 func deref(s *string) string {
