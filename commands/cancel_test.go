@@ -1,8 +1,10 @@
 package commands_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/paymentledger/ledger/commands"
 	"github.com/paymentledger/ledger/domain"
 	"github.com/paymentledger/ledger/internal/testenv"
+	"github.com/paymentledger/ledger/psp/toss"
 )
 
 // simClock is a settable clock for the simulator (its 1-second rule between cancels).
@@ -150,5 +153,98 @@ func TestLostCancelResponseIsSettledUnderTheSameKey(t *testing.T) {
 	}
 	if st := env.Sim.Stats(); st.CancelsProcessed != 1 {
 		t.Fatalf("simulator processed %d cancels, want 1 (the retry must replay, not refund again)", st.CancelsProcessed)
+	}
+}
+
+// The defect: two refunds of one payment within a second got 403 FORBIDDEN_CONSECUTIVE_REQUEST,
+// replayed under the same key on every retry. Cancels of a payment are spaced a second apart, so
+// both refunds go through, each on its first key.
+func TestTwoRefundsInARowBothSucceed(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	co := approvedOrder(t, env)
+	for i, amt := range []string{"1000", "2000"} {
+		res, err := env.Commands.Cancel(ctx, commands.CancelInput{Merchant: testenv.Merchant, OrderID: co.OrderID,
+			IdempotencyKey: fmt.Sprintf("quick-%d", i), Amount: amount(amt), Reason: "quick"})
+		if err != nil || res.CancelStatus != "CANCELED" {
+			t.Fatalf("refund %d: %+v %v", i+1, res, err)
+		}
+	}
+	if st := env.Sim.Stats(); st.CancelsProcessed != 2 {
+		t.Fatalf("Toss processed %d cancels, want 2", st.CancelsProcessed)
+	}
+	for _, e := range env.Events(t, co.OrderID) {
+		if e.EventType() == domain.EventCancelRetried {
+			t.Fatal("a refund was refused as consecutive: the cancels were not spaced")
+		}
+	}
+}
+
+// consecutiveRefusal is Toss refusing every cancel made under a first attempt's key as too soon
+// after another (a refusal it replays under that key), and passing the rest to the simulator.
+type consecutiveRefusal struct {
+	*toss.Client
+	refused int
+}
+
+func (c *consecutiveRefusal) Cancel(ctx context.Context, key string, req toss.CancelRequest, idem string) (*toss.Payment, error) {
+	if strings.Count(idem, ":") == 2 { // "<order>:cancel:<id>": attempt 1
+		c.refused++
+		return nil, &toss.Error{Op: "cancel", HTTPStatus: 403, Code: "FORBIDDEN_CONSECUTIVE_REQUEST", Message: "too soon", Class: toss.ClassNotExecuted}
+	}
+	return c.Client.Cancel(ctx, key, req, idem)
+}
+
+// A cancel Toss refused without executing it goes on under a new key (CancelRetried) and
+// completes, within the request; it never stays PENDING on a replayed refusal.
+func TestConsecutiveRefusalMovesTheCancelToANewKey(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	co := approvedOrder(t, env)
+	psp := &consecutiveRefusal{Client: env.Toss}
+	svc, err := commands.New(env.Store, commands.OnePSP(psp), commands.Config{Retry: fastRetry(2)}, time.Now, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := svc.Cancel(ctx, commands.CancelInput{Merchant: testenv.Merchant, OrderID: co.OrderID, IdempotencyKey: "r1", Amount: amount("5000"), Reason: "r"})
+	if err != nil || res.CancelStatus != "CANCELED" || psp.refused != 1 {
+		t.Fatalf("cancel: %+v %v (refused %d)", res, err, psp.refused)
+	}
+	events := env.Events(t, co.OrderID)
+	if got := types(events[len(events)-3:]); !equalTypes(got, domain.EventCancelRequested, domain.EventCancelRetried, domain.EventPaymentCanceled) {
+		t.Fatalf("events %v", got)
+	}
+	if err := domain.CheckHistory(events); err != nil {
+		t.Fatal(err)
+	}
+	if st := env.Sim.Stats(); st.CancelsProcessed != 1 {
+		t.Fatalf("Toss processed %d cancels, want 1", st.CancelsProcessed)
+	}
+}
+
+// lostPayment is a Toss that does not know the payment any more (a simulator restarted without
+// its state, a key of another account).
+type lostPayment struct{ *toss.Client }
+
+func (lostPayment) Cancel(context.Context, string, toss.CancelRequest, string) (*toss.Payment, error) {
+	return nil, &toss.Error{Op: "cancel", HTTPStatus: 404, Code: "NOT_FOUND_PAYMENT", Message: "존재하지 않는 결제 정보 입니다.", Class: toss.ClassFinal}
+}
+
+// The defect: a refund of a payment we hold approved was booked as rejected on
+// NOT_FOUND_PAYMENT. Toss not knowing it proves nothing about the refund: it stays pending with
+// an unknown outcome, for recovery and then a person.
+func TestNotFoundOnARefundIsNotARejection(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	co := approvedOrder(t, env)
+	svc, err := commands.New(env.Store, commands.OnePSP(lostPayment{env.Toss}), commands.Config{Retry: fastRetry(1)}, time.Now, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := svc.Cancel(ctx, commands.CancelInput{Merchant: testenv.Merchant, OrderID: co.OrderID, IdempotencyKey: "r1", Amount: amount("5000"), Reason: "r"})
+	if err != nil || res.CancelStatus != "PENDING" || res.Failure == nil || res.Failure.Code != "NOT_FOUND_PAYMENT" {
+		t.Fatalf("cancel: %+v %v, want PENDING", res, err)
+	}
+	for _, e := range env.Events(t, co.OrderID) {
+		if e.EventType() == domain.EventCancelRejected {
+			t.Fatal("NOT_FOUND_PAYMENT was booked as a rejection")
+		}
 	}
 }

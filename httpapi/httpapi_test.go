@@ -1,17 +1,23 @@
 package httpapi_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/shopspring/decimal"
+
+	"github.com/paymentledger/ledger/domain"
 	"github.com/paymentledger/ledger/internal/testenv"
 )
 
@@ -443,4 +449,100 @@ func TestCancelOverHTTP(t *testing.T) {
 		_, p := call(t, "GET", api+"/api/v1/payments/"+orderID, "")
 		return p["status"] == "PARTIALLY_CANCELED"
 	})
+}
+
+// rawGet sends a request line as given (the Go client refuses some of these URLs), with the
+// key, and returns the status and body.
+func rawGet(t *testing.T, env *testenv.Env, target string) (int, string) {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(env.API.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nConnection: close\r\n\r\n", target, env.APIKey)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// The defect: a NUL byte or invalid UTF-8 in a path or query value answered 500. Every such
+// request is 400 with the error shape, and bytes that JSON would silently replace are refused.
+func TestBytesNoFieldCanHoldAre400(t *testing.T) {
+	env := newEnv(t, testenv.Options{})
+	for _, target := range []string{
+		"/api/v1/payments/%00", "/api/v1/payments/order%00x1", "/api/v1/payments/%ff%fe", "/api/v1/payments/a%0Ab",
+		"/api/v1/payments?status=%00", "/api/v1/payments?cursor=%ff", "/api/v1/payments?needsReview=tr%00ue",
+		"/api/v1/ledger/trial-balance?asOf=%ff", "/api/v1/wallets/s%00/movements", "/api/v1/payments?%ff=1",
+		"/api/v1/payments?a=%zz",
+	} {
+		status, body := rawGet(t, env, target)
+		if status != http.StatusBadRequest || !strings.Contains(body, `"code":"INVALID_REQUEST"`) {
+			t.Errorf("GET %s: %d %s, want 400 INVALID_REQUEST", target, status, body)
+		}
+	}
+	before := env.CountEvents(t)
+	checkout := env.API.URL + "/api/v1/payments/checkout"
+	for _, tc := range []struct{ body, code string }{
+		{"{\"orderName\":\"bad \xff\xfe\",\"buyerId\":\"b\",\"lines\":[{\"sellerId\":\"s\",\"productId\":\"p\",\"amount\":\"1000\"}]}", "INVALID_UTF8"},
+		{`{"orderName":"lone \ud800 surrogate","buyerId":"b","lines":[{"sellerId":"s","productId":"p","amount":"1000"}]}`, "INVALID_UTF8"},
+		{`{"orderName":"lone \udc00 low","buyerId":"b","lines":[{"sellerId":"s","productId":"p","amount":"1000"}]}`, "INVALID_UTF8"},
+		{`{"orderName":"nul \u0000","buyerId":"b","lines":[{"sellerId":"s","productId":"p","amount":"1000"}]}`, "INVALID_REQUEST"},
+	} {
+		status, body := call(t, "POST", checkout, tc.body)
+		if status != http.StatusBadRequest || errCode(body) != tc.code {
+			t.Errorf("%q: %d %v, want 400 %s", tc.body, status, body, tc.code)
+		}
+	}
+	// A well-formed surrogate pair is text like any other.
+	if status, body := call(t, "POST", checkout, `{"orderName":"emoji \ud83d\ude00","buyerId":"b","lines":[{"sellerId":"s","productId":"p","amount":"1000"}]}`); status != http.StatusCreated {
+		t.Errorf("a surrogate pair: %d %v", status, body)
+	}
+	if n := env.CountEvents(t); n != before+1 {
+		t.Errorf("%d events written, want only the valid checkout's", n-before)
+	}
+}
+
+// timeLike finds RFC 3339 timestamps in a JSON body.
+var timeLike = regexp.MustCompile(`"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d))"`)
+
+// The defect: the same instant was written in KST in command answers and in UTC in queries. Every
+// time in every answer, the stored events shown in a payment's history included, is RFC 3339
+// with +09:00, as Toss writes.
+func TestEveryTimeIsKST(t *testing.T) {
+	env := newEnv(t, testenv.Options{})
+	co, _ := env.Pay(t, domain.CheckoutLine{SellerID: "seller-k", ProductID: "p", Amount: decimal.NewFromInt(3000)})
+	id := string(co.OrderID)
+	status, body := env.Request(t, "POST", "/api/v1/payments/"+id+"/cancel", `{"amount":"1000","reason":"r"}`, "Idempotency-Key", "kst-1")
+	if status != http.StatusOK {
+		t.Fatalf("cancel: %d %s", status, body)
+	}
+	testenv.WaitFor(t, 10*time.Second, "the ledger to hold the cancel", func() bool {
+		_, b := env.Request(t, "GET", "/api/v1/wallets/seller-k", "")
+		return strings.Contains(string(b), `"pending":"2000"`)
+	})
+	seen := 0
+	for _, path := range []string{
+		"/api/v1/payments/" + id, "/api/v1/payments", "/api/v1/ledger/accounts", "/api/v1/ledger/trial-balance",
+		"/api/v1/ledger/accounts/psp_receivable:toss/postings", "/api/v1/wallets/seller-k", "/api/v1/wallets/seller-k/movements",
+		"/api/v1/ledger/trial-balance?asOf=2026-11-21T03:00:00Z",
+	} {
+		status, b := env.Request(t, "GET", path, "")
+		if status != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", path, status, b)
+		}
+		for _, m := range timeLike.FindAllStringSubmatch(string(b), -1) {
+			seen++
+			if !strings.HasSuffix(m[1], "+09:00") {
+				t.Errorf("GET %s: %s is not in KST", path, m[1])
+			}
+		}
+	}
+	if seen < 20 {
+		t.Fatalf("only %d times found: the check saw too little", seen)
+	}
 }

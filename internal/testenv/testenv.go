@@ -127,7 +127,8 @@ func Do(t testing.TB, apiKey, method, url, body string, header ...string) (int, 
 func New(t testing.TB, opts Options) *Env {
 	t.Helper()
 	if opts.Now == nil {
-		opts.Now = time.Now
+		// As paymentd: recorded times in KST, as Toss writes them.
+		opts.Now = func() time.Time { return time.Now().In(domain.KST) }
 	}
 	logger := Logger(t)
 	e := &Env{Pool: pgtest.NewPool(t)}
