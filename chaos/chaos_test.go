@@ -2,6 +2,7 @@ package chaos_test
 
 import (
 	"context"
+	cryptorand "crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -65,18 +66,22 @@ func runChaos(t *testing.T, bin string, payments, kills int) {
 	t.Cleanup(func() { checkLogs(t, logs) })
 	sim := startProcess(t, logs, filepath.Join(bin, "tosssim"), append([]string{
 		"-addr", simAddr, "-secret-key", secretKey, "-seed", fmt.Sprint(seed),
-		"-webhook-url", apiURL + "/webhooks/toss",
+		"-webhook-url", apiURL + "/webhooks/toss/" + chaosMerchant,
 	}, simFaults...), nil)
 	defer sim.stop()
 	waitHTTP(t, simURL+"/sim/v1/stats", 30*time.Second)
 
 	env := []string{
-		"DATABASE_URL=" + dbURL, "HTTP_ADDR=" + apiAddr, "TOSS_BASE_URL=" + simURL, "TOSS_SECRET_KEY=" + secretKey,
+		"DATABASE_URL=" + dbURL, "HTTP_ADDR=" + apiAddr, "TOSS_BASE_URL=" + simURL, "SECRETS_KEY=" + secretsKey(t),
 		"DATA_DIR=" + t.TempDir(), "LOG_LEVEL=warn",
+		// One key drives everything, and the simulator sends every webhook from 127.0.0.1:
+		// the limits are the production defaults' business, not this test's.
+		"API_KEY_RATE=1000000", "API_KEY_BURST=1000000", "WEBHOOK_RATE=1000000", "WEBHOOK_BURST=1000000",
 		"PSP_TIMEOUT=2s", "PSP_RETRY_BUDGET=4s", "PSP_RETRY_ATTEMPTS=5",
 		"RECOVERY_INTERVAL=200ms", "RECOVERY_STALE_AFTER=2s", "RECOVERY_BASE_DELAY=100ms",
 		"RECOVERY_MAX_DELAY=1s", "RECOVERY_MAX_ATTEMPTS=1000", "RECOVERY_LEASE=10s",
 	}
+	key := createMerchant(t, bin, env)
 	paymentd := &daemon{start: func() *process { return startProcess(t, logs, filepath.Join(bin, "paymentd"), nil, env) }}
 	paymentd.restart()
 	defer paymentd.stop()
@@ -118,7 +123,7 @@ func runChaos(t *testing.T, bin string, payments, kills int) {
 				if i >= payments || t.Failed() {
 					return
 				}
-				orders[i] = drive(t, client, apiURL, simURL, i, deadline)
+				orders[i] = drive(t, client, apiURL, key, simURL, i, deadline)
 				confirmed.Add(1)
 			}
 		})
@@ -229,7 +234,9 @@ func runChaos(t *testing.T, bin string, payments, kills int) {
 		TotalDebits, TotalCredits string
 	}
 	testenv.WaitFor(t, 30*time.Second, "the ledger to show psp_receivable:toss = "+receivable.String(), func() bool {
-		resp, err := http.Get(apiURL + "/api/v1/ledger/trial-balance")
+		req, _ := http.NewRequest("GET", apiURL+"/api/v1/ledger/trial-balance", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return false
 		}
@@ -261,19 +268,23 @@ func runChaos(t *testing.T, bin string, payments, kills int) {
 }
 
 // drive takes payment i from checkout to a confirm answer, retrying while paymentd is down.
-func drive(t *testing.T, c *http.Client, api, sim string, i int, deadline time.Time) string {
+func drive(t *testing.T, c *http.Client, api, key, sim string, i int, deadline time.Time) string {
+	auth := func(h map[string]string) map[string]string {
+		h["Authorization"] = "Bearer " + key
+		return h
+	}
 	body := fmt.Sprintf(`{"orderName":"chaos %d","buyerId":"buyer-%d","lines":[{"sellerId":"seller-%d","productId":"p","amount":"%d"},{"sellerId":"seller-x","productId":"q","amount":"1000"}]}`,
 		i, i, i%7, 1000+i*10)
-	co := retryPost(t, c, api+"/api/v1/payments/checkout", body, map[string]string{"Idempotency-Key": fmt.Sprintf("chaos-%d", i)}, deadline, 201)
+	co := retryPost(t, c, api+"/api/v1/payments/checkout", body, auth(map[string]string{"Idempotency-Key": fmt.Sprintf("chaos-%d", i)}), deadline, 201)
 	orderID, amount := co["orderId"].(string), co["amount"].(string)
 	s := retryPost(t, c, sim+"/sim/v1/sessions", fmt.Sprintf(`{"orderId":%q,"amount":%s,"orderName":"chaos"}`, orderID, amount), nil, deadline, 201)
 	cf := retryPost(t, c, api+"/api/v1/payments/confirm",
-		fmt.Sprintf(`{"paymentKey":%q,"orderId":%q,"amount":%q}`, s["paymentKey"], orderID, amount), nil, deadline, 200, 409)
+		fmt.Sprintf(`{"paymentKey":%q,"orderId":%q,"amount":%q}`, s["paymentKey"], orderID, amount), auth(map[string]string{}), deadline, 200, 409)
 	if cf["status"] == "SUCCESS" && i%3 == 0 {
 		// Refund seller-x's line: a partial cancel under the same faults and kills. A retry after
 		// a kill reuses the Idempotency-Key, so it is the same cancel.
 		retryPost(t, c, api+"/api/v1/payments/"+orderID+"/cancel", `{"amount":"1000","reason":"chaos refund"}`,
-			map[string]string{"Idempotency-Key": fmt.Sprintf("chaos-refund-%d", i)}, deadline, 200)
+			auth(map[string]string{"Idempotency-Key": fmt.Sprintf("chaos-refund-%d", i)}), deadline, 200)
 	}
 	return orderID
 }
@@ -443,14 +454,46 @@ func simStats(t *testing.T, simURL string) stats {
 	return s
 }
 
-// buildBinaries builds paymentd and tosssim once for the test.
+// chaosMerchant is the merchant every chaos payment belongs to.
+const chaosMerchant = "chaos"
+
+// secretsKey is a new key-encryption key for paymentd's SECRETS_KEY.
+func secretsKey(t *testing.T) string {
+	k := make([]byte, 32)
+	if _, err := cryptorand.Read(k); err != nil {
+		t.Fatal(err)
+	}
+	return base64.StdEncoding.EncodeToString(k)
+}
+
+// createMerchant registers the chaos merchant with the simulator's key the way an operator
+// would (paymentctl migrate, merchants create --json) and returns its API key.
+func createMerchant(t *testing.T, bin string, env []string) string {
+	run := func(args ...string) []byte {
+		cmd := exec.Command(filepath.Join(bin, "paymentctl"), args...)
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("paymentctl %v: %v\n%s", args, err, out)
+		}
+		return out
+	}
+	run("migrate")
+	var created struct{ APIKey string }
+	if err := json.Unmarshal(run("merchants", "create", "--id", chaosMerchant, "--name", "Chaos", "--toss-secret-key", secretKey, "--json"), &created); err != nil || created.APIKey == "" {
+		t.Fatalf("merchants create: %v", err)
+	}
+	return created.APIKey
+}
+
+// buildBinaries builds paymentd, paymentctl and tosssim once for the test.
 func buildBinaries(t *testing.T) string {
 	dir := t.TempDir()
 	args := []string{"build", "-o", dir + "/"}
 	if raceEnabled { // the processes under test get the race detector too
 		args = append(args, "-race")
 	}
-	cmd := exec.Command("go", append(args, "./cmd/paymentd", "./cmd/tosssim")...)
+	cmd := exec.Command("go", append(args, "./cmd/paymentd", "./cmd/paymentctl", "./cmd/tosssim")...)
 	cmd.Dir = ".."
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)

@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"sync"
@@ -18,6 +20,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/paymentledger/ledger/domain"
+	"github.com/paymentledger/ledger/httpapi"
 	"github.com/paymentledger/ledger/internal/testenv"
 )
 
@@ -545,4 +548,41 @@ func TestEveryTimeIsKST(t *testing.T) {
 	if seen < 20 {
 		t.Fatalf("only %d times found: the check saw too little", seen)
 	}
+}
+
+// The defect: a failed confirm's log line lacked the orderId. Every line logged for a request
+// that names an order carries it: the access line of a refused confirm included.
+func TestFailedConfirmLogNamesTheOrder(t *testing.T) {
+	env := newEnv(t, testenv.Options{})
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	logger := slog.New(slog.NewJSONHandler(lockedWriter{&mu, &logs}, nil))
+	srv := httptest.NewServer(httpapi.New(env.Commands, env.Queries, env.Pool.Ping, logger, httpapi.AuthConfig{Keys: env.Merchants}))
+	t.Cleanup(srv.Close)
+	status, _ := testenv.Do(t, env.APIKey, "POST", srv.URL+"/api/v1/payments/confirm", `{"paymentKey":"pk","orderId":"order-missing-1","amount":"1000"}`)
+	if status != http.StatusNotFound {
+		t.Fatalf("confirm of an unknown order: %d", status)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		if strings.Contains(line, `"msg":"http"`) && strings.Contains(line, "/payments/confirm") {
+			if !strings.Contains(line, `"orderId":"order-missing-1"`) {
+				t.Fatalf("the access line of a failed confirm lacks the orderId: %s", line)
+			}
+			return
+		}
+	}
+	t.Fatalf("no access line for the confirm:\n%s", logs.String())
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

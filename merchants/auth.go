@@ -53,6 +53,14 @@ func (s *Service) Authenticate(ctx context.Context, apiKey string) (Principal, e
 		return Principal{}, err
 	}
 	k, ok := m.Keys[kid]
+	if !ok {
+		// The index names this merchant, so the key was issued: a state cached before the issue
+		// (on this instance, up to CacheTTL ago) does not know it yet. Read the stream.
+		if m, err = s.load(ctx, merchant); err != nil {
+			return Principal{}, err
+		}
+		k, ok = m.Keys[kid]
+	}
 	switch {
 	case !ok: // indexed, but its event never got appended
 		return Principal{}, &AuthError{Reason: ReasonUnknownKey}

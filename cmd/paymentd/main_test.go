@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,11 +19,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopspring/decimal"
+
 	"github.com/paymentledger/ledger/domain"
 	"github.com/paymentledger/ledger/internal/config"
 	"github.com/paymentledger/ledger/internal/pgtest"
 	"github.com/paymentledger/ledger/internal/testenv"
 	"github.com/paymentledger/ledger/psp/toss"
+	"github.com/paymentledger/ledger/psp/toss/tosssim"
 )
 
 // TestRunServesThePaymentFlowWithTheInProcessSimulator starts paymentd as main would (config
@@ -325,4 +329,94 @@ func TestRemovedSettingsAreRefused(t *testing.T) {
 			t.Errorf("%s set: %v", name, err)
 		}
 	}
+}
+
+// startPaymentd runs paymentd with env until the test ends and returns its base URL.
+func startPaymentd(t *testing.T, env map[string]string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	var logs syncBuffer
+	go func() { done <- run(ctx, nil, envFrom(env), &logs, ready) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("paymentd: %v", err)
+		}
+	})
+	select {
+	case addr := <-ready:
+		return "http://" + addr
+	case err := <-done:
+		t.Fatalf("paymentd exited: %v\n%s", err, logs.String())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("paymentd did not start\n%s", logs.String())
+	}
+	return ""
+}
+
+// TestKeysAcrossTwoInstances runs two paymentd instances on one database and one Toss (the
+// simulator as a separate server): a merchant created through instance A's admin API pays
+// through instance B; a rotation made on A leaves the old key working on B for the grace
+// period; a revocation made on A is refused by B (within AUTH_CACHE_TTL).
+func TestKeysAcrossTwoInstances(t *testing.T) {
+	sim := tosssim.New(tosssim.Config{})
+	simSrv := httptest.NewServer(sim.Handler())
+	t.Cleanup(simSrv.Close)
+	env := map[string]string{
+		"DATABASE_URL":              pgtest.NewDatabase(t),
+		"HTTP_ADDR":                 "127.0.0.1:0",
+		"TOSS_BASE_URL":             simSrv.URL,
+		"SECRETS_KEY":               base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32)),
+		"ADMIN_TOKEN":               "two-instances-admin-token-0123456789abcdef",
+		"AUTH_CACHE_TTL":            "200ms",
+		"RECOVERY_ENABLED":          "false",
+		"SETTLEMENT_IMPORT_ENABLED": "false",
+	}
+	a := startPaymentd(t, withEnv(env, "DATA_DIR", t.TempDir()))
+	b := startPaymentd(t, withEnv(env, "DATA_DIR", t.TempDir()))
+	admin := func(method, url, body string, want int) map[string]any {
+		t.Helper()
+		status, raw := testenv.Do(t, "", method, url, body, "Authorization", "Bearer "+env["ADMIN_TOKEN"])
+		var out map[string]any
+		if json.Unmarshal(raw, &out) != nil || status != want {
+			t.Fatalf("%s %s: %d %s, want %d", method, url, status, raw, want)
+		}
+		return out
+	}
+	created := admin("POST", a+"/admin/v1/merchants", `{"name":"Two instances","tossSecretKey":"test_sk_twoinstances"}`, 201)
+	id, key, keyID := created["merchantId"].(string), created["apiKey"].(string), created["keyId"].(string)
+
+	co := post(t, key, b+"/api/v1/payments/checkout", `{"orderName":"Book","buyerId":"b","lines":[{"sellerId":"s","productId":"p","amount":"5000"}]}`, 201)
+	orderID := co["orderId"].(string)
+	pk, err := sim.CreateSession(orderID, decimal.NewFromInt(5000), "Book")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cf := post(t, key, b+"/api/v1/payments/confirm", fmt.Sprintf(`{"paymentKey":%q,"orderId":%q,"amount":"5000"}`, pk, orderID), 200); cf["status"] != "SUCCESS" {
+		t.Fatalf("confirm through B with the merchant's own Toss key: %v", cf)
+	}
+
+	rotated := admin("POST", a+"/admin/v1/merchants/"+id+"/keys/"+keyID+"/rotate", `{"gracePeriod":"1h"}`, 201)
+	next := rotated["apiKey"].(string)
+	for _, k := range []string{key, next} {
+		if status, body := testenv.Do(t, k, "GET", b+"/api/v1/payments/"+orderID, ""); status != 200 {
+			t.Fatalf("during the grace period B must take both keys: %d %s", status, body)
+		}
+	}
+	admin("POST", a+"/admin/v1/merchants/"+id+"/keys/"+keyID+"/revoke", "", 200)
+	testenv.WaitFor(t, 10*time.Second, "instance B to refuse the revoked key", func() bool {
+		status, _ := testenv.Do(t, key, "GET", b+"/api/v1/payments/"+orderID, "")
+		return status == http.StatusUnauthorized
+	})
+	if status, _ := testenv.Do(t, next, "GET", b+"/api/v1/payments/"+orderID, ""); status != 200 {
+		t.Fatalf("the rotated key after the old one's revocation: %d", status)
+	}
+}
+
+func withEnv(env map[string]string, k, v string) map[string]string {
+	out := maps.Clone(env)
+	out[k] = v
+	return out
 }
