@@ -1,7 +1,9 @@
-// Command tosssim serves the in-memory Toss Payments simulator (package psp/toss/tosssim) on
-// its own port, for local runs and out-of-process tests. Point a Toss client at
-// http://<addr> as its base URL, open buyer sessions with POST /sim/v1/sessions and read the
-// counters at GET /sim/v1/stats.
+// Command tosssim serves the Toss Payments simulator (package psp/toss/tosssim) on its own
+// port, for local runs and out-of-process tests. Point a Toss client at http://<addr> as its
+// base URL, open buyer sessions with POST /sim/v1/sessions and read the counters at
+// GET /sim/v1/stats. Its truth is kept in memory, or, with -database-url, saved in the tosssim
+// schema of that PostgreSQL database so a restart forgets nothing (tosssim.Open; one simulator
+// per database).
 //
 // Flags (each with an environment variable; a flag wins over its variable):
 //
@@ -9,6 +11,8 @@
 //	-secret-key              TOSSSIM_SECRET_KEYS             comma-separated accepted secret keys;
 //	                                                         default: any test_sk_/test_gsk_/test_ak_ key
 //	-mid                     TOSSSIM_MID                     merchant id on payments; default tosssimmid01
+//	-database-url            TOSSSIM_DATABASE_URL            PostgreSQL URL whose tosssim schema keeps
+//	                                                         the simulator's state; default: memory only
 //	-latency                 TOSSSIM_LATENCY                 delay per /v1 request: 20ms, or a uniform
 //	                                                         range 5ms-200ms; default 0
 //	-error-rate              TOSSSIM_ERROR_RATE              share (0..1) of /v1 requests answered,
@@ -53,6 +57,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/shopspring/decimal"
 
 	"github.com/paymentledger/ledger/psp/toss/tosssim"
@@ -71,9 +76,10 @@ const shutdownTimeout = 10 * time.Second
 
 // config is the whole configuration of the command.
 type config struct {
-	Addr       string
-	SecretKeys []string
-	MID        string
+	Addr        string
+	SecretKeys  []string
+	MID         string
+	DatabaseURL string // empty: memory only
 
 	Latency              tosssim.Latency
 	ErrorRate            float64
@@ -118,6 +124,12 @@ func (c config) Validate() error {
 	if len(c.MID) > 14 {
 		errs = append(errs, fmt.Errorf("mid %q is longer than 14 characters", c.MID))
 	}
+	if c.DatabaseURL != "" {
+		// pgx's parse errors show the URL with its password hidden.
+		if _, err := pgxpool.ParseConfig(c.DatabaseURL); err != nil {
+			errs = append(errs, fmt.Errorf("database URL: %w", err))
+		}
+	}
 	if err := c.faults().Validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -150,6 +162,7 @@ func (c config) LogValue() slog.Value {
 		slog.String("addr", c.Addr),
 		slog.Any("secretKeys", masked),
 		slog.String("mid", c.MID),
+		slog.String("databaseURL", redactURL(c.DatabaseURL)),
 		slog.Group("faults",
 			slog.String("latency", c.Latency.String()),
 			slog.Float64("errorRate", c.ErrorRate),
@@ -194,6 +207,7 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	addr := fs.String("addr", envOr(getenv, "TOSSSIM_ADDR", "127.0.0.1:8090"), "listen address (env TOSSSIM_ADDR)")
 	keys := fs.String("secret-key", getenv("TOSSSIM_SECRET_KEYS"), "comma-separated accepted secret keys; empty accepts any test_sk_/test_gsk_/test_ak_ key (env TOSSSIM_SECRET_KEYS)")
 	mid := fs.String("mid", envOr(getenv, "TOSSSIM_MID", "tosssimmid01"), "merchant id (env TOSSSIM_MID)")
+	databaseURL := fs.String("database-url", getenv("TOSSSIM_DATABASE_URL"), "PostgreSQL URL whose tosssim schema keeps the simulator's state across restarts; empty keeps it in memory only (env TOSSSIM_DATABASE_URL)")
 	// The fault settings are read as text so a flag and its variable share one parser and
 	// one error message.
 	latency := fs.String("latency", envOr(getenv, "TOSSSIM_LATENCY", "0"), "delay before each /v1 request: a duration (20ms) or a uniform range (5ms-200ms) (env TOSSSIM_LATENCY)")
@@ -218,7 +232,7 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
-	cfg := config{Addr: *addr, MID: *mid, WebhookURL: strings.TrimSpace(*webhookURL), WebhookReorder: *reorder}
+	cfg := config{Addr: *addr, MID: *mid, DatabaseURL: strings.TrimSpace(*databaseURL), WebhookURL: strings.TrimSpace(*webhookURL), WebhookReorder: *reorder}
 	for k := range strings.SplitSeq(*keys, ",") {
 		if k = strings.TrimSpace(k); k != "" {
 			cfg.SecretKeys = append(cfg.SecretKeys, k)
@@ -294,12 +308,37 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	return serve(ctx, ln, cfg, logger)
 }
 
-// serve runs the simulator on ln until ctx is done, then shuts down gracefully. It closes ln.
-func serve(ctx context.Context, ln net.Listener, cfg config, logger *slog.Logger) error {
-	sim := tosssim.New(tosssim.Config{
+// newSimulator builds the simulator cfg asks for: in memory, or saved to cfg.DatabaseURL.
+func newSimulator(ctx context.Context, cfg config, logger *slog.Logger) (*tosssim.Simulator, error) {
+	simCfg := tosssim.Config{
 		SecretKeys: cfg.SecretKeys, MID: cfg.MID, Faults: cfg.faults(),
 		Settlement: tosssim.SettlementConfig{FeeRate: cfg.SettlementFeeRate, PayoutDays: cfg.SettlementPayoutDays},
-	})
+		Logger:     logger,
+	}
+	if cfg.DatabaseURL == "" {
+		return tosssim.New(simCfg), nil
+	}
+	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	// Open needs the pool only to migrate; the simulator keeps a connection of its own.
+	defer pool.Close()
+	sim, err := tosssim.Open(ctx, simCfg, pool)
+	if err != nil {
+		return nil, err
+	}
+	logger.Info("simulator state is saved in the database's tosssim schema")
+	return sim, nil
+}
+
+// serve runs the simulator on ln until ctx is done, then shuts down gracefully. It closes ln.
+func serve(ctx context.Context, ln net.Listener, cfg config, logger *slog.Logger) error {
+	sim, err := newSimulator(ctx, cfg, logger)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
 	defer sim.Close() // after the server: the last changes' webhooks stop only once nothing can make more
 	srv := &http.Server{
 		Handler:           accessLog(logger, sim.Handler()),

@@ -195,6 +195,18 @@ func TestParseConfig(t *testing.T) {
 				SettlementFeeRate: decimal.RequireFromString("0.03"), SettlementPayoutDays: 2,
 			},
 		},
+		{
+			name: "database URL env",
+			env:  map[string]string{"TOSSSIM_DATABASE_URL": "postgres://postgres@127.0.0.1:5432/sim?sslmode=disable"},
+			want: withDefaults(config{Addr: "127.0.0.1:8090", MID: "tosssimmid01", DatabaseURL: "postgres://postgres@127.0.0.1:5432/sim?sslmode=disable"}),
+		},
+		{
+			name: "database URL flag wins",
+			args: []string{"-database-url", "postgres://127.0.0.1/flag"},
+			env:  map[string]string{"TOSSSIM_DATABASE_URL": "postgres://127.0.0.1/env"},
+			want: withDefaults(config{Addr: "127.0.0.1:8090", MID: "tosssimmid01", DatabaseURL: "postgres://127.0.0.1/flag"}),
+		},
+		{name: "database URL unparsable", args: []string{"-database-url", "postgres://u:pw@127.0.0.1/x?sslmode=sometimes"}, wantErr: "database URL"},
 		{name: "rate above 1", args: []string{"-error-rate", "1.5"}, wantErr: "error-rate: rate 1.5 is outside [0, 1]"},
 		{name: "rate not a number", env: map[string]string{"TOSSSIM_LOST_RESPONSE_RATE": "often"}, wantErr: "lost-response-rate: rate \"often\" is not a number"},
 		{name: "negative duplicate rate", args: []string{"-webhook-url", "http://h/x", "-webhook-duplicate-rate", "-0.1"}, wantErr: "webhook-duplicate-rate"},
@@ -389,22 +401,30 @@ func TestRunWithFaultsAndWebhooks(t *testing.T) {
 		t.Fatal("no webhook")
 	}
 
+	// The access-log line of the dropped confirm is awaited before shutting down: the client
+	// saw the connection close before the handler returned to log, and Shutdown does not wait
+	// for hijacked connections, so run could end (and close the log) first.
+	for dropped := false; !dropped; {
+		select {
+		case m, ok := <-lines:
+			if !ok {
+				t.Fatalf("run ended before logging the dropped confirm: %v", <-done)
+			}
+			dropped = m["msg"] == "request" && m["path"] == "/v1/payments/confirm" && m["dropped"] == true && m["status"] == float64(0)
+		case <-time.After(10 * time.Second):
+			t.Fatal("no access-log line for the dropped confirm")
+		}
+	}
+
 	cancel()
-	sawDropped := false
 	var stopped map[string]any
 	for m := range lines {
-		if m["msg"] == "request" && m["path"] == "/v1/payments/confirm" && m["dropped"] == true && m["status"] == float64(0) {
-			sawDropped = true
-		}
 		if m["msg"] == "stopped" {
 			stopped, _ = m["stats"].(map[string]any)
 		}
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("run: %v", err)
-	}
-	if !sawDropped {
-		t.Fatal("no access-log line for the dropped confirm")
 	}
 	if stopped["lostResponses"] != float64(1) || stopped["webhooksSent"] != float64(1) {
 		t.Fatalf("stopped stats %v", stopped)

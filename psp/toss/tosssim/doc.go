@@ -1,7 +1,8 @@
-// Package tosssim is an in-memory Toss Payments core API (v1, version 2022-11-16) server for
-// tests and local runs. It keeps its own record of truth (payments, their cancels and the
-// transaction rows) and answers with the wire shapes and error codes of
-// /work/shared/toss-api.md, following its simulator checklist (§12).
+// Package tosssim is a Toss Payments core API (v1, version 2022-11-16) server for tests and
+// local runs. It keeps its own record of truth (payments, their cancels and the transaction
+// rows) and answers with the wire shapes and error codes of /work/shared/toss-api.md,
+// following its simulator checklist (§12). New keeps that truth in memory; Open also saves it
+// in PostgreSQL, so a restarted simulator still knows what Toss's side knew (see Persistence).
 //
 // # Simulated
 //
@@ -61,7 +62,8 @@
 //   - Error answers, 5xx included, are stored and replayed under their idempotency key like
 //     successes (§2: "UNCONFIRMED whether transient 5xx answers are stored"). Auth failures,
 //     Test-Code answers, injected errors (Faults.ErrorRate: "never reached processing"), 409
-//     IDEMPOTENT_REQUEST_PROCESSING and INVALID_IDEMPOTENCY_KEY are not stored.
+//     IDEMPOTENT_REQUEST_PROCESSING, INVALID_IDEMPOTENCY_KEY and the 500 of a change a
+//     persisted simulator could not save are not stored.
 //   - 429 carries the code TOO_MANY_REQUESTS and a message of the simulator's own; no Toss
 //     code for it was found (§1, §13).
 //   - A PAYMENT_STATUS_CHANGED webhook goes out on every cancel, also a further partial cancel
@@ -168,7 +170,65 @@
 //     Anything else is 400 INVALID_REQUEST.
 //   - card, easyPay and the other method objects are null.
 //
+// # Persistence
+//
+// Open(ctx, cfg, pool) returns a simulator whose truth is saved in the tosssim schema of
+// pool's database and reloaded from it when it opens; New keeps everything in memory, as
+// before. Reads are always answered from memory: the database is read once, by Open.
+//
+// Saved, and the same after a restart: every payment with all its fields (status, amounts,
+// balance, cancels with their transaction keys and times, failure, method, approvedAt,
+// approval number, the injected confirm error of its session and how many answers of it are
+// left, the time of its last successful cancel, so the 1-second rule holds across a restart);
+// payments a newer session replaced, so their keys are never issued again; every transaction
+// row, from which GET /v1/settlements derives its rows; the executed confirms per orderId
+// (ConfirmsFor); the stored idempotent answers, replayed byte for byte within their TTL
+// (answers past it are deleted by Open).
+//
+// Not saved: the Stats counters, which start at zero in each simulator; the webhook sender's
+// queue (undelivered webhooks and pending retries are lost; a payment's later changes send
+// theirs as usual); in-flight idempotency claims and confirms (a request cut short by a crash
+// never answered, so its key is free and its payment as it was).
+//
+// Write-through. Every operation builds its change on copies of what it alters, saves it in
+// one transaction, and only then applies it to memory and answers: a crash right after an
+// answer cannot forget what it said, and a change the database refused leaves no trace in
+// memory (the Stats counters aside) and sends no webhook. Copy, save, swap was chosen over save-then-mutate because the operations decide and
+// change in one pass (expiry, counters, approval, transaction row); building the change first
+// keeps that code unchanged in shape and gives one place, commit, where memory changes. The
+// idempotent answer is saved in the same transaction as the change that produced it. A read
+// can change state too (an expiry becomes due), and that is saved before the read answers.
+// Changes are saved with the simulator's mutex held, so the database sees them in the order
+// memory does; each save waits for PostgreSQL (at most 10 s). An answer that changed nothing
+// (a refusal under an Idempotency-Key) is saved without the mutex.
+//
+// Store failures. A change that cannot be saved is answered 500 FAILED_INTERNAL_SYSTEM_PROCESSING,
+// as Toss answers an internal failure; the answer is not kept under the Idempotency-Key, so a
+// retry executes; the cause goes to Config.Logger. CreateSession returns that *Error wrapping
+// the cause. A confirm's count is saved on its own when it passes its checks, so a confirm that
+// then fails to save its outcome still counts in ConfirmsFor, in memory and in the database
+// alike. If the simulator's connection is lost, it cannot know whether the last save committed,
+// and it has lost its owner lock: it then refuses every change (500, also a read that finds an
+// expiry due) while other reads go on, until it is closed and opened again, which reloads the
+// truth.
+//
+// One simulator per database. Open takes a PostgreSQL session advisory lock on a connection of
+// its own, held until Close, and every save goes through that connection, so a simulator that
+// lost the lock cannot write. A second Open on the same database, from any process, fails at
+// once with an error wrapping ErrSchemaOwned ("another simulator owns this database's tosssim
+// schema"). Close releases the lock; later changes of the closed simulator answer 500.
+//
+// Schema. Open creates the schema tosssim if needed and applies the SQL files embedded from
+// sql/ with goose, whose version table is tosssim.goose_db_version; nothing outside the schema
+// is touched, the project's own public.goose_db_version included. goose because the project
+// already migrates with it: numbered files, never edited once landed, a version table, and no
+// migration code to maintain here. Only the lock holder migrates, so goose takes no lock of its
+// own. The clock of a persisted simulator is read to the microsecond, PostgreSQL's resolution,
+// so the times it reloads are exactly those it decided on. Amounts are numeric columns, sent
+// and read as text, so the pool needs no decimal codec.
+//
 // A Simulator is safe for concurrent use. One mutex guards the truth; it is never held while
-// writing to the network, and a confirm marks its payment as in flight between its checks
-// and its outcome, so a concurrent duplicate sees the in-flight state.
+// writing to the network (it is while saving to the database), and a confirm marks its
+// payment as in flight between its checks and its outcome, so a concurrent duplicate sees the
+// in-flight state.
 package tosssim

@@ -29,9 +29,9 @@ const (
 	kindCancel
 )
 
-// endpoint is a /v1 route's business logic: it gets the already-read body and returns the
-// answer, which the caller may store for idempotent replay.
-type endpoint func(r *http.Request, body []byte) response
+// endpoint is a /v1 route's business logic: it gets the request with its already-read body
+// and returns the answer, which the caller may store for idempotent replay.
+type endpoint func(x *exchange) response
 
 func (s *Simulator) routes() http.Handler {
 	mux := http.NewServeMux()
@@ -99,14 +99,16 @@ func (s *Simulator) api(kind routeKind, h endpoint) http.Handler {
 			write(w, resp)
 			return
 		}
+		x := &exchange{r: r, body: body}
 		// execute runs the endpoint and says whether its answer is to be lost. Only executed
 		// confirms and cancels lose answers: replays and refusals before execution never do.
 		execute := func() (response, bool) {
 			lost := kind != kindRead && s.rnd.chance(faults.lostRate)
-			return h(r, body), lost
+			return h(x), lost
 		}
 		answer := func(resp response, lost bool) {
-			if lost {
+			// A store failure is the simulator's own, not an injected fault: it is answered.
+			if lost && x.storeErr == nil {
 				s.dropConnection(w, resp)
 				return
 			}
@@ -122,7 +124,8 @@ func (s *Simulator) api(kind routeKind, h endpoint) http.Handler {
 			return
 		}
 		scope := idemScope(idemKey, secretKey, r.Method, r.URL.Path)
-		stored, state := s.idem.begin(scope, s.cfg.Now())
+		now := s.cfg.Now()
+		stored, state := s.idem.begin(scope, now)
 		switch state {
 		case idemReplay:
 			write(w, stored)
@@ -132,6 +135,7 @@ func (s *Simulator) api(kind routeKind, h endpoint) http.Handler {
 			return
 		case idemOwner:
 		}
+		x.idem = &idemClaim{scope: scope, firstUse: now}
 		finished := false
 		defer func() {
 			if !finished { // the endpoint panicked: free the key rather than block it forever
@@ -139,7 +143,16 @@ func (s *Simulator) api(kind routeKind, h endpoint) http.Handler {
 			}
 		}()
 		resp, lost := execute()
-		s.idem.finish(scope, resp) // stored even when lost, as a careful PSP would (DESIGN.md)
+		if x.storeErr == nil && !x.idem.saved {
+			if err := s.saveAnswer(x.idem, resp); err != nil {
+				resp = s.storeFailed(x, "stored answer", err)
+			}
+		}
+		if x.storeErr != nil {
+			s.idem.abandon(scope) // a 500 of the store is not kept: a retry under the key executes
+		} else {
+			s.idem.finish(scope, resp) // stored even when lost, as a careful PSP would (DESIGN.md)
+		}
 		finished = true
 		answer(resp, lost)
 	})
@@ -207,53 +220,53 @@ func testCodeAnswer(r *http.Request, secretKey string) (response, bool) {
 	return errorResponse(&Error{Status: http.StatusBadRequest, Code: code, Message: "테스트 코드로 발생시킨 오류입니다."}), true
 }
 
-func (s *Simulator) handleConfirm(_ *http.Request, body []byte) response {
+func (s *Simulator) handleConfirm(x *exchange) response {
 	var req struct {
 		PaymentKey string          `json:"paymentKey"`
 		OrderID    string          `json:"orderId"`
 		Amount     json.RawMessage `json:"amount"`
 	}
-	if err := json.Unmarshal(body, &req); err != nil {
-		return s.confirmInvalid("")
+	if err := json.Unmarshal(x.body, &req); err != nil {
+		return s.confirmInvalid(x, "")
 	}
 	amount, err := parseAmount(req.Amount, false)
 	if err != nil || utf8.RuneCountInString(req.PaymentKey) > maxPaymentKeyLen {
-		return s.confirmInvalid(req.OrderID)
+		return s.confirmInvalid(x, req.OrderID)
 	}
-	return s.confirm(req.PaymentKey, req.OrderID, amount)
+	return s.confirm(x, req.PaymentKey, req.OrderID, amount)
 }
 
 // confirmInvalid answers a confirm whose body is unusable; it still executed, so it counts.
-func (s *Simulator) confirmInvalid(orderID string) response {
+func (s *Simulator) confirmInvalid(x *exchange, orderID string) response {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.stats.ConfirmsProcessed++
-	if orderID != "" {
-		s.byOrderN[orderID]++
-	}
-	s.mu.Unlock()
-	return errorResponse(apiError("INVALID_REQUEST"))
+	return s.finish(x, s.countConfirm(orderID), errorResponse(apiError("INVALID_REQUEST")))
 }
 
-func (s *Simulator) handleGetByKey(r *http.Request, _ []byte) response {
-	return s.lookup(s.byKey, r.PathValue("paymentKey"))
+func (s *Simulator) handleGetByKey(x *exchange) response {
+	return s.lookup(x, s.byKey, x.r.PathValue("paymentKey"))
 }
 
-func (s *Simulator) handleGetByOrder(r *http.Request, _ []byte) response {
-	return s.lookup(s.byOrder, r.PathValue("orderId"))
+func (s *Simulator) handleGetByOrder(x *exchange) response {
+	return s.lookup(x, s.byOrder, x.r.PathValue("orderId"))
 }
 
-func (s *Simulator) lookup(index map[string]*payment, id string) response {
+// lookup answers a payment read. A read can still change state: it may expire the payment,
+// which is saved before the answer goes out.
+func (s *Simulator) lookup(x *exchange, index map[string]*payment, id string) response {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := index[id]
 	if p == nil {
 		return errorResponse(apiError("NOT_FOUND_PAYMENT"))
 	}
-	s.expireIfDue(p, s.cfg.Now())
-	return s.paymentResponse(p)
+	c := &change{}
+	p = s.expireIfDue(c, p, s.cfg.Now())
+	return s.finish(x, c, s.paymentResponse(p))
 }
 
-func (s *Simulator) handleCancel(r *http.Request, body []byte) response {
+func (s *Simulator) handleCancel(x *exchange) response {
 	var raw struct {
 		CancelReason     *string         `json:"cancelReason"`
 		CancelAmount     json.RawMessage `json:"cancelAmount"`
@@ -265,7 +278,7 @@ func (s *Simulator) handleCancel(r *http.Request, body []byte) response {
 		s.mu.Unlock()
 		return errorResponse(apiError("INVALID_REQUEST"))
 	}
-	if err := json.Unmarshal(body, &raw); err != nil {
+	if err := json.Unmarshal(x.body, &raw); err != nil {
 		return invalid()
 	}
 	if raw.CancelReason == nil || strings.TrimSpace(*raw.CancelReason) == "" ||
@@ -287,7 +300,7 @@ func (s *Simulator) handleCancel(r *http.Request, body []byte) response {
 		}
 		req.refundable = &a
 	}
-	return s.cancel(r.PathValue("paymentKey"), req)
+	return s.cancel(x, x.r.PathValue("paymentKey"), req)
 }
 
 func isJSONNull(raw json.RawMessage) bool {

@@ -1,6 +1,8 @@
 package tosssim
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"sync"
 	"time"
 )
@@ -33,9 +35,11 @@ func newIdemStore(ttl time.Duration) *idemStore {
 }
 
 // idemScope is what Toss matches on: the key, the API key, the method and the path. The body
-// is deliberately not part of it.
+// is deliberately not part of it. It is a SHA-256 in hex, so a persisted simulator keeps no
+// secret key in its tables.
 func idemScope(key, secretKey, method, path string) string {
-	return key + "\x00" + secretKey + "\x00" + method + "\x00" + path
+	sum := sha256.Sum256([]byte(key + "\x00" + secretKey + "\x00" + method + "\x00" + path))
+	return hex.EncodeToString(sum[:])
 }
 
 // begin claims scope for the caller, or reports a stored answer or an in-flight first request.
@@ -64,6 +68,13 @@ func (st *idemStore) finish(scope string, resp response) {
 		e.done = true
 		e.resp = resp
 	}
+}
+
+// restore puts back an answer a persisted simulator saved before a restart.
+func (st *idemStore) restore(a storedAnswer) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.entries[a.scope] = &idemEntry{firstUse: a.firstUse, done: true, resp: a.resp}
 }
 
 // abandon forgets an in-flight claim whose request produced no answer to store.

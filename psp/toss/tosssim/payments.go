@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	mrand "math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,14 +23,46 @@ type payment struct {
 	lastTxKey                       string
 	failure                         *failure
 	approveNo                       string
-	cancels                         []wireCancel
+	cancels                         []cancelRecord
 	lastCancelAt                    time.Time // exact time of the last successful cancel
 	approvals                       int
+	// retired marks a payment replaced by a newer session of its order. Only a change and the
+	// store see retired payments: memory keeps just their keys, so no new payment reuses one.
+	retired bool
 
 	confirmErr     string
 	confirmErrLeft int // answers of confirmErr still due; negative means always
 	confirmOutcome Status
-	confirming     bool // a confirm passed its checks and has not decided yet
+	// confirming is set while a confirm that passed its checks has not decided yet. It lives
+	// in memory only: a confirm cut short by a crash never answered, so the payment it leaves
+	// IN_PROGRESS in the store is the truth.
+	confirming bool
+}
+
+// cancelRecord is one entry of a payment's cancels[] (toss-api.md §5.2). The other fields of
+// the wire shape are constants of the simulator.
+type cancelRecord struct {
+	reason         string
+	at             time.Time // exact; shown to the second
+	amount         decimal.Decimal
+	refundable     decimal.Decimal // the balance after this cancel
+	transactionKey string
+}
+
+func (c cancelRecord) wire() wireCancel {
+	zero := won{decimal.Zero}
+	return wireCancel{
+		CancelReason:           c.reason,
+		CanceledAt:             wireTime(c.at),
+		CancelAmount:           won{c.amount},
+		TaxFreeAmount:          zero,
+		TaxExemptionAmount:     zero,
+		RefundableAmount:       won{c.refundable},
+		TransferDiscountAmount: zero,
+		EasyPayDiscountAmount:  zero,
+		TransactionKey:         c.transactionKey,
+		CancelStatus:           "DONE",
+	}
 }
 
 // transaction is one row of GET /v1/transactions (toss-api.md §6).
@@ -66,20 +99,21 @@ func (s *Simulator) paymentResponse(p *payment) response {
 	return response{status: 200, body: body}
 }
 
-// expireIfDue turns an IN_PROGRESS payment whose confirm window has passed into EXPIRED.
-// Every route calls it before it reads a payment, so expiry needs no background timer; the
-// EXPIRED webhook goes out when that happens. Callers hold s.mu.
+// expireIfDue records in c that an IN_PROGRESS payment whose confirm window has passed is
+// now EXPIRED, and returns the version to read from then on: c's copy if it expired, p
+// otherwise. Every route calls it before it reads a payment, so expiry needs no background
+// timer; the EXPIRED webhook goes out when the change is applied. Callers hold s.mu.
 // A payment whose confirm is already in flight passed the window check and is left alone.
-func (s *Simulator) expireIfDue(p *payment, now time.Time) {
-	if p.status != StatusInProgress || p.confirming {
-		return
+func (s *Simulator) expireIfDue(c *change, p *payment, now time.Time) *payment {
+	if p.status != StatusInProgress || p.confirming || !now.After(p.authenticatedAt.Add(s.cfg.ConfirmWindow)) {
+		return p
 	}
-	if now.After(p.authenticatedAt.Add(s.cfg.ConfirmWindow)) {
-		p.status = StatusExpired
-		f := expiredFailure
-		p.failure = &f
-		s.statusChanged(p)
-	}
+	q := c.edit(p)
+	q.status = StatusExpired
+	f := expiredFailure
+	q.failure = &f
+	c.notify = append(c.notify, q)
+	return q
 }
 
 const alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
@@ -93,7 +127,9 @@ func randomAlnum(n int) string {
 }
 
 // newPaymentKey builds the newer key style of toss-api.md §5.3: the first five characters of
-// the MID, yyyyMMddHHmmss in KST and five random alphanumerics. Callers hold s.mu.
+// the MID, yyyyMMddHHmmss in KST and five random alphanumerics. A key is never issued twice:
+// not one of a live payment, nor one of a payment a newer session replaced (retiredKeys, which
+// a persisted simulator reloads). Callers hold s.mu.
 func (s *Simulator) newPaymentKey(now time.Time) string {
 	prefix := s.cfg.MID
 	if len(prefix) > 5 {
@@ -102,29 +138,29 @@ func (s *Simulator) newPaymentKey(now time.Time) string {
 	stamp := now.In(kst).Format("20060102150405")
 	for {
 		k := prefix + stamp + randomAlnum(5)
-		if _, taken := s.byKey[k]; !taken {
+		if s.byKey[k] == nil && !s.retiredKeys[k] {
 			return k
 		}
 	}
 }
 
-// newTransactionKey returns 32 uppercase hex characters (§5.3), unique in the simulator.
-// Callers hold s.mu.
-func (s *Simulator) newTransactionKey() string {
+// newTransactionKey returns 32 uppercase hex characters (§5.3), unique in the simulator and
+// in c. Callers hold s.mu.
+func (s *Simulator) newTransactionKey(c *change) string {
 	for {
 		b := make([]byte, 16)
 		_, _ = rand.Read(b) // crypto/rand.Read never fails (Go ≥ 1.24)
 		k := strings.ToUpper(hex.EncodeToString(b))
-		if _, taken := s.txByKey[k]; !taken {
+		if _, taken := s.txByKey[k]; !taken && !slices.ContainsFunc(c.txs, func(tx *transaction) bool { return tx.key == k }) {
 			return k
 		}
 	}
 }
 
-// addTransaction appends a transaction row and returns its key. Callers hold s.mu.
-func (s *Simulator) addTransaction(p *payment, st Status, amount decimal.Decimal, at time.Time) string {
+// addTransaction adds a transaction row of p to c and returns its key. Callers hold s.mu.
+func (s *Simulator) addTransaction(c *change, p *payment, st Status, amount decimal.Decimal, at time.Time) string {
 	tx := &transaction{
-		key:        s.newTransactionKey(),
+		key:        s.newTransactionKey(c),
 		paymentKey: p.key,
 		orderID:    p.orderID,
 		method:     p.method,
@@ -132,48 +168,76 @@ func (s *Simulator) addTransaction(p *payment, st Status, amount decimal.Decimal
 		at:         at.Truncate(time.Second),
 		amount:     amount,
 	}
-	s.txs = append(s.txs, tx)
-	s.txByKey[tx.key] = tx
+	c.txs = append(c.txs, tx)
 	return tx.key
 }
 
 // confirm executes POST /v1/payments/confirm after the request was decoded and validated.
-func (s *Simulator) confirm(paymentKey, orderID string, amount decimal.Decimal) response {
+// It runs in two steps, so a concurrent duplicate sees the first one in flight: startConfirm
+// checks and counts under s.mu, then, with no lock held, the test hook runs, and
+// decideConfirm records the outcome.
+func (s *Simulator) confirm(x *exchange, paymentKey, orderID string, amount decimal.Decimal) response {
+	p, resp, proceed := s.startConfirm(x, paymentKey, orderID, amount)
+	if !proceed {
+		return resp
+	}
 	s.mu.Lock()
-	s.stats.ConfirmsProcessed++
-	if orderID != "" {
-		s.byOrderN[orderID]++
-	}
-	if paymentKey == "" || orderID == "" || !amount.IsPositive() {
-		s.mu.Unlock()
-		return errorResponse(apiError("INVALID_REQUEST"))
-	}
-	p := s.byKey[paymentKey]
-	if p == nil {
-		s.mu.Unlock()
-		return errorResponse(apiError("NOT_FOUND_PAYMENT_SESSION"))
-	}
-	s.expireIfDue(p, s.cfg.Now())
-	if e := confirmRefusal(p); e != nil {
-		s.mu.Unlock()
-		return errorResponse(e)
-	}
-	if p.orderID != orderID || !p.total.Equal(amount) {
-		s.mu.Unlock()
-		return errorResponse(apiError("INVALID_REQUEST"))
-	}
-	p.confirming = true
 	hook := s.beforeConfirmCommit
 	s.mu.Unlock()
-
 	if hook != nil {
 		hook(paymentKey)
 	}
+	return s.decideConfirm(x, p)
+}
 
+// startConfirm counts an executed confirm and checks it. It either answers the confirm
+// (proceed false), or marks the payment in flight and returns it.
+func (s *Simulator) startConfirm(x *exchange, paymentKey, orderID string, amount decimal.Decimal) (p *payment, resp response, proceed bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p.confirming = false
+	s.stats.ConfirmsProcessed++
+	c := s.countConfirm(orderID)
+	if paymentKey == "" || orderID == "" || !amount.IsPositive() {
+		return nil, s.finish(x, c, errorResponse(apiError("INVALID_REQUEST"))), false
+	}
+	live := s.byKey[paymentKey]
+	if live == nil {
+		return nil, s.finish(x, c, errorResponse(apiError("NOT_FOUND_PAYMENT_SESSION"))), false
+	}
+	p = s.expireIfDue(c, live, s.cfg.Now())
+	if e := confirmRefusal(p); e != nil {
+		return nil, s.finish(x, c, errorResponse(e)), false
+	}
+	if p.orderID != orderID || !p.total.Equal(amount) {
+		return nil, s.finish(x, c, errorResponse(apiError("INVALID_REQUEST"))), false
+	}
+	// The count is saved now, without an answer: the confirm has executed, whatever its
+	// outcome turns out to be.
+	if err := s.commit(c); err != nil {
+		return nil, s.storeFailed(x, "confirm", err), false
+	}
+	live.confirming = true // p is live: an expired payment was refused above
+	return live, response{}, true
+}
+
+// countConfirm starts a change that counts one more executed confirm for orderID (none for an
+// empty orderID). Callers hold s.mu.
+func (s *Simulator) countConfirm(orderID string) *change {
+	c := &change{}
+	if orderID != "" {
+		c.confirms = map[string]int{orderID: s.byOrderN[orderID] + 1}
+	}
+	return c
+}
+
+// decideConfirm records the outcome of a confirm that startConfirm let through.
+func (s *Simulator) decideConfirm(x *exchange, live *payment) response {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	live.confirming = false
 	now := s.cfg.Now()
+	c := &change{}
+	p := c.edit(live)
 	if p.confirmErr != "" && p.confirmErrLeft != 0 {
 		if p.confirmErrLeft > 0 {
 			p.confirmErrLeft--
@@ -190,15 +254,15 @@ func (s *Simulator) confirm(paymentKey, orderID string, amount decimal.Decimal) 
 		case StatusAborted:
 			p.status = StatusAborted
 			p.failure = &failure{Code: e.Code, Message: e.Message}
-			s.statusChanged(p)
+			c.notify = append(c.notify, p)
 		case StatusDone:
-			s.approve(p, now)
+			s.approve(c, p, now)
 		default: // IN_PROGRESS: unchanged
 		}
-		return errorResponse(e)
+		return s.finish(x, c, errorResponse(e))
 	}
-	s.approve(p, now)
-	return s.paymentResponse(p)
+	s.approve(c, p, now)
+	return s.finish(x, c, s.paymentResponse(p))
 }
 
 // confirmRefusal is the answer to a confirm of p that cannot proceed, or nil.
@@ -218,16 +282,17 @@ func confirmRefusal(p *payment) *Error {
 	}
 }
 
-// approve moves p to DONE and records its approval transaction. Callers hold s.mu.
-func (s *Simulator) approve(p *payment, now time.Time) {
+// approve moves p, a copy in c, to DONE and adds its approval transaction to c. Callers
+// hold s.mu.
+func (s *Simulator) approve(c *change, p *payment, now time.Time) {
 	p.status = StatusDone
 	p.approvedAt = now.Truncate(time.Second)
 	p.failure = nil
 	p.approveNo = fmt.Sprintf("%08d", mrand.IntN(100_000_000))
-	p.lastTxKey = s.addTransaction(p, StatusDone, p.total, now)
+	p.lastTxKey = s.addTransaction(c, p, StatusDone, p.total, now)
 	p.approvals++
-	s.stats.Approvals++
-	s.statusChanged(p)
+	c.approvals++
+	c.notify = append(c.notify, p)
 }
 
 // cancelRequest is a validated cancel body. amount and refundable are nil when absent.
@@ -238,62 +303,55 @@ type cancelRequest struct {
 }
 
 // cancel executes POST /v1/payments/{paymentKey}/cancel.
-func (s *Simulator) cancel(paymentKey string, req cancelRequest) response {
+func (s *Simulator) cancel(x *exchange, paymentKey string, req cancelRequest) response {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.cfg.Now()
 	s.stats.CancelsProcessed++
-	p := s.byKey[paymentKey]
-	if p == nil {
+	live := s.byKey[paymentKey]
+	if live == nil {
 		return errorResponse(apiError("NOT_FOUND_PAYMENT"))
 	}
-	s.expireIfDue(p, now)
+	c := &change{}
+	p := s.expireIfDue(c, live, now)
+	refuse := func(code string) response { return s.finish(x, c, errorResponse(apiError(code))) }
 	if !p.lastCancelAt.IsZero() && now.Sub(p.lastCancelAt) < consecutiveCancelGap {
-		return errorResponse(apiError("FORBIDDEN_CONSECUTIVE_REQUEST"))
+		return refuse("FORBIDDEN_CONSECUTIVE_REQUEST")
 	}
 	switch p.status {
 	case StatusDone, StatusPartialCanceled:
 	case StatusCanceled:
-		return errorResponse(apiError("ALREADY_CANCELED_PAYMENT"))
+		return refuse("ALREADY_CANCELED_PAYMENT")
 	case StatusReady, StatusInProgress, StatusWaitingForDeposit, StatusAborted, StatusExpired:
-		return errorResponse(apiError("NOT_CANCELABLE_PAYMENT"))
+		return refuse("NOT_CANCELABLE_PAYMENT")
 	default:
 		panic(fmt.Sprintf("tosssim: unknown status %q", p.status))
 	}
 	if req.refundable != nil && !req.refundable.Equal(p.balance) {
-		return errorResponse(apiError("NOT_MATCHES_REFUNDABLE_AMOUNT"))
+		return refuse("NOT_MATCHES_REFUNDABLE_AMOUNT")
 	}
 	amount := p.balance
 	if req.amount != nil {
 		amount = *req.amount
 	}
 	if amount.GreaterThan(p.balance) {
-		return errorResponse(apiError("NOT_CANCELABLE_AMOUNT"))
+		return refuse("NOT_CANCELABLE_AMOUNT")
 	}
 
+	p = c.edit(p)
 	p.balance = p.balance.Sub(amount)
 	p.status = StatusPartialCanceled
 	if p.balance.IsZero() {
 		p.status = StatusCanceled
 	}
-	txKey := s.addTransaction(p, p.status, amount, now)
+	txKey := s.addTransaction(c, p, p.status, amount, now)
 	p.lastTxKey = txKey
 	p.lastCancelAt = now
-	zero := won{decimal.Zero}
-	p.cancels = append(p.cancels, wireCancel{
-		CancelReason:           req.reason,
-		CanceledAt:             wireTime(now),
-		CancelAmount:           won{amount},
-		TaxFreeAmount:          zero,
-		TaxExemptionAmount:     zero,
-		RefundableAmount:       won{p.balance},
-		TransferDiscountAmount: zero,
-		EasyPayDiscountAmount:  zero,
-		TransactionKey:         txKey,
-		CancelStatus:           "DONE",
-	})
-	s.statusChanged(p) // every cancel, also a further partial one that stays PARTIAL_CANCELED
-	return s.paymentResponse(p)
+	rec := cancelRecord{reason: req.reason, at: now, amount: amount, refundable: p.balance, transactionKey: txKey}
+	p.cancels = append(p.cancels, rec)
+	c.cancels = append(c.cancels, newCancel{paymentKey: p.key, seq: len(p.cancels) - 1, record: rec})
+	c.notify = append(c.notify, p) // every cancel, also a further partial one that stays PARTIAL_CANCELED
+	return s.finish(x, c, s.paymentResponse(p))
 }
 
 // vatOf splits a tax-inclusive KRW amount: vat = round(amount/11), supplied = amount − vat.
@@ -338,8 +396,8 @@ func (s *Simulator) render(p *payment) wirePayment {
 		k := p.lastTxKey
 		w.LastTransactionKey = &k
 	}
-	if len(p.cancels) > 0 {
-		w.Cancels = append([]wireCancel(nil), p.cancels...)
+	for _, c := range p.cancels {
+		w.Cancels = append(w.Cancels, c.wire())
 	}
 	switch p.status {
 	case StatusInProgress, StatusReady, StatusExpired:

@@ -100,8 +100,8 @@ type settlementRow struct {
 // handleSettlements is GET /v1/settlements: a bare array of the settlement rows whose soldDate
 // (or paidOutDate, with dateType=paidOutDate) lies in [startDate, endDate], ordered by
 // transaction time then transactionKey, page by page.
-func (s *Simulator) handleSettlements(r *http.Request, _ []byte) response {
-	q := r.URL.Query()
+func (s *Simulator) handleSettlements(x *exchange) response {
+	q := x.r.URL.Query()
 	start, okStart := parseSettlementDate(q.Get("startDate"))
 	end, okEnd := parseSettlementDate(q.Get("endDate"))
 	if !okStart || !okEnd {
@@ -184,9 +184,9 @@ func (s *Simulator) renderSettlement(row settlementRow) wireSettlement {
 	if tx.status != StatusDone {
 		amount = amount.Neg()
 		if p != nil {
-			for i := range p.cancels {
-				if p.cancels[i].TransactionKey == tx.key {
-					c := p.cancels[i]
+			for _, rec := range p.cancels {
+				if rec.transactionKey == tx.key {
+					c := rec.wire()
 					cancel = &c
 				}
 			}

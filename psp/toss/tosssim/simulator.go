@@ -1,6 +1,8 @@
 package tosssim
 
 import (
+	"fmt"
+	"log/slog"
 	"maps"
 	"net/http"
 	"regexp"
@@ -32,6 +34,9 @@ type Config struct {
 	Faults Faults
 	// Settlement sets the fee and payout cycle of GET /v1/settlements rows.
 	Settlement SettlementConfig
+	// Logger receives what a persisted simulator cannot tell its clients: why a change could
+	// not be saved (they get a bare 500). Default: discard.
+	Logger *slog.Logger
 }
 
 const (
@@ -57,7 +62,8 @@ const (
 	StatusExpired           Status = "EXPIRED"
 )
 
-// Stats are the simulator's counters since New.
+// Stats are the simulator's counters since New or Open; a persisted simulator does not save
+// them.
 type Stats struct {
 	// ConfirmRequests counts every POST /v1/payments/confirm that passed auth, including
 	// idempotent replays, 409s, Test-Code answers and injected errors.
@@ -123,19 +129,27 @@ type SessionRequest struct {
 	ConfirmErrorOutcome Status
 }
 
-// Simulator is an in-memory Toss Payments server. It is safe for concurrent use.
+// Simulator is a Toss Payments server whose truth lives in memory, optionally saved to
+// PostgreSQL (Open). It is safe for concurrent use.
 type Simulator struct {
-	cfg      Config
-	keys     map[string]bool // nil: accept the test prefixes
-	idem     *idemStore
-	handler  http.Handler
-	mu       sync.Mutex // guards everything below
-	byKey    map[string]*payment
-	byOrder  map[string]*payment
-	txs      []*transaction
-	txByKey  map[string]*transaction
-	stats    Stats
-	byOrderN map[string]int // executed confirms per orderId of the request
+	cfg     Config
+	keys    map[string]bool // nil: accept the test prefixes
+	idem    *idemStore
+	handler http.Handler
+	log     *slog.Logger
+	// store saves every change before it is applied to memory; nil for a memory-only
+	// simulator. Changes of state are saved with mu held, so they reach it in the order of
+	// memory; an idempotent answer alone is saved without it.
+	store *pgStore
+
+	mu          sync.Mutex // guards everything below
+	byKey       map[string]*payment
+	byOrder     map[string]*payment
+	retiredKeys map[string]bool // keys of payments a newer session replaced
+	txs         []*transaction
+	txByKey     map[string]*transaction
+	stats       Stats
+	byOrderN    map[string]int // executed confirms per orderId of the request
 
 	rnd   *lockedRand    // fault decisions, seeded by Faults.Seed
 	hooks *webhookSender // nil unless Faults.WebhookURL is set
@@ -145,9 +159,17 @@ type Simulator struct {
 	beforeConfirmCommit func(paymentKey string)
 }
 
-// New returns a Simulator with cfg's defaults filled in. When cfg.Faults.WebhookURL is set it
-// starts the webhook sender; Close stops it.
+// New returns a memory-only Simulator with cfg's defaults filled in. When
+// cfg.Faults.WebhookURL is set it starts the webhook sender; Close stops it.
 func New(cfg Config) *Simulator {
+	s := newSimulator(cfg)
+	s.startWebhooks()
+	return s
+}
+
+// newSimulator builds an empty simulator with the defaults filled in, its webhook sender not
+// yet started.
+func newSimulator(cfg Config) *Simulator {
 	if cfg.MID == "" {
 		cfg.MID = defaultMID
 	}
@@ -160,19 +182,21 @@ func New(cfg Config) *Simulator {
 	if cfg.IdempotencyTTL <= 0 {
 		cfg.IdempotencyTTL = defaultIdempotencyTTL
 	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
 	cfg.Faults = cfg.Faults.normalized()
 	cfg.Settlement = cfg.Settlement.normalized()
 	s := &Simulator{
-		cfg:      cfg,
-		idem:     newIdemStore(cfg.IdempotencyTTL),
-		byKey:    map[string]*payment{},
-		byOrder:  map[string]*payment{},
-		txByKey:  map[string]*transaction{},
-		byOrderN: map[string]int{},
-		rnd:      newLockedRand(cfg.Faults.Seed),
-	}
-	if cfg.Faults.WebhookURL != "" {
-		s.hooks = newWebhookSender(cfg.Faults, s.rnd, cfg.Now)
+		cfg:         cfg,
+		idem:        newIdemStore(cfg.IdempotencyTTL),
+		log:         cfg.Logger,
+		byKey:       map[string]*payment{},
+		byOrder:     map[string]*payment{},
+		retiredKeys: map[string]bool{},
+		txByKey:     map[string]*transaction{},
+		byOrderN:    map[string]int{},
+		rnd:         newLockedRand(cfg.Faults.Seed),
 	}
 	for _, k := range cfg.SecretKeys {
 		if k = strings.TrimSpace(k); k != "" {
@@ -186,23 +210,41 @@ func New(cfg Config) *Simulator {
 	return s
 }
 
+// startWebhooks starts the webhook sender when a webhook URL is configured.
+func (s *Simulator) startWebhooks() {
+	if s.cfg.Faults.WebhookURL != "" {
+		s.hooks = newWebhookSender(s.cfg.Faults, s.rnd, s.cfg.Now)
+	}
+}
+
 // Handler returns the HTTP handler. Every route is relative, so it works at the root of a
 // server or behind http.StripPrefix.
 func (s *Simulator) Handler() http.Handler { return s.handler }
 
 // CreateSession opens an IN_PROGRESS card payment for orderID, like POST /sim/v1/sessions.
 // It returns the new paymentKey, or an *Error (400 INVALID_REQUEST for bad input, 409
-// DUPLICATED_ORDER_ID when the order is already approved or canceled).
+// DUPLICATED_ORDER_ID when the order is already approved or canceled, 500
+// FAILED_INTERNAL_SYSTEM_PROCESSING, wrapping the cause, when a persisted simulator cannot save
+// the session).
 func (s *Simulator) CreateSession(orderID string, amount decimal.Decimal, orderName string) (string, error) {
 	return s.CreateSessionWith(SessionRequest{OrderID: orderID, Amount: amount, OrderName: orderName})
 }
 
 // Close stops the webhook sender and waits for it: pending retries are dropped and in-flight
-// POSTs canceled. The HTTP handler keeps working, but later changes send no webhooks. Close
-// is safe to call more than once, and a no-op without a webhook URL.
+// POSTs canceled. A persisted simulator then waits for the change being saved, if any, stops
+// saving and releases its database (the owner lock), so another simulator may Open it. The
+// HTTP handler keeps working, but later changes send no webhooks, and on a persisted
+// simulator they fail with 500 FAILED_INTERNAL_SYSTEM_PROCESSING while reads still answer.
+// Close is safe to call more than once; on a memory simulator without a webhook URL it does
+// nothing.
 func (s *Simulator) Close() {
 	if s.hooks != nil {
 		s.hooks.close()
+	}
+	if s.store != nil {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.store.close()
 	}
 }
 
@@ -227,15 +269,17 @@ func (s *Simulator) addWebhookStats(st *Stats) {
 }
 
 // ConfirmsFor returns how many confirms executed for orderID (the orderId in the request
-// body). Idempotent replays, 409s and Test-Code answers are not counted; they are in
-// Stats.ConfirmRequests only.
+// body), across restarts for a persisted simulator. Idempotent replays, 409s and Test-Code
+// answers are not counted; they are in Stats.ConfirmRequests only.
 func (s *Simulator) ConfirmsFor(orderID string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.byOrderN[orderID]
 }
 
-// Payment returns the current truth about the newest payment of orderID.
+// Payment returns the current truth about the newest payment of orderID. On a persisted
+// simulator whose store fails to save an expiry that has become due, it shows the payment as
+// saved (IN_PROGRESS); the next route that touches the payment tries again.
 func (s *Simulator) Payment(orderID string) (PaymentView, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -243,7 +287,12 @@ func (s *Simulator) Payment(orderID string) (PaymentView, bool) {
 	if p == nil {
 		return PaymentView{}, false
 	}
-	s.expireIfDue(p, s.cfg.Now())
+	c := &change{}
+	s.expireIfDue(c, p, s.cfg.Now())
+	// Applying a change overwrites the live payment, so p shows the expiry once it is saved.
+	if err := s.commit(c); err != nil {
+		s.logStoreFailure("expiry", err)
+	}
 	v := PaymentView{
 		PaymentKey:         p.key,
 		OrderID:            p.orderID,
@@ -303,8 +352,9 @@ func (s *Simulator) CreateSessionWith(req SessionRequest) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.cfg.Now()
+	c := &change{}
 	if old := s.byOrder[req.OrderID]; old != nil {
-		s.expireIfDue(old, now)
+		old = s.expireIfDue(c, old, now)
 		if old.confirming {
 			// Its confirm already passed its checks; the order is as good as processed.
 			return "", apiError("DUPLICATED_ORDER_ID")
@@ -313,7 +363,7 @@ func (s *Simulator) CreateSessionWith(req SessionRequest) (string, error) {
 		case StatusDone, StatusCanceled, StatusPartialCanceled, StatusWaitingForDeposit:
 			return "", apiError("DUPLICATED_ORDER_ID")
 		case StatusReady, StatusInProgress, StatusAborted, StatusExpired:
-			delete(s.byKey, old.key)
+			c.edit(old).retired = true
 		}
 	}
 	p := &payment{
@@ -333,7 +383,11 @@ func (s *Simulator) CreateSessionWith(req SessionRequest) (string, error) {
 	if p.confirmErr != "" && p.confirmErrLeft == 0 {
 		p.confirmErrLeft = 1
 	}
-	s.byKey[p.key] = p
-	s.byOrder[p.orderID] = p
+	// The old payment, if any, is retired before the new one takes its order.
+	c.payments = append(c.payments, p)
+	if err := s.commit(c); err != nil {
+		s.logStoreFailure("session", err)
+		return "", fmt.Errorf("%w: %w", apiError("FAILED_INTERNAL_SYSTEM_PROCESSING"), err)
+	}
 	return p.key, nil
 }

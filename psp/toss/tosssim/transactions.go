@@ -30,8 +30,8 @@ func parseLocalDateTime(v string) (time.Time, bool) {
 // handleTransactions is GET /v1/transactions: a bare array of the transactions whose
 // transactionAt lies in [startDate, endDate], ordered by transactionAt then transactionKey,
 // starting after startingAfter, at most limit rows.
-func (s *Simulator) handleTransactions(r *http.Request, _ []byte) response {
-	q := r.URL.Query()
+func (s *Simulator) handleTransactions(x *exchange) response {
+	q := x.r.URL.Query()
 	start, okStart := parseLocalDateTime(q.Get("startDate"))
 	end, okEnd := parseLocalDateTime(q.Get("endDate"))
 	if !okStart || !okEnd {
