@@ -109,8 +109,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	demoTossKey := cfg.DemoTossSecretKey
 	if cfg.TossSimulator {
 		self := "http://" + loopbackAddr(ln.Addr())
-		// It accepts any test_sk_ key, so every merchant of a simulator run can take payments.
-		sim = tosssim.New(tosssim.Config{Faults: tosssim.Faults{WebhookURL: self + "/webhooks/toss/" + string(demoMerchant)}})
+		// It accepts any test_sk_ key, so every merchant of a simulator run can take payments,
+		// and keeps Toss's side in its own schema of this database, so a restart remembers it.
+		sim, err = tosssim.Open(ctx, tosssim.Config{
+			Faults: tosssim.Faults{WebhookURL: self + "/webhooks/toss/" + string(demoMerchant)},
+			Logger: logger.With("component", "tosssim"),
+		}, pool)
+		if err != nil {
+			return fmt.Errorf("TOSS_SIMULATOR: %w", err)
+		}
 		defer sim.Close()
 		tossURL = self + simPrefix
 		logger.Warn("TOSS_SIMULATOR: serving the Toss simulator in-process; no real payment is made",

@@ -122,6 +122,12 @@ func TestRunServesThePaymentFlowWithTheInProcessSimulator(t *testing.T) {
 	if status, _ := testenv.Do(t, key, "GET", "http://"+addr+"/api/v1/payments/"+orderID, ""); status != 200 {
 		t.Fatalf("the demo key after a restart: %d", status)
 	}
+	// The defect: a restart forgot the in-process simulator's side, so Toss no longer knew the
+	// payment and a refund failed. The simulator's state lives in the database now.
+	status, body = testenv.Do(t, key, "POST", "http://"+addr+"/api/v1/payments/"+orderID+"/cancel", `{"amount":"5000","reason":"after a restart"}`, "Idempotency-Key", "restart-refund")
+	if status != 200 || !strings.Contains(string(body), `"cancelStatus":"CANCELED"`) {
+		t.Fatalf("refund after a restart: %d %s", status, body)
+	}
 	cancel2()
 	if err := <-done2; err != nil {
 		t.Fatal(err)
