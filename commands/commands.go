@@ -1,6 +1,10 @@
 // Package commands holds one handler per use case of the command side: load the payment's
 // stream, decide with the domain, append with the expected version, and call the PSP outside any
 // database transaction. Handlers take and return plain Go values; HTTP lives in httpapi.
+//
+// Every use case a merchant asks for names the merchant: a payment of another merchant is not
+// found, exactly as if it did not exist. Each PSP call is made with the payment's merchant's own
+// Toss client (PSPFor).
 package commands
 
 import (

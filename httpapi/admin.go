@@ -101,65 +101,59 @@ func (h adminHandlers) list(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"merchants": ms})
 }
 
-func (h adminHandlers) show(w http.ResponseWriter, r *http.Request) {
+// forMerchant answers a route on the merchant of the path: f's result with status, or its error.
+func (h adminHandlers) forMerchant(w http.ResponseWriter, r *http.Request, status int, f func(domain.MerchantID) (any, error)) {
 	id, err := merchantVar(r)
-	if err != nil {
-		h.fail(w, r, err)
-		return
+	if err == nil {
+		var res any
+		if res, err = f(id); err == nil {
+			writeJSON(w, status, res)
+			return
+		}
 	}
-	d, err := h.a.Show(r.Context(), id)
-	if err != nil {
-		h.fail(w, r, err)
-		return
+	h.fail(w, r, err)
+}
+
+// optionalJSON decodes a body that may be left out.
+func optionalJSON(w http.ResponseWriter, r *http.Request, dst any) error {
+	if r.ContentLength == 0 {
+		return nil
 	}
-	writeJSON(w, http.StatusOK, d)
+	return decodeJSON(w, r, dst)
+}
+
+func (h adminHandlers) show(w http.ResponseWriter, r *http.Request) {
+	h.forMerchant(w, r, http.StatusOK, func(id domain.MerchantID) (any, error) {
+		return h.a.Show(r.Context(), id)
+	})
 }
 
 func (h adminHandlers) setTossKey(w http.ResponseWriter, r *http.Request) {
-	id, err := merchantVar(r)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	var req struct {
-		TossSecretKey string `json:"tossSecretKey"`
-	}
-	if err := decodeJSON(w, r, &req); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	d, err := h.a.SetTossKey(r.Context(), id, req.TossSecretKey, merchants.ActorAdmin)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, d)
+	h.forMerchant(w, r, http.StatusOK, func(id domain.MerchantID) (any, error) {
+		var req struct {
+			TossSecretKey string `json:"tossSecretKey"`
+		}
+		if err := decodeJSON(w, r, &req); err != nil {
+			return nil, err
+		}
+		return h.a.SetTossKey(r.Context(), id, req.TossSecretKey, merchants.ActorAdmin)
+	})
 }
 
 func (h adminHandlers) setCommission(w http.ResponseWriter, r *http.Request) {
-	id, err := merchantVar(r)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	var req struct {
-		Rate string `json:"rate"`
-	}
-	if err := decodeJSON(w, r, &req); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	rate, err := parseRate(req.Rate)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	d, err := h.a.SetCommission(r.Context(), id, rate, merchants.ActorAdmin)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, d)
+	h.forMerchant(w, r, http.StatusOK, func(id domain.MerchantID) (any, error) {
+		var req struct {
+			Rate string `json:"rate"`
+		}
+		if err := decodeJSON(w, r, &req); err != nil {
+			return nil, err
+		}
+		rate, err := parseRate(req.Rate)
+		if err != nil {
+			return nil, err
+		}
+		return h.a.SetCommission(r.Context(), id, rate, merchants.ActorAdmin)
+	})
 }
 
 // parseRate reads a commission rate: a plain decimal fraction such as "0.1".
@@ -175,91 +169,57 @@ func parseRate(s string) (decimal.Decimal, error) {
 }
 
 func (h adminHandlers) issueKey(w http.ResponseWriter, r *http.Request) {
-	id, err := merchantVar(r)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	var req struct {
-		Scopes []string `json:"scopes"`
-	}
-	if r.ContentLength != 0 {
-		if err := decodeJSON(w, r, &req); err != nil {
-			h.fail(w, r, err)
-			return
+	h.forMerchant(w, r, http.StatusCreated, func(id domain.MerchantID) (any, error) {
+		var req struct {
+			Scopes []string `json:"scopes"`
 		}
-	}
-	var scopes []domain.Scope
-	if req.Scopes != nil {
-		if scopes, err = domain.ParseScopes(req.Scopes); err != nil {
-			h.fail(w, r, err)
-			return
+		if err := optionalJSON(w, r, &req); err != nil {
+			return nil, err
 		}
-	}
-	k, err := h.a.IssueKey(r.Context(), id, scopes, merchants.ActorAdmin)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, k)
+		var scopes []domain.Scope
+		if req.Scopes != nil {
+			var err error
+			if scopes, err = domain.ParseScopes(req.Scopes); err != nil {
+				return nil, err
+			}
+		}
+		return h.a.IssueKey(r.Context(), id, scopes, merchants.ActorAdmin)
+	})
 }
 
 func (h adminHandlers) listKeys(w http.ResponseWriter, r *http.Request) {
-	id, err := merchantVar(r)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	d, err := h.a.Show(r.Context(), id)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"merchantId": d.MerchantID, "keys": d.Keys})
+	h.forMerchant(w, r, http.StatusOK, func(id domain.MerchantID) (any, error) {
+		d, err := h.a.Show(r.Context(), id)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"merchantId": d.MerchantID, "keys": d.Keys}, nil
+	})
 }
 
 func (h adminHandlers) revokeKey(w http.ResponseWriter, r *http.Request) {
-	id, err := merchantVar(r)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	k, err := h.a.RevokeKey(r.Context(), id, domain.APIKeyID(mux.Vars(r)["keyId"]), merchants.ActorAdmin)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, k)
+	h.forMerchant(w, r, http.StatusOK, func(id domain.MerchantID) (any, error) {
+		return h.a.RevokeKey(r.Context(), id, domain.APIKeyID(mux.Vars(r)["keyId"]), merchants.ActorAdmin)
+	})
 }
 
 func (h adminHandlers) rotateKey(w http.ResponseWriter, r *http.Request) {
-	id, err := merchantVar(r)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	var req struct {
-		GracePeriod string `json:"gracePeriod"`
-	}
-	if r.ContentLength != 0 {
-		if err := decodeJSON(w, r, &req); err != nil {
-			h.fail(w, r, err)
-			return
+	h.forMerchant(w, r, http.StatusCreated, func(id domain.MerchantID) (any, error) {
+		var req struct {
+			GracePeriod string `json:"gracePeriod"`
 		}
-	}
-	grace := h.grace
-	if req.GracePeriod != "" {
-		if grace, err = time.ParseDuration(req.GracePeriod); err != nil || grace < 0 || grace > maxGrace {
-			h.fail(w, r, badRequest("INVALID_REQUEST", "gracePeriod must be a duration from 0s to %s such as \"24h\", got %q", maxGrace, truncate(req.GracePeriod, 40)))
-			return
+		if err := optionalJSON(w, r, &req); err != nil {
+			return nil, err
 		}
-	}
-	k, err := h.a.RotateKey(r.Context(), id, domain.APIKeyID(mux.Vars(r)["keyId"]), grace, merchants.ActorAdmin)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, k)
+		grace := h.grace
+		if req.GracePeriod != "" {
+			var err error
+			if grace, err = time.ParseDuration(req.GracePeriod); err != nil || grace < 0 || grace > maxGrace {
+				return nil, badRequest("INVALID_REQUEST", "gracePeriod must be a duration from 0s to %s such as \"24h\", got %q", maxGrace, truncate(req.GracePeriod, 40))
+			}
+		}
+		return h.a.RotateKey(r.Context(), id, domain.APIKeyID(mux.Vars(r)["keyId"]), grace, merchants.ActorAdmin)
+	})
 }
 
 // maxGrace bounds a rotation's grace period: a rotation is not a way to keep a key for ever.

@@ -1,6 +1,12 @@
-// Package httpapi is the HTTP adapter: routes, JSON decoding and encoding, and the one table that
-// maps domain error kinds to status codes. It holds no business rules: handlers decode, call
-// commands or queries, and encode.
+// Package httpapi is the HTTP adapter: routes and who may call each (an API key with the route's
+// scope, the admin token, or anyone), rate limits, input checks, JSON decoding and encoding, and
+// the one table that maps domain error kinds to status codes. It holds no business rules:
+// handlers decode, call commands or queries for the request's merchant, and encode.
+//
+// Authentication: a merchant's API key as the user name of HTTP Basic (as Toss takes its own
+// keys) or as a Bearer token. Failed authentications are limited per client address and requests
+// per key; both answer 429 with Retry-After. The client address is the TCP peer's: forwarding
+// headers are not trusted.
 package httpapi
 
 import (

@@ -39,36 +39,19 @@ func newEnv(t testing.TB, opts testenv.Options) *testenv.Env {
 // call sends a JSON request and decodes the JSON answer into a map.
 func call(t testing.TB, method, url, body string, header ...string) (int, map[string]any) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	apiKeys.Range(func(base, key any) bool {
+	key := ""
+	apiKeys.Range(func(base, k any) bool {
 		if strings.HasPrefix(url, base.(string)+"/") {
-			req.Header.Set("Authorization", "Bearer "+key.(string))
+			key = k.(string)
 		}
 		return true
 	})
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	status, raw := testenv.Do(t, key, method, url, body, header...)
 	var out map[string]any
 	if err := json.Unmarshal(raw, &out); err != nil {
-		t.Fatalf("%s %s: status %d, body is not JSON: %q", method, url, resp.StatusCode, raw)
+		t.Fatalf("%s %s: status %d, body is not JSON: %q", method, url, status, raw)
 	}
-	return resp.StatusCode, out
+	return status, out
 }
 
 const checkoutBody = `{"orderName":"Two books","buyerId":"buyer-1","lines":[

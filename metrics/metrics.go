@@ -107,7 +107,7 @@ func New(pool *pgxpool.Pool, opts ...Option) *Metrics {
 		}, []string{"route", "method", "code"}),
 		tossDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Subsystem: "toss", Name: "request_duration_seconds",
-			Help: "Time of one HTTP call to Toss Payments, by operation and outcome (ok, unknown_outcome, final, merchant_config).",
+			Help: "Time of one HTTP call to Toss Payments, by operation and outcome (ok, unknown_outcome, final, merchant_config, not_executed).",
 			// Toss's own deadlines are 30 s (payments) and 65 s (lookups).
 			Buckets: []float64{.025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 		}, []string{"op", "outcome"}),
@@ -177,6 +177,8 @@ func tossOutcome(err error) string {
 		return "final"
 	case toss.ClassMerchantConfig:
 		return "merchant_config"
+	case toss.ClassNotExecuted:
+		return "not_executed"
 	}
 	// A class added to toss without a label here: the caller must still treat it as unknown.
 	return "unknown_outcome"

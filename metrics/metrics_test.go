@@ -223,6 +223,8 @@ func TestTossCallsByOperationAndOutcome(t *testing.T) {
 	m.ObserveToss(toss.CallInfo{Op: "confirm", Duration: 250 * time.Millisecond, HTTPStatus: 401,
 		Err: &toss.Error{Op: "confirm", HTTPStatus: 401, Code: "UNAUTHORIZED_KEY", Class: toss.ClassMerchantConfig}})
 	m.ObserveToss(toss.CallInfo{Op: "confirm", Duration: 2 * time.Second, Err: errors.New("not a toss error")})
+	m.ObserveToss(toss.CallInfo{Op: "cancel", Duration: 100 * time.Millisecond, HTTPStatus: 403,
+		Err: &toss.Error{Op: "cancel", HTTPStatus: 403, Code: "FORBIDDEN_CONSECUTIVE_REQUEST", Class: toss.ClassNotExecuted}})
 
 	text := scrape(t, m.Handler())
 	const name = "paymentledger_toss_request_duration_seconds"
@@ -233,6 +235,7 @@ func TestTossCallsByOperationAndOutcome(t *testing.T) {
 	wantValue(t, text, name+`_count{op="confirm",outcome="merchant_config"}`, 1)
 	wantValue(t, text, name+`_bucket{op="confirm",outcome="merchant_config",le="0.25"}`, 1)
 	wantValue(t, text, name+`_bucket{op="confirm",outcome="merchant_config",le="0.1"}`, 0)
+	wantValue(t, text, name+`_count{op="cancel",outcome="not_executed"}`, 1)
 }
 
 func TestBreakerState(t *testing.T) {

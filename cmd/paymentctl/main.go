@@ -136,7 +136,7 @@ func (o *operator) importSettlements(ctx context.Context, merchant domain.Mercha
 	if err != nil {
 		return err
 	}
-	defer env.close()
+	defer env.pool.Close()
 	client, err := env.dir.Client(ctx, merchant)
 	if err != nil {
 		return err

@@ -45,7 +45,15 @@ type opEnv struct {
 	dir   *merchants.Directory
 }
 
-func (e opEnv) close() { e.pool.Close() }
+// with opens the environment, runs f and closes it.
+func (o *operator) with(ctx context.Context, needKeyring bool, f func(opEnv) error) error {
+	env, err := o.open(ctx, needKeyring)
+	if err != nil {
+		return err
+	}
+	defer env.pool.Close()
+	return f(env)
+}
 
 // open reads the environment and connects. needKeyring: the command seals or opens Toss keys,
 // so SECRETS_KEY (or the simulator's generated key file under DATA_DIR) must be there.
@@ -182,16 +190,13 @@ func (o *operator) merchantsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			env, err := o.open(cmd.Context(), key != "")
-			if err != nil {
-				return err
-			}
-			defer env.close()
-			issued, err := env.svc.Create(cmd.Context(), merchants.CreateInput{ID: domain.MerchantID(id), Name: name, TossSecretKey: key, Actor: merchants.ActorOperator})
-			if err != nil {
-				return err
-			}
-			return o.printIssued(issued, asJSON)
+			return o.with(cmd.Context(), key != "", func(env opEnv) error {
+				issued, err := env.svc.Create(cmd.Context(), merchants.CreateInput{ID: domain.MerchantID(id), Name: name, TossSecretKey: key, Actor: merchants.ActorOperator})
+				if err != nil {
+					return err
+				}
+				return o.printIssued(issued, asJSON)
+			})
 		},
 	}
 	create.Flags().StringVar(&name, "name", "", "display name (required)")
@@ -206,28 +211,25 @@ func (o *operator) merchantsCommand() *cobra.Command {
 		Short: "List merchants",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			env, err := o.open(cmd.Context(), false)
-			if err != nil {
-				return err
-			}
-			defer env.close()
-			// The list is a read model paymentd keeps; bring it up to date in case none runs.
-			if err := projections.CatchUp(cmd.Context(), env.pool, env.store, projections.Merchants{}); err != nil {
-				return err
-			}
-			ms, err := env.svc.List(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if listJSON {
-				return o.printJSON(map[string]any{"merchants": ms})
-			}
-			tw := tabwriter.NewWriter(o.stdout, 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "MERCHANT\tNAME\tMODE\tTOSS KEY\tCOMMISSION\tREGISTERED")
-			for _, m := range ms {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.MerchantID, m.Name, m.Mode, m.TossKey, m.CommissionRate, m.RegisteredAt.Format(time.RFC3339))
-			}
-			return tw.Flush()
+			return o.with(cmd.Context(), false, func(env opEnv) error {
+				// The list is a read model paymentd keeps; bring it up to date in case none runs.
+				if err := projections.CatchUp(cmd.Context(), env.pool, env.store, projections.Merchants{}); err != nil {
+					return err
+				}
+				ms, err := env.svc.List(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if listJSON {
+					return o.printJSON(map[string]any{"merchants": ms})
+				}
+				tw := tabwriter.NewWriter(o.stdout, 2, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "MERCHANT\tNAME\tMODE\tTOSS KEY\tCOMMISSION\tREGISTERED")
+				for _, m := range ms {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.MerchantID, m.Name, m.Mode, m.TossKey, m.CommissionRate, m.RegisteredAt.Format(time.RFC3339))
+				}
+				return tw.Flush()
+			})
 		},
 	}
 	list.Flags().BoolVar(&listJSON, "json", false, "print JSON")
@@ -242,16 +244,13 @@ func (o *operator) merchantsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			env, err := o.open(cmd.Context(), false)
-			if err != nil {
-				return err
-			}
-			defer env.close()
-			d, err := env.svc.Show(cmd.Context(), id)
-			if err != nil {
-				return err
-			}
-			return o.printDetail(d, showJSON)
+			return o.with(cmd.Context(), false, func(env opEnv) error {
+				d, err := env.svc.Show(cmd.Context(), id)
+				if err != nil {
+					return err
+				}
+				return o.printDetail(d, showJSON)
+			})
 		},
 	}
 	show.Flags().BoolVar(&showJSON, "json", false, "print JSON")
@@ -270,17 +269,14 @@ func (o *operator) merchantsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			env, err := o.open(cmd.Context(), true)
-			if err != nil {
-				return err
-			}
-			defer env.close()
-			d, err := env.svc.SetTossKey(cmd.Context(), id, key, merchants.ActorOperator)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(o.stdout, "Toss key of %s set: %s (%s)\n", d.MerchantID, d.TossKey, d.Mode)
-			return nil
+			return o.with(cmd.Context(), true, func(env opEnv) error {
+				d, err := env.svc.SetTossKey(cmd.Context(), id, key, merchants.ActorOperator)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(o.stdout, "Toss key of %s set: %s (%s)\n", d.MerchantID, d.TossKey, d.Mode)
+				return nil
+			})
 		},
 	}
 	setToss.Flags().StringVar(&setKey, "toss-secret-key", "", "the Toss secret key; - reads it from stdin (required)")
@@ -300,17 +296,14 @@ func (o *operator) merchantsCommand() *cobra.Command {
 			if err != nil || domain.CheckCommissionRate(r) != nil || strings.ContainsAny(rate, "eE") {
 				return fmt.Errorf("--rate %q must be a decimal fraction from 0 up to (not including) 1, e.g. 0.1 for 10%%", rate)
 			}
-			env, err := o.open(cmd.Context(), false)
-			if err != nil {
-				return err
-			}
-			defer env.close()
-			d, err := env.svc.SetCommission(cmd.Context(), id, r, merchants.ActorOperator)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(o.stdout, "commission of %s set to %s (applies to orders checked out from now on)\n", d.MerchantID, d.CommissionRate)
-			return nil
+			return o.with(cmd.Context(), false, func(env opEnv) error {
+				d, err := env.svc.SetCommission(cmd.Context(), id, r, merchants.ActorOperator)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(o.stdout, "commission of %s set to %s (applies to orders checked out from now on)\n", d.MerchantID, d.CommissionRate)
+				return nil
+			})
 		},
 	}
 	setCommission.Flags().StringVar(&rate, "rate", "", "commission as a fraction, e.g. 0.1 (required)")
@@ -352,16 +345,13 @@ func (o *operator) keysCommand() *cobra.Command {
 					return err
 				}
 			}
-			env, err := o.open(cmd.Context(), false)
-			if err != nil {
-				return err
-			}
-			defer env.close()
-			k, err := env.svc.IssueKey(cmd.Context(), id, ss, merchants.ActorOperator)
-			if err != nil {
-				return err
-			}
-			return o.printIssued(k, issueJSON)
+			return o.with(cmd.Context(), false, func(env opEnv) error {
+				k, err := env.svc.IssueKey(cmd.Context(), id, ss, merchants.ActorOperator)
+				if err != nil {
+					return err
+				}
+				return o.printIssued(k, issueJSON)
+			})
 		},
 	}
 	merchantFlag(issue)
@@ -378,19 +368,16 @@ func (o *operator) keysCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			env, err := o.open(cmd.Context(), false)
-			if err != nil {
-				return err
-			}
-			defer env.close()
-			d, err := env.svc.Show(cmd.Context(), id)
-			if err != nil {
-				return err
-			}
-			if listJSON {
-				return o.printJSON(map[string]any{"merchantId": d.MerchantID, "keys": d.Keys})
-			}
-			return o.printKeys(d.Keys)
+			return o.with(cmd.Context(), false, func(env opEnv) error {
+				d, err := env.svc.Show(cmd.Context(), id)
+				if err != nil {
+					return err
+				}
+				if listJSON {
+					return o.printJSON(map[string]any{"merchantId": d.MerchantID, "keys": d.Keys})
+				}
+				return o.printKeys(d.Keys)
+			})
 		},
 	}
 	merchantFlag(list)
@@ -405,17 +392,14 @@ func (o *operator) keysCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			env, err := o.open(cmd.Context(), false)
-			if err != nil {
-				return err
-			}
-			defer env.close()
-			k, err := env.svc.RevokeKey(cmd.Context(), id, domain.APIKeyID(args[0]), merchants.ActorOperator)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(o.stdout, "API key %s of %s revoked at %s\n", k.KeyID, id, k.RevokedAt.Format(time.RFC3339))
-			return nil
+			return o.with(cmd.Context(), false, func(env opEnv) error {
+				k, err := env.svc.RevokeKey(cmd.Context(), id, domain.APIKeyID(args[0]), merchants.ActorOperator)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(o.stdout, "API key %s of %s revoked at %s\n", k.KeyID, id, k.RevokedAt.Format(time.RFC3339))
+				return nil
+			})
 		},
 	}
 	merchantFlag(revoke)
@@ -434,16 +418,13 @@ func (o *operator) keysCommand() *cobra.Command {
 			if grace < 0 {
 				return fmt.Errorf("--grace %s must not be negative", grace)
 			}
-			env, err := o.open(cmd.Context(), false)
-			if err != nil {
-				return err
-			}
-			defer env.close()
-			k, err := env.svc.RotateKey(cmd.Context(), id, domain.APIKeyID(args[0]), grace, merchants.ActorOperator)
-			if err != nil {
-				return err
-			}
-			return o.printIssued(k, rotateJSON)
+			return o.with(cmd.Context(), false, func(env opEnv) error {
+				k, err := env.svc.RotateKey(cmd.Context(), id, domain.APIKeyID(args[0]), grace, merchants.ActorOperator)
+				if err != nil {
+					return err
+				}
+				return o.printIssued(k, rotateJSON)
+			})
 		},
 	}
 	merchantFlag(rotate)
@@ -467,21 +448,18 @@ reports every key under the new one, drop the old key from SECRETS_KEY_PREVIOUS.
 run while paymentd serves, and to run again after an interruption.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			env, err := o.open(cmd.Context(), true)
-			if err != nil {
-				return err
-			}
-			defer env.close()
-			res, err := env.svc.ResealSecrets(cmd.Context(), func(done, total int) {
-				if done == total || done%100 == 0 {
-					fmt.Fprintf(o.stderr, "re-sealed %d/%d\n", done, total)
+			return o.with(cmd.Context(), true, func(env opEnv) error {
+				res, err := env.svc.ResealSecrets(cmd.Context(), func(done, total int) {
+					if done == total || done%100 == 0 {
+						fmt.Fprintf(o.stderr, "re-sealed %d/%d\n", done, total)
+					}
+				})
+				if err != nil {
+					return err
 				}
+				fmt.Fprintf(o.stdout, "Toss keys under key %s: %d re-sealed, %d already under it\n", res.KeyID, res.Resealed, res.Current)
+				return nil
 			})
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(o.stdout, "Toss keys under key %s: %d re-sealed, %d already under it\n", res.KeyID, res.Resealed, res.Current)
-			return nil
 		},
 	})
 	return c
