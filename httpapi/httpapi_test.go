@@ -356,7 +356,10 @@ func BenchmarkCheckoutConfirm(b *testing.B) {
 	env := newEnv(b, testenv.Options{})
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	post := func(url, body string) map[string]any {
-		resp, err := client.Post(url, "application/json", bytes.NewReader([]byte(body)))
+		req, _ := http.NewRequest("POST", url, bytes.NewReader([]byte(body)))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+env.APIKey)
+		resp, err := client.Do(req)
 		if err != nil {
 			b.Fatal(err)
 		}
