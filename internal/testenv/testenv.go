@@ -51,6 +51,9 @@ type Env struct {
 	Commands  *commands.Service
 	Queries   *queries.Service
 	API       *httptest.Server // the command, query and admin API, with the projection runners running
+	// Server is the handler behind API: its Routes() are what the authorization and fuzz tests
+	// walk, so a route registered without an entry in their tables is noticed.
+	Server *httpapi.Server
 	// APIKey is Merchant's first API key (every scope).
 	APIKey string
 	// SecretsKey is the key-encryption key sealing the merchants' Toss keys (SECRETS_KEY).
@@ -182,8 +185,9 @@ func New(t testing.TB, opts Options) *Env {
 		auth = *opts.Auth
 		auth.Keys = e.Merchants
 	}
-	e.API = httptest.NewServer(httpapi.New(e.Commands, e.Queries, e.Pool.Ping, logger, auth).
-		WithLedger(queries.NewLedger(e.Pool)).WithAdmin(e.Merchants, time.Hour))
+	e.Server = httpapi.New(e.Commands, e.Queries, e.Pool.Ping, logger, auth).
+		WithLedger(queries.NewLedger(e.Pool)).WithAdmin(e.Merchants, time.Hour)
+	e.API = httptest.NewServer(e.Server)
 	t.Cleanup(func() {
 		e.API.Close()
 		cancel()
