@@ -13,14 +13,14 @@ const DefaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/paymentledger?ssl
 // Shared is the environment paymentd and paymentctl both read; each embeds it in its own
 // settings struct, so one name means one thing in both.
 type Shared struct {
-	DatabaseURL  string        `env:"DATABASE_URL,default=postgres://postgres@127.0.0.1:5432/paymentledger?sslmode=disable" desc:"PostgreSQL URL (postgres://); paymentd applies pending migrations at start-up"`
-	DatabaseWait time.Duration `env:"DATABASE_WAIT,default=30s" desc:"how long paymentd waits at start-up for the database to answer; 0 tries once"`
-	TossBaseURL  string        `env:"TOSS_BASE_URL,default=https://api.tosspayments.com" desc:"Toss Payments API base URL"`
-	TossSimulator      bool       `env:"TOSS_SIMULATOR,default=false" desc:"serve the Toss simulator in-process at /tosssim and send every merchant's Toss calls to it; make run turns it on"`
-	DataDir            string     `env:"DATA_DIR,default=./data" desc:"directory for local state: the webhook spool, the simulator's generated SECRETS_KEY, make run's throwaway PostgreSQL cluster"`
-	SecretsKey         Key        `env:"SECRETS_KEY" secret:"true" desc:"key-encryption key for merchants' Toss secret keys: base64 of 32 random bytes (openssl rand -base64 32); may be empty only with TOSS_SIMULATOR, which then generates one under DATA_DIR"`
-	SecretsKeyPrevious Keys       `env:"SECRETS_KEY_PREVIOUS" secret:"true" desc:"comma-separated earlier SECRETS_KEY values, still accepted for decryption during a rotation"`
-	LogLevel           slog.Level `env:"LOG_LEVEL,default=info" desc:"debug, info, warn or error; paymentd logs JSON on stdout"`
+	DatabaseURL        string        `env:"DATABASE_URL,default=postgres://postgres@127.0.0.1:5432/paymentledger?sslmode=disable" desc:"PostgreSQL URL (postgres://); paymentd applies pending migrations at start-up"`
+	DatabaseWait       time.Duration `env:"DATABASE_WAIT,default=30s" desc:"how long paymentd waits at start-up for the database to answer; 0 tries once"`
+	TossBaseURL        string        `env:"TOSS_BASE_URL,default=https://api.tosspayments.com" desc:"Toss Payments API base URL"`
+	TossSimulator      bool          `env:"TOSS_SIMULATOR,default=false" desc:"serve the Toss simulator in-process at /tosssim and send every merchant's Toss calls to it; make run turns it on"`
+	DataDir            string        `env:"DATA_DIR,default=./data" desc:"directory for local state: the webhook spool, the simulator's generated SECRETS_KEY, make run's throwaway PostgreSQL cluster"`
+	SecretsKey         Key           `env:"SECRETS_KEY" secret:"true" desc:"key-encryption key for merchants' Toss secret keys: base64 of 32 random bytes (openssl rand -base64 32); may be empty only with TOSS_SIMULATOR, which then generates one under DATA_DIR"`
+	SecretsKeyPrevious Keys          `env:"SECRETS_KEY_PREVIOUS" secret:"true" desc:"comma-separated earlier SECRETS_KEY values, still accepted for decryption during a rotation"`
+	LogLevel           slog.Level    `env:"LOG_LEVEL,default=info" desc:"debug, info, warn or error; paymentd logs JSON on stdout"`
 }
 
 // Validate checks the shared settings' rules; the embedding struct's Validate includes it.
