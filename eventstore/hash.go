@@ -97,3 +97,32 @@ func VerifyChain(events []RecordedEvent) error {
 	}
 	return nil
 }
+
+// Head is a stream's recorded head: the version and hash the store holds for the stream apart
+// from its events (event_streams). A reader compares the last event with it, so an event deleted
+// from the end of a stream, which VerifyChain alone cannot see, is caught too.
+type Head struct {
+	Version int64
+	Hash    []byte
+}
+
+// VerifyStream checks a whole stream against its recorded head: the chain (VerifyChain) and
+// the head equal to the last event's version and hash. Errors wrap ErrChainBroken and name the
+// stream and, where there is one, the version.
+func VerifyStream(stream string, events []RecordedEvent, head Head) error {
+	if err := VerifyChain(events); err != nil {
+		return err
+	}
+	var last RecordedEvent
+	if len(events) > 0 {
+		last = events[len(events)-1]
+	}
+	if last.Version != head.Version {
+		return fmt.Errorf("%w: stream %q: its head is at version %d, its events end at version %d (events missing from the end, or added without the head)",
+			ErrChainBroken, stream, head.Version, last.Version)
+	}
+	if len(events) > 0 && !bytes.Equal(last.Hash, head.Hash) {
+		return fmt.Errorf("%w: stream %q version %d: the head's hash differs from the last event's", ErrChainBroken, stream, last.Version)
+	}
+	return nil
+}

@@ -111,6 +111,19 @@ func (m *Memory) ReadStream(ctx context.Context, stream string, from int64) ([]R
 	return out, nil
 }
 
+// ReadVerified implements the same contract as Postgres.ReadVerified. The memory store keeps no
+// head apart from its events, so the last event stands for it.
+func (m *Memory) ReadVerified(ctx context.Context, stream string) ([]RecordedEvent, error) {
+	events, err := m.ReadStream(ctx, stream, 1)
+	if err != nil {
+		return nil, err
+	}
+	last := events[len(events)-1]
+	if err := VerifyStream(stream, events, Head{Version: last.Version, Hash: last.Hash}); err != nil {
+		return nil, err
+	}
+	return events, nil
+}
 // ReadAll implements Store.
 func (m *Memory) ReadAll(ctx context.Context, from Position, limit int) ([]RecordedEvent, error) {
 	if limit <= 0 {

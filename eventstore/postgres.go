@@ -305,6 +305,50 @@ func (p *Postgres) ReadStream(ctx context.Context, stream string, from int64) ([
 	}
 }
 
+// ReadVerified reads a whole stream together with its recorded head, in one snapshot, and
+// verifies the one against the other (VerifyStream) before returning it: callers that decide on
+// a stream's history (commands) act only on history that nobody edited, cut short or rewrote
+// without the keys. A broken stream is an error wrapping ErrChainBroken; a stream with no
+// events and no head is ErrStreamNotFound.
+func (p *Postgres) ReadVerified(ctx context.Context, stream string) ([]RecordedEvent, error) {
+	var (
+		events []RecordedEvent
+		head   Head
+		found  bool
+	)
+	err := pgx.BeginTxFunc(ctx, p.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT `+eventColumns+` FROM events WHERE stream_id = $1 ORDER BY version`, stream)
+		if err != nil {
+			return err
+		}
+		if events, err = scanEvents(rows); err != nil {
+			return err
+		}
+		err = tx.QueryRow(ctx, `SELECT version, last_hash FROM event_streams WHERE stream_id = $1`, stream).Scan(&head.Version, &head.Hash)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			return nil
+		case err != nil:
+			return err
+		}
+		found = true
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: read stream %q: %w", stream, err)
+	}
+	if len(events) == 0 && (!found || head.Version == 0) {
+		return nil, fmt.Errorf("eventstore: read stream %q: %w", stream, ErrStreamNotFound)
+	}
+	if !found {
+		return nil, fmt.Errorf("eventstore: read stream %q: %w: its events have no head", stream, ErrChainBroken)
+	}
+	if err := VerifyStream(stream, events, head); err != nil {
+		return nil, err
+	}
+	return events, nil
+}
+
 // ReadAll implements Store. Only rows of transactions older than every running one are read:
 // their place in (transaction_id, position) order is final.
 func (p *Postgres) ReadAll(ctx context.Context, from Position, limit int) ([]RecordedEvent, error) {

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -504,5 +505,52 @@ func TestPostgresAppendCanceledMidway(t *testing.T) {
 	events, err := s.ReadStream(t.Context(), "locked", 1)
 	if err != nil || len(events) != 1 {
 		t.Fatalf("stream has %d events (%v), want 1", len(events), err)
+	}
+}
+
+// tamper runs sql with the append-only trigger disabled, as someone with the database's keys
+// (a superuser, or a migration gone wrong) could.
+func tamper(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `ALTER TABLE events DISABLE TRIGGER events_no_update_delete`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, sql, args...); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `ALTER TABLE events ENABLE TRIGGER events_no_update_delete`); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ReadVerified hands out only untouched history: an edited payload, a deleted last event and a
+// head moved by hand are each refused, naming the stream (and the version where there is one).
+func TestReadVerifiedRefusesBrokenHistory(t *testing.T) {
+	s, pool := newPostgres(t)
+	ctx := context.Background()
+	for _, stream := range []string{"edited", "cut", "moved", "intact"} {
+		mustAppend(t, s, stream, eventstore.NoStream, eventstoretest.NewEvents(3))
+	}
+	if evs, err := s.ReadVerified(ctx, "intact"); err != nil || len(evs) != 3 {
+		t.Fatalf("an intact stream: %d events, %v", len(evs), err)
+	}
+	if _, err := s.ReadVerified(ctx, "nothing"); !errors.Is(err, eventstore.ErrStreamNotFound) {
+		t.Fatalf("no such stream: %v", err)
+	}
+	tamper(t, pool, `UPDATE events SET data = '{"n": 999}' WHERE stream_id = 'edited' AND version = 2`)
+	tamper(t, pool, `DELETE FROM events WHERE stream_id = 'cut' AND version = 3`)
+	if _, err := pool.Exec(ctx, `UPDATE event_streams SET version = 2 WHERE stream_id = 'moved'`); err != nil {
+		t.Fatal(err)
+	}
+	for stream, want := range map[string]string{
+		"edited": `stream "edited" version 2: hash does not match`,
+		"cut":    `stream "cut": its head is at version 3, its events end at version 2`,
+		"moved":  `stream "moved": its head is at version 2, its events end at version 3`,
+	} {
+		_, err := s.ReadVerified(ctx, stream)
+		if !errors.Is(err, eventstore.ErrChainBroken) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want ErrChainBroken with %q", stream, err, want)
+		}
 	}
 }
