@@ -171,7 +171,7 @@ func runChaos(t *testing.T, bin string, payments, kills int) {
 		}
 		time.Sleep(100 * time.Millisecond) // polling the store while recovery works
 	}
-	settle := time.Since(driven)
+	resolve := time.Since(driven)
 
 	// Assertions against the simulator's truth.
 	truth := simTruth(t, simURL, orders)
@@ -255,10 +255,10 @@ func runChaos(t *testing.T, bin string, payments, kills int) {
 		t.Errorf("trial balance: debits %s, credits %s", tb.TotalDebits, tb.TotalCredits)
 	}
 	stats := simStats(t, simURL)
-	fmt.Printf("chaos: payments=%d refunds=%d kills=%d injectedErrors=%d lostResponses=%d webhooksSent=%d recovered=%d outcomesBy(request/recovery/webhook)=%d/%d/%d mismatches=%d doubleApprovals=%d longestRecovery=%s settledAfterDriving=%s\n",
+	fmt.Printf("chaos: payments=%d refunds=%d kills=%d injectedErrors=%d lostResponses=%d webhooksSent=%d recovered=%d outcomesBy(request/recovery/webhook)=%d/%d/%d mismatches=%d doubleApprovals=%d longestRecovery=%s resolvedAfterDriving=%s\n",
 		payments, refunds, killsDone.Load(), stats.InjectedErrors, stats.LostResponses, stats.WebhooksSent, recovered,
 		outcomeBy["merchant"], outcomeBy["recovery"], outcomeBy["webhook"], mismatches, twice,
-		longest.Round(time.Millisecond), settle.Round(time.Millisecond))
+		longest.Round(time.Millisecond), resolve.Round(time.Millisecond))
 	if killsDone.Load() != int64(kills) {
 		t.Errorf("%d kills, want %d", killsDone.Load(), kills)
 	}

@@ -28,7 +28,7 @@ type CancelResult struct {
 	OrderID       domain.OrderID
 	CancelID      domain.CancelID
 	Amount        decimal.Decimal
-	CancelStatus  string // CANCELED, REJECTED, or PENDING (outcome unknown; recovery settles it)
+	CancelStatus  string // CANCELED, REJECTED, or PENDING (outcome unknown; recovery resolves it)
 	PaymentStatus domain.Status
 	Balance       decimal.Decimal // what is left to cancel
 	Failure       *domain.Failure
@@ -208,7 +208,7 @@ func newCancelEntry(p domain.Payment, pay *toss.Payment, amount decimal.Decimal)
 	return toss.Cancel{}, false
 }
 
-// retryCancel settles a payment's pending cancel whose outcome is unknown by calling the PSP
+// retryCancel resolves a payment's pending cancel whose outcome is unknown by calling the PSP
 // again under the cancel's own key: the PSP replays the stored result of a cancel it performed,
 // or performs it now if it never did. A new key is used only after the PSP said it executed
 // nothing (CancelRetried).
@@ -238,7 +238,7 @@ func cancelResult(p domain.Payment, id domain.CancelID) CancelResult {
 	return r
 }
 
-// RetryCancel settles the payment's pending cancel, if any, under the cancel's own key (see
+// RetryCancel resolves the payment's pending cancel, if any, under the cancel's own key (see
 // retryCancel). It answers for the system: no merchant check.
 func (s *Service) RetryCancel(ctx context.Context, id domain.OrderID, actor string) (CancelResult, error) {
 	p, _, err := s.load(ctx, id)

@@ -131,7 +131,7 @@ func TestConcurrentCancelsNeverExceedTheBalance(t *testing.T) {
 	}
 }
 
-func TestLostCancelResponseIsSettledUnderTheSameKey(t *testing.T) {
+func TestLostCancelResponseIsResolvedUnderTheSameKey(t *testing.T) {
 	env := testenv.New(t, testenv.Options{})
 	co := approvedOrder(t, env)
 	psp := &testenv.LostCancelAnswer{Client: env.Toss}

@@ -242,8 +242,8 @@ func (s *Service) update(ctx context.Context, id domain.OrderID, merchant domain
 	return domain.Payment{}, nil, domain.Errorf(domain.ErrConcurrentModification, "order %s kept changing; try again", id)
 }
 
-// unsettled reports whether a payment's outcome is unknown to us.
-func unsettled(p domain.Payment) bool {
+// unresolved reports whether a payment's outcome is unknown to us.
+func unresolved(p domain.Payment) bool {
 	return p.Status == domain.StatusExecuting || p.Status == domain.StatusUnknown
 }
 

@@ -139,7 +139,7 @@ func (s *Service) withRetries(ctx context.Context, call func(context.Context) er
 	return calls, err
 }
 
-// retryable: an unknown outcome that asking again under the same key can settle.
+// retryable: an unknown outcome that asking again under the same key can resolve.
 // ALREADY_PROCESSED_PAYMENT cannot: only a read-back tells what happened.
 func retryable(err error) bool {
 	var te *toss.Error
@@ -155,7 +155,7 @@ const codeAlreadyProcessed = "ALREADY_PROCESSED_PAYMENT"
 // (another process recorded this attempt's outcome), it answers from the newer state.
 func (s *Service) recordOutcome(ctx context.Context, psp PSP, id domain.OrderID, attempt int, pay *toss.Payment, pspErr error, meta eventstore.Metadata) (ConfirmResult, error) {
 	p, _, err := s.update(ctx, id, "", meta, func(p domain.Payment) ([]domain.Event, error) {
-		if p.Attempt != attempt || !unsettled(p) {
+		if p.Attempt != attempt || !unresolved(p) {
 			return nil, nil
 		}
 		return s.outcomeEvents(ctx, psp, p, pay, pspErr)

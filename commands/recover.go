@@ -56,11 +56,11 @@ type RecoverOptions struct {
 	Merchant domain.MerchantID
 }
 
-// Recover settles a payment whose outcome we do not know (EXECUTING or UNKNOWN) from the PSP's
+// Recover resolves a payment whose outcome we do not know (EXECUTING or UNKNOWN) from the PSP's
 // truth: it reads the order back and records what it shows, or starts and runs a new confirm
 // attempt when the PSP still shows it IN_PROGRESS (opts.NewAttempt). A payment whose outcome is
 // known is returned as it is. The result's status is UNKNOWN or EXECUTING while it stays
-// unsettled; the error is non-nil when the PSP could not be asked or disagrees with us.
+// unresolved; the error is non-nil when the PSP could not be asked or disagrees with us.
 func (s *Service) Recover(ctx context.Context, id domain.OrderID, opts RecoverOptions) (ConfirmResult, error) {
 	meta := newMetadata(opts.Actor)
 	p, _, err := s.load(ctx, id)
@@ -70,7 +70,7 @@ func (s *Service) Recover(ctx context.Context, id domain.OrderID, opts RecoverOp
 	if opts.Merchant != "" && p.MerchantID != opts.Merchant {
 		return ConfirmResult{}, domain.Errorf(domain.ErrPaymentNotFound, "merchant %s has no payment with orderId %s", opts.Merchant, id)
 	}
-	if !unsettled(p) {
+	if !unresolved(p) {
 		if p.PendingCancel() == nil || !opts.NewAttempt {
 			return resultOf(p), nil // known; a webhook does not retry a cancel
 		}
@@ -93,7 +93,7 @@ func (s *Service) Recover(ctx context.Context, id domain.OrderID, opts RecoverOp
 		return resultOf(p), err
 	}
 	p, events, err := s.update(ctx, id, "", meta, func(p domain.Payment) ([]domain.Event, error) {
-		if !unsettled(p) {
+		if !unresolved(p) {
 			return nil, nil
 		}
 		return s.readBackEvents(ctx, psp, p, opts.NewAttempt)
@@ -114,11 +114,11 @@ func (s *Service) Recover(ctx context.Context, id domain.OrderID, opts RecoverOp
 // MarkExhausted records that recovery gave up on a payment after attempts tries.
 func (s *Service) MarkExhausted(ctx context.Context, id domain.OrderID, attempts int, lastError string) error {
 	_, events, err := s.update(ctx, id, "", newMetadata("recovery"), func(p domain.Payment) ([]domain.Event, error) {
-		if !unsettled(p) {
+		if !unresolved(p) {
 			if p.PendingCancel() != nil { // a refund whose outcome recovery could not learn
 				return p.DecideCancelRecoveryExhausted(attempts, lastError, s.now())
 			}
-			return nil, nil // settled meanwhile
+			return nil, nil // resolved meanwhile
 		}
 		return p.DecideRecoveryExhausted(attempts, lastError, s.now())
 	})

@@ -9,6 +9,10 @@ import (
 	"github.com/shopspring/decimal"
 )
 
+// Every event type of the system and the registry of their names. Events are facts in the
+// past tense: their JSON bodies are the stored schema, so fields are only ever added, and a
+// type is never renamed.
+
 // EventType names an event. The names are part of the stored schema: never rename one.
 type EventType string
 
@@ -38,6 +42,8 @@ type EventHeader struct {
 }
 
 func (h EventHeader) Header() EventHeader { return h }
+
+// Payment events, stream payment-<orderId>.
 
 // CheckoutCreated: a checkout was accepted. TotalAmount is the sum of the lines.
 type CheckoutCreated struct {
@@ -117,6 +123,190 @@ func (PaymentApproved) EventType() EventType       { return EventPaymentApproved
 func (PaymentRejected) EventType() EventType       { return EventPaymentRejected }
 func (PaymentOutcomeUnknown) EventType() EventType { return EventPaymentOutcomeUnknown }
 func (PaymentExpired) EventType() EventType        { return EventPaymentExpired }
+
+// EventRecoveryExhausted: the recovery sweeper gave up on a payment; a person must look at it.
+const EventRecoveryExhausted EventType = "RecoveryExhausted"
+
+// RecoveryExhausted leaves the payment UNKNOWN and marks it as needing review.
+type RecoveryExhausted struct {
+	EventHeader
+	Attempts  int    `json:"attempts"`
+	LastError string `json:"lastError"`
+}
+
+func (RecoveryExhausted) EventType() EventType { return EventRecoveryExhausted }
+
+// Cancel and settlement events. A cancel (refund) is requested, then canceled, rejected or left
+// unknown; one cancel at a time, so concurrent cancels can never exceed the balance.
+const (
+	EventCancelRequested      EventType = "CancelRequested"
+	EventPaymentCanceled      EventType = "PaymentCanceled"
+	EventCancelRejected       EventType = "CancelRejected"
+	EventCancelOutcomeUnknown EventType = "CancelOutcomeUnknown"
+	// EventCancelRetried: the PSP refused the pending cancel's call without executing it, so
+	// the cancel goes on under a new idempotency key.
+	EventCancelRetried      EventType = "CancelRetried"
+	EventSettlementRecorded EventType = "SettlementRecorded"
+	// EventCancelRecoveryExhausted: recovery gave up on a cancel whose outcome is unknown; the
+	// payment needs review (a person checks with Toss whether the buyer was refunded).
+	EventCancelRecoveryExhausted EventType = "CancelRecoveryExhausted"
+)
+
+// CancelRecoveryExhausted marks the payment as needing review; the cancel stays pending.
+type CancelRecoveryExhausted struct {
+	EventHeader
+	CancelID  CancelID `json:"cancelId"`
+	Attempts  int      `json:"attempts"`
+	LastError string   `json:"lastError"`
+}
+
+func (CancelRecoveryExhausted) EventType() EventType { return EventCancelRecoveryExhausted }
+func (e CancelRecoveryExhausted) cancelID() CancelID { return e.CancelID }
+
+// CancelRequested: a cancel was accepted and the PSP is about to be called with
+// PSPIdempotencyKey. Unlike a confirm, a cancel keeps its key until its outcome is known: a
+// repeated cancel under a new key could refund twice.
+type CancelRequested struct {
+	EventHeader
+	CancelID          CancelID        `json:"cancelId"`
+	Amount            decimal.Decimal `json:"amount"`
+	Reason            string          `json:"reason"`
+	PSPIdempotencyKey string          `json:"pspIdempotencyKey"`
+}
+
+// PaymentCanceled: the PSP refunded Amount. BalanceAfter is what is left to cancel.
+type PaymentCanceled struct {
+	EventHeader
+	CancelID       CancelID        `json:"cancelId"`
+	Amount         decimal.Decimal `json:"amount"`
+	TransactionKey string          `json:"transactionKey"`
+	CanceledAt     time.Time       `json:"canceledAt"`
+	BalanceAfter   decimal.Decimal `json:"balanceAfter"`
+}
+
+// CancelRejected: the PSP refused the cancel for good; the balance is unchanged.
+type CancelRejected struct {
+	EventHeader
+	CancelID CancelID `json:"cancelId"`
+	Code     string   `json:"code"`
+	Message  string   `json:"message"`
+}
+
+// CancelOutcomeUnknown: the cancel call ended without a known result; recovery reads it back.
+type CancelOutcomeUnknown struct {
+	EventHeader
+	CancelID CancelID `json:"cancelId"`
+	Code     string   `json:"code"`
+	Message  string   `json:"message"`
+}
+
+// SettlementRecorded: a row of Toss's settlement report for one of the payment's transactions
+// (the approval, or a cancel with negative amounts). Recorded once per TransactionKey.
+type SettlementRecorded struct {
+	EventHeader
+	TransactionKey string          `json:"transactionKey"`
+	PaymentKey     PaymentKey      `json:"paymentKey"`
+	SoldDate       string          `json:"soldDate"`    // yyyy-MM-dd
+	PaidOutDate    string          `json:"paidOutDate"` // yyyy-MM-dd
+	Amount         decimal.Decimal `json:"amount"`
+	Fee            decimal.Decimal `json:"fee"` // total fee, VAT included
+	VAT            decimal.Decimal `json:"vat"`
+	PayOutAmount   decimal.Decimal `json:"payOutAmount"`
+}
+
+// CancelRetried: the PSP refused the pending cancel's last call without executing it (Code says
+// why, e.g. a cancel too soon after the previous one) and the cancel continues as attempt
+// Attempt under PSPIdempotencyKey. Only a refusal that provably executed nothing allows a new
+// key: after an unknown outcome the cancel keeps its key, since a new one could refund twice.
+type CancelRetried struct {
+	EventHeader
+	CancelID          CancelID `json:"cancelId"`
+	Attempt           int      `json:"attempt"`
+	PSPIdempotencyKey string   `json:"pspIdempotencyKey"`
+	Code              string   `json:"code"`
+	Message           string   `json:"message"`
+}
+
+func (CancelRetried) EventType() EventType { return EventCancelRetried }
+
+func (e CancelRetried) cancelID() CancelID        { return e.CancelID }
+func (e CancelRejected) cancelID() CancelID       { return e.CancelID }
+func (e CancelOutcomeUnknown) cancelID() CancelID { return e.CancelID }
+
+func (CancelRequested) EventType() EventType      { return EventCancelRequested }
+func (PaymentCanceled) EventType() EventType      { return EventPaymentCanceled }
+func (CancelRejected) EventType() EventType       { return EventCancelRejected }
+func (CancelOutcomeUnknown) EventType() EventType { return EventCancelOutcomeUnknown }
+func (SettlementRecorded) EventType() EventType   { return EventSettlementRecorded }
+
+// Merchant events, stream merchant-<merchantId>.
+
+// Merchant event types.
+const (
+	EventMerchantRegistered    EventType = "MerchantRegistered"
+	EventTossCredentialsSet    EventType = "TossCredentialsSet"
+	EventCommissionRateChanged EventType = "CommissionRateChanged"
+	EventAPIKeyIssued          EventType = "ApiKeyIssued"
+	EventAPIKeyRevoked         EventType = "ApiKeyRevoked"
+)
+
+// MerchantHeader is the part every merchant event shares.
+type MerchantHeader struct {
+	MerchantID MerchantID `json:"merchantId"`
+	At         time.Time  `json:"at"`
+}
+
+// Header implements Event: merchant events have no order.
+func (h MerchantHeader) Header() EventHeader { return EventHeader{MerchantID: h.MerchantID, At: h.At} }
+
+// MerchantRegistered: a merchant was created.
+type MerchantRegistered struct {
+	MerchantHeader
+	Name string `json:"name"`
+}
+
+// TossCredentialsSet: the merchant's Toss secret key was set or replaced. The key itself is
+// stored encrypted under CredentialID outside the event log; KeyHint (its prefix and last four
+// characters) lets people tell keys apart.
+type TossCredentialsSet struct {
+	MerchantHeader
+	CredentialID string  `json:"credentialId"`
+	KeyHint      string  `json:"keyHint"`
+	Mode         KeyMode `json:"mode"`
+}
+
+// CommissionRateChanged: the platform's share of each approved line from At on, as a fraction
+// (0.1 = 10%). The ledger books every order at the rate in force when its checkout was created.
+type CommissionRateChanged struct {
+	MerchantHeader
+	Rate decimal.Decimal `json:"rate"`
+}
+
+// APIKeyIssued: an API key was issued. SecretHash is the hex SHA-256 of the key's secret part.
+// Replaces names the key it rotates, if any.
+type APIKeyIssued struct {
+	MerchantHeader
+	KeyID      APIKeyID `json:"keyId"`
+	Mode       KeyMode  `json:"mode"`
+	SecretHash string   `json:"secretHash"`
+	Scopes     []Scope  `json:"scopes"`
+	Replaces   APIKeyID `json:"replaces,omitempty"`
+}
+
+// APIKeyRevoked: the key stops working at EffectiveAt: now for a revocation, later for a
+// rotation's grace period.
+type APIKeyRevoked struct {
+	MerchantHeader
+	KeyID       APIKeyID  `json:"keyId"`
+	EffectiveAt time.Time `json:"effectiveAt"`
+	Reason      string    `json:"reason"`
+}
+
+func (MerchantRegistered) EventType() EventType    { return EventMerchantRegistered }
+func (TossCredentialsSet) EventType() EventType    { return EventTossCredentialsSet }
+func (CommissionRateChanged) EventType() EventType { return EventCommissionRateChanged }
+func (APIKeyIssued) EventType() EventType          { return EventAPIKeyIssued }
+func (APIKeyRevoked) EventType() EventType         { return EventAPIKeyRevoked }
 
 // MarshalEvent encodes an event body as stored (JSON, decimal amounts as strings).
 func MarshalEvent(e Event) ([]byte, error) {

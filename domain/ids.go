@@ -5,6 +5,9 @@ import (
 	"unicode/utf8"
 )
 
+// CancelID identifies one cancel of a payment.
+type CancelID string
+
 // Typed identifiers. Each has a constructor that validates it; the zero value is invalid.
 type (
 	OrderID    string // the merchant's order id, also Toss's orderId: 6–64 of A-Z a-z 0-9 - _
@@ -70,3 +73,6 @@ func StreamName(id OrderID) string { return "payment-" + string(id) }
 func ConfirmIdempotencyKey(id OrderID, attempt int) string {
 	return fmt.Sprintf("%s:confirm:%d", id, attempt)
 }
+
+// APIKeyID is the public part of an API key, used to find it; the secret part is never stored.
+type APIKeyID string

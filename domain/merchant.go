@@ -16,15 +16,6 @@ import (
 // The domain never sees secrets: a Toss secret key is stored encrypted outside the log and the
 // event names it by a credential id; an API key's secret appears only as its SHA-256.
 
-// Merchant event types.
-const (
-	EventMerchantRegistered    EventType = "MerchantRegistered"
-	EventTossCredentialsSet    EventType = "TossCredentialsSet"
-	EventCommissionRateChanged EventType = "CommissionRateChanged"
-	EventAPIKeyIssued          EventType = "ApiKeyIssued"
-	EventAPIKeyRevoked         EventType = "ApiKeyRevoked"
-)
-
 // MerchantStreamName is the event stream of one merchant.
 func MerchantStreamName(id MerchantID) string { return "merchant-" + string(id) }
 
@@ -100,67 +91,6 @@ func scopeList() string {
 	}
 	return strings.Join(names, ", ")
 }
-
-// APIKeyID is the public part of an API key, used to find it; the secret part is never stored.
-type APIKeyID string
-
-// MerchantHeader is the part every merchant event shares.
-type MerchantHeader struct {
-	MerchantID MerchantID `json:"merchantId"`
-	At         time.Time  `json:"at"`
-}
-
-// Header implements Event: merchant events have no order.
-func (h MerchantHeader) Header() EventHeader { return EventHeader{MerchantID: h.MerchantID, At: h.At} }
-
-// MerchantRegistered: a merchant was created.
-type MerchantRegistered struct {
-	MerchantHeader
-	Name string `json:"name"`
-}
-
-// TossCredentialsSet: the merchant's Toss secret key was set or replaced. The key itself is
-// stored encrypted under CredentialID outside the event log; KeyHint (its prefix and last four
-// characters) lets people tell keys apart.
-type TossCredentialsSet struct {
-	MerchantHeader
-	CredentialID string  `json:"credentialId"`
-	KeyHint      string  `json:"keyHint"`
-	Mode         KeyMode `json:"mode"`
-}
-
-// CommissionRateChanged: the platform's share of each approved line from At on, as a fraction
-// (0.1 = 10%). The ledger books every order at the rate in force when its checkout was created.
-type CommissionRateChanged struct {
-	MerchantHeader
-	Rate decimal.Decimal `json:"rate"`
-}
-
-// APIKeyIssued: an API key was issued. SecretHash is the hex SHA-256 of the key's secret part.
-// Replaces names the key it rotates, if any.
-type APIKeyIssued struct {
-	MerchantHeader
-	KeyID      APIKeyID `json:"keyId"`
-	Mode       KeyMode  `json:"mode"`
-	SecretHash string   `json:"secretHash"`
-	Scopes     []Scope  `json:"scopes"`
-	Replaces   APIKeyID `json:"replaces,omitempty"`
-}
-
-// APIKeyRevoked: the key stops working at EffectiveAt: now for a revocation, later for a
-// rotation's grace period.
-type APIKeyRevoked struct {
-	MerchantHeader
-	KeyID       APIKeyID  `json:"keyId"`
-	EffectiveAt time.Time `json:"effectiveAt"`
-	Reason      string    `json:"reason"`
-}
-
-func (MerchantRegistered) EventType() EventType    { return EventMerchantRegistered }
-func (TossCredentialsSet) EventType() EventType    { return EventTossCredentialsSet }
-func (CommissionRateChanged) EventType() EventType { return EventCommissionRateChanged }
-func (APIKeyIssued) EventType() EventType          { return EventAPIKeyIssued }
-func (APIKeyRevoked) EventType() EventType         { return EventAPIKeyRevoked }
 
 // Revocation reasons.
 const (

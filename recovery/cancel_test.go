@@ -36,7 +36,7 @@ func (f *fixture) pendingRefund(t *testing.T, id domain.OrderID) decimal.Decimal
 	return part
 }
 
-func TestUnknownCancelIsSettledUnderItsOwnKey(t *testing.T) {
+func TestUnknownCancelIsResolvedUnderItsOwnKey(t *testing.T) {
 	f := newFixture(t)
 	co := f.checkout(t)
 	key, err := f.Sim.CreateSession(string(co.OrderID), co.Amount, co.OrderName)
@@ -50,8 +50,8 @@ func TestUnknownCancelIsSettledUnderItsOwnKey(t *testing.T) {
 	s := f.sweeper(t, f.svc, recovery.Config{StaleAfter: time.Minute})
 	// The request ended without an outcome, so no request works on it any more: recovery
 	// retries it at once, without waiting for it to look stale.
-	if r := sweep(t, s); r != (recovery.Result{Leased: 1, Settled: 1}) {
-		t.Fatalf("sweep %+v, want the cancel settled", r)
+	if r := sweep(t, s); r != (recovery.Result{Leased: 1, Resolved: 1}) {
+		t.Fatalf("sweep %+v, want the cancel resolved", r)
 	}
 	p, err := domain.Rebuild(f.Events(t, co.OrderID))
 	if err != nil || p.Status != domain.StatusPartiallyCanceled || !p.Balance.Equal(co.Amount.Sub(part)) || p.PendingCancel() != nil {
@@ -62,27 +62,27 @@ func TestUnknownCancelIsSettledUnderItsOwnKey(t *testing.T) {
 	}
 }
 
-// A payment whose confirm recovery settled, and whose later refund's outcome goes unknown, must
+// A payment whose confirm recovery resolved, and whose later refund's outcome goes unknown, must
 // still have that refund recovered (the confirm's parked state row must not hide it).
 func TestCancelAfterARecoveredConfirmIsStillRecovered(t *testing.T) {
 	f := newFixture(t)
 	ids := f.unknownPayments(t, 1, approvedButErrored)
 	id := ids[0]
 	s := f.sweeper(t, f.svc, recovery.Config{StaleAfter: time.Minute})
-	if r := sweep(t, s); r != (recovery.Result{Leased: 1, Settled: 1}) {
-		t.Fatalf("first sweep %+v, want the confirm settled", r)
+	if r := sweep(t, s); r != (recovery.Result{Leased: 1, Resolved: 1}) {
+		t.Fatalf("first sweep %+v, want the confirm resolved", r)
 	}
 	f.waitReadModel(t, id, domain.StatusSuccess)
 
 	f.pendingRefund(t, id)
-	settled := false
-	for i := 1; i <= 3 && !settled; i++ { // the parked row is forgotten, then the stale cancel is leased
+	resolved := false
+	for i := 1; i <= 3 && !resolved; i++ { // the parked row is forgotten, then the stale cancel is leased
 		f.clock.Set(f.clock.Now().Add(2 * time.Minute))
-		settled = sweep(t, s).Settled == 1
+		resolved = sweep(t, s).Resolved == 1
 	}
 	p, err := domain.Rebuild(f.Events(t, id))
-	if err != nil || !settled || p.PendingCancel() != nil || p.Status != domain.StatusPartiallyCanceled {
-		t.Fatalf("after sweeps: settled %v, status %s, pending cancel %v (%v)", settled, p.Status, p.PendingCancel() != nil, err)
+	if err != nil || !resolved || p.PendingCancel() != nil || p.Status != domain.StatusPartiallyCanceled {
+		t.Fatalf("after sweeps: resolved %v, status %s, pending cancel %v (%v)", resolved, p.Status, p.PendingCancel() != nil, err)
 	}
 	if n := f.Sim.Stats().CancelsProcessed; n != 1 {
 		t.Fatalf("simulator processed %d cancels, want 1", n)

@@ -1,5 +1,5 @@
 // Package recovery owns the recovery sweeper (the "janitor"): the background process that
-// settles payments whose outcome we do not know, and cancels whose outcome we do not know
+// resolves payments whose outcome we do not know, and cancels whose outcome we do not know
 // (retried under their own key, on the same growing delay) or that have been in flight past
 // RECOVERY_STALE_AFTER (a process died during the call). It finds UNKNOWN payments whose next attempt is
 // due and EXECUTING payments older than a threshold (a process died between the PSP call and
@@ -65,10 +65,10 @@ import (
 	"github.com/paymentledger/ledger/psp/toss"
 )
 
-// Recoverer settles one payment from the PSP's truth. *commands.Service satisfies it.
+// Recoverer resolves one payment from the PSP's truth. *commands.Service satisfies it.
 //
 // Recover returns the payment's status after the attempt (EXECUTING or UNKNOWN while it stays
-// unsettled) and a non-nil error when the PSP could not be asked or its answer could not be
+// unresolved) and a non-nil error when the PSP could not be asked or its answer could not be
 // recorded. An error that wraps a *toss.Error of class toss.ClassUnknownOutcome means Toss is
 // failing and counts towards the circuit breaker; other errors do not. Both methods must be
 // safe for concurrent use and stop early when ctx is canceled.
@@ -216,11 +216,11 @@ func pspFailing(err error) bool {
 	return errors.As(err, &te) && toss.ClassOf(err) == toss.ClassUnknownOutcome
 }
 
-// Result counts what one scan did. Leased = Settled + StillUnknown + Exhausted + Failed + Released.
+// Result counts what one scan did. Leased = Resolved + StillUnknown + Exhausted + Failed + Released.
 type Result struct {
 	Leased       int // payments leased by this scan
-	Settled      int // now known: approved, rejected, expired (or settled by someone else meanwhile)
-	StillUnknown int // Toss does not settle it yet; rescheduled
+	Resolved      int // now known: approved, rejected, expired (or resolved by someone else meanwhile)
+	StillUnknown int // Toss does not resolve it yet; rescheduled
 	Exhausted    int // gave up: RecoveryExhausted recorded
 	Failed       int // the attempt ended in an error (Toss failing, a mismatch, the database); rescheduled
 	Released     int // leased but not worked on (breaker open, shutdown); no attempt counted
@@ -241,7 +241,7 @@ func (s *Sweeper) Run(ctx context.Context) error {
 		case err != nil:
 			s.logger.ErrorContext(ctx, "recovery sweep failed", "error", err)
 		case res.Leased > 0: // Sweep itself logs a paused scan
-			s.logger.InfoContext(ctx, "recovery sweep", "leased", res.Leased, "settled", res.Settled,
+			s.logger.InfoContext(ctx, "recovery sweep", "leased", res.Leased, "resolved", res.Resolved,
 				"stillUnknown", res.StillUnknown, "exhausted", res.Exhausted, "failed", res.Failed,
 				"released", res.Released, "breakerOpen", res.BreakerOpen)
 		}
@@ -264,7 +264,7 @@ type leased struct {
 type outcome int
 
 const (
-	outcomeSettled outcome = iota
+	outcomeResolved outcome = iota
 	outcomeStillUnknown
 	outcomeExhausted
 	outcomeFailed
@@ -273,8 +273,8 @@ const (
 
 func (o outcome) String() string {
 	switch o {
-	case outcomeSettled:
-		return "settled"
+	case outcomeResolved:
+		return "resolved"
 	case outcomeStillUnknown:
 		return "still unknown"
 	case outcomeExhausted:
@@ -321,8 +321,8 @@ func (s *Sweeper) Sweep(ctx context.Context) (Result, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		switch o {
-		case outcomeSettled:
-			res.Settled++
+		case outcomeResolved:
+			res.Resolved++
 		case outcomeStillUnknown:
 			res.StillUnknown++
 		case outcomeExhausted:
@@ -396,8 +396,8 @@ func (s *Sweeper) work(ctx context.Context, l leased) outcome {
 		problems  []error // our own failures after the attempt
 	)
 	switch {
-	case err == nil && settled(pay.Status) && !pay.CancelPending:
-		o = outcomeSettled
+	case err == nil && resolved(pay.Status) && !pay.CancelPending:
+		o = outcomeResolved
 	case attempts >= s.cfg.MaxAttempts:
 		lastError = describe(pay, err)
 		o = outcomeExhausted
@@ -441,8 +441,8 @@ func (s *Sweeper) work(ctx context.Context, l leased) outcome {
 
 func ptr[T any](v T) *T { return &v }
 
-// settled: the payment's outcome is known; recovery has nothing left to do.
-func settled(st domain.Status) bool {
+// resolved: the payment's outcome is known; recovery has nothing left to do.
+func resolved(st domain.Status) bool {
 	switch st {
 	case domain.StatusExecuting, domain.StatusUnknown, "":
 		return false
@@ -450,7 +450,7 @@ func settled(st domain.Status) bool {
 	return true
 }
 
-// describe says why an attempt did not settle the payment.
+// describe says why an attempt did not resolve the payment.
 func describe(pay commands.ConfirmResult, err error) string {
 	switch {
 	case err != nil:
@@ -463,19 +463,19 @@ func describe(pay commands.ConfirmResult, err error) string {
 
 // The SQL of the lease, run in one short transaction.
 const (
-	// forgetSettledSQL deletes the state of payments the read model shows settled (by recovery,
+	// forgetResolvedSQL deletes the state of payments the read model shows resolved (by recovery,
 	// a webhook or a late confirm). The read model lags the event store but never leads it, so
-	// a settled row there is settled for good. A payment with a cancel in flight keeps its row,
+	// a resolved row there is resolved for good. A payment with a cancel in flight keeps its row,
 	// unless the row is parked at 'infinity' (left by the confirm's recovery): then it goes, so
 	// that the cancel gets a fresh row once it is stale.
-	forgetSettledSQL = `
+	forgetResolvedSQL = `
 		DELETE FROM recovery_state WHERE order_id IN (
 			SELECT r.order_id FROM recovery_state r JOIN payment_orders o ON o.order_id = r.order_id
 			WHERE o.status NOT IN ('EXECUTING', 'UNKNOWN') AND r.leased_until < $1
 			  AND (NOT o.cancel_pending OR r.next_attempt_at = 'infinity')
 			FOR UPDATE OF r SKIP LOCKED)`
 
-	// insertCandidatesSQL gives every unsettled payment a state row ($1 now, $2 now - StaleAfter). In order_id order, so two
+	// insertCandidatesSQL gives every unresolved payment a state row ($1 now, $2 now - StaleAfter). In order_id order, so two
 	// instances inserting the same rows wait on each other in one order and cannot deadlock.
 	insertCandidatesSQL = `
 		INSERT INTO recovery_state (order_id, updated_at)
@@ -490,7 +490,7 @@ const (
 	// leaseSQL leases due payments ($1 now, $2 leased until, $3 instance, $4 now - StaleAfter,
 	// $5 limit). SKIP LOCKED: rows another instance is leasing right now are
 	// skipped, not waited for; a row it leased and committed meanwhile fails leased_until < $1
-	// when re-checked. A settled or exhausted payment has next_attempt_at = 'infinity', so it is
+	// when re-checked. A resolved or exhausted payment has next_attempt_at = 'infinity', so it is
 	// not picked again while the read model catches up.
 	leaseSQL = `
 		UPDATE recovery_state r
@@ -514,8 +514,8 @@ func (s *Sweeper) lease(ctx context.Context, now time.Time, n int) ([]leased, er
 	err := retryConflicts(ctx, func() error {
 		out = out[:0]
 		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, forgetSettledSQL, now); err != nil {
-				return fmt.Errorf("forget settled: %w", err)
+			if _, err := tx.Exec(ctx, forgetResolvedSQL, now); err != nil {
+				return fmt.Errorf("forget resolved: %w", err)
 			}
 			if _, err := tx.Exec(ctx, insertCandidatesSQL, now, now.Add(-s.cfg.StaleAfter)); err != nil {
 				return fmt.Errorf("insert candidates: %w", err)
@@ -552,7 +552,7 @@ func retryConflicts(ctx context.Context, f func() error) error {
 }
 
 // record writes an attempt's outcome and ends the lease: next is when to try again, nil for
-// never (settled, or exhausted and waiting for a person). It checks the lease is still ours.
+// never (resolved, or exhausted and waiting for a person). It checks the lease is still ours.
 func (s *Sweeper) record(ctx context.Context, l leased, attempts int, next *time.Time, lastError string) error {
 	tag, err := s.pool.Exec(ctx, `
 		UPDATE recovery_state

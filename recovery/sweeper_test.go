@@ -141,7 +141,7 @@ func (f *fixture) status(t *testing.T, id domain.OrderID) domain.Status {
 type state struct {
 	attempts    int
 	nextAttempt time.Time // zero when infinite
-	infinite    bool      // never due again: settled or exhausted
+	infinite    bool      // never due again: resolved or exhausted
 	leasedBy    *string
 	lastError   *string
 }
@@ -275,14 +275,14 @@ func sweep(t *testing.T, s *recovery.Sweeper) recovery.Result {
 	return res
 }
 
-func TestUnknownButApprovedAtTossSettlesWithoutASecondConfirm(t *testing.T) {
+func TestUnknownButApprovedAtTossResolvesWithoutASecondConfirm(t *testing.T) {
 	f := newFixture(t)
 	id := f.unknownPayments(t, 1, approvedButErrored)[0]
 	s := f.sweeper(t, f.svc, recovery.Config{})
 
 	res := sweep(t, s)
-	if res != (recovery.Result{Leased: 1, Settled: 1}) {
-		t.Fatalf("sweep %+v, want one settled", res)
+	if res != (recovery.Result{Leased: 1, Resolved: 1}) {
+		t.Fatalf("sweep %+v, want one resolved", res)
 	}
 	if st := f.status(t, id); st != domain.StatusSuccess {
 		t.Fatalf("status %s, want SUCCESS", st)
@@ -298,7 +298,7 @@ func TestUnknownButApprovedAtTossSettlesWithoutASecondConfirm(t *testing.T) {
 	sweep(t, s)
 	var n int
 	if err := f.Pool.QueryRow(ctx, `SELECT count(*) FROM recovery_state`).Scan(&n); err != nil || n != 0 {
-		t.Fatalf("%d recovery_state rows (%v), want the settled payment's row deleted", n, err)
+		t.Fatalf("%d recovery_state rows (%v), want the resolved payment's row deleted", n, err)
 	}
 }
 
@@ -307,8 +307,8 @@ func TestInProgressAtTossStartsANewAttempt(t *testing.T) {
 	id := f.unknownPayments(t, 1, notApproved)[0]
 	s := f.sweeper(t, f.svc, recovery.Config{})
 
-	if res := sweep(t, s); res != (recovery.Result{Leased: 1, Settled: 1}) {
-		t.Fatalf("sweep %+v, want one settled", res)
+	if res := sweep(t, s); res != (recovery.Result{Leased: 1, Resolved: 1}) {
+		t.Fatalf("sweep %+v, want one resolved", res)
 	}
 	if st := f.status(t, id); st != domain.StatusSuccess {
 		t.Fatalf("status %s, want SUCCESS", st)
@@ -360,8 +360,8 @@ func TestStaleExecutingIsPickedOnlyAfterStaleAfter(t *testing.T) {
 		t.Fatalf("sweep before StaleAfter %+v, want nothing leased: the confirm may still be running", res)
 	}
 	f.clock.Set(t0.Add(61 * time.Second))
-	if res := sweep(t, s); res != (recovery.Result{Leased: 1, Settled: 1}) {
-		t.Fatalf("sweep after StaleAfter %+v, want one settled", res)
+	if res := sweep(t, s); res != (recovery.Result{Leased: 1, Resolved: 1}) {
+		t.Fatalf("sweep after StaleAfter %+v, want one resolved", res)
 	}
 	if st := f.status(t, co.OrderID); st != domain.StatusSuccess {
 		t.Fatalf("status %s, want SUCCESS", st)
@@ -447,9 +447,9 @@ func TestTwoSweepersNeverWorkOnOnePayment(t *testing.T) {
 	a.InstanceID, b.InstanceID = "sweeper-a", "sweeper-b"
 	sweepers := []*recovery.Sweeper{f.sweeper(t, rec, a), f.sweeper(t, rec, b)}
 
-	var settled int
+	var resolved int
 	leased := make([]int, len(sweepers))
-	for round := 0; settled < len(ids) && round < 20; round++ {
+	for round := 0; resolved < len(ids) && round < 20; round++ {
 		results := make([]recovery.Result, len(sweepers))
 		errs := make([]error, len(sweepers))
 		var wg sync.WaitGroup
@@ -465,11 +465,11 @@ func TestTwoSweepersNeverWorkOnOnePayment(t *testing.T) {
 				t.Fatalf("sweeper %d: %+v", i, res)
 			}
 			leased[i] += res.Leased
-			settled += res.Settled
+			resolved += res.Resolved
 		}
 	}
-	if settled != len(ids) {
-		t.Fatalf("%d settled, want %d", settled, len(ids))
+	if resolved != len(ids) {
+		t.Fatalf("%d resolved, want %d", resolved, len(ids))
 	}
 	if leased[0] == 0 || leased[1] == 0 {
 		t.Fatalf("leased %v: both sweepers should have had work", leased)
@@ -553,17 +553,17 @@ func TestBreakerTriesOnePaymentWhenHalfOpenThenResumes(t *testing.T) {
 		trial = sweep(t, s)
 		return !trial.BreakerOpen
 	})
-	if trial != (recovery.Result{Leased: 1, Settled: 1}) {
-		t.Fatalf("half-open sweep %+v, want one trial payment, settled", trial)
+	if trial != (recovery.Result{Leased: 1, Resolved: 1}) {
+		t.Fatalf("half-open sweep %+v, want one trial payment, resolved", trial)
 	}
 	if got := states.get(); got != "open,half-open,closed" {
 		t.Fatalf("OnBreakerStateChange told %q, want open, half-open, closed", got)
 	}
-	if res := sweep(t, s); res != (recovery.Result{Leased: 1, Settled: 1}) {
+	if res := sweep(t, s); res != (recovery.Result{Leased: 1, Resolved: 1}) {
 		t.Fatalf("sweep after the trial %+v, want the other released payment", res)
 	}
 	f.clock.Set(f.clock.Now().Add(time.Minute)) // the two that failed come due
-	if res := sweep(t, s); res != (recovery.Result{Leased: 2, Settled: 2}) {
+	if res := sweep(t, s); res != (recovery.Result{Leased: 2, Resolved: 2}) {
 		t.Fatalf("sweep a minute later %+v, want the two that failed", res)
 	}
 	for _, id := range ids {
@@ -580,7 +580,7 @@ func TestRunSweepsAtStartAndStopsWithItsContext(t *testing.T) {
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- s.Run(runCtx) }()
-	testenv.WaitFor(t, 10*time.Second, "the first scan to settle the payment", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "the first scan to resolve the payment", func() bool {
 		p, err := domain.Rebuild(f.Events(t, id))
 		return err == nil && p.Status == domain.StatusSuccess
 	})
@@ -625,7 +625,7 @@ func TestWorkerPoolIsBounded(t *testing.T) {
 	for range ids {
 		rec.gate <- struct{}{}
 	}
-	if res := <-done; res != (recovery.Result{Leased: len(ids), Settled: len(ids)}) {
+	if res := <-done; res != (recovery.Result{Leased: len(ids), Resolved: len(ids)}) {
 		t.Fatalf("sweep %+v", res)
 	}
 	if _, total, maxInFlight := rec.snapshot(); total != len(ids) || maxInFlight != 2 {

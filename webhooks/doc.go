@@ -89,14 +89,14 @@
 // (Rows at several merchants' URLs each get a Recover, but Recover checks the owner before it
 // calls Toss, so only the owner's costs a read-back; rows without a merchant reuse the
 // owner's answer.) A loser gives its rows back unattempted (attempts is not counted) and due
-// when the gate opens; then one read-back settles them together. A delivery at another
+// when the gate opens; then one read-back resolves them together. A delivery at another
 // merchant's URL takes the gate too, so it can delay the owner's rows by one interval, never
 // drop them.
 //
 // This cannot lose a status change. Webhooks carry no truth of their own; they only say "look
 // again". A row that lost the gate is read back after the gate opens, which is after its
 // delivery, so that read-back sees Toss's newest state, including whatever change the webhook
-// reported. A row settled with another row's read-back was stored before that read-back
+// reported. A row resolved with another row's read-back was stored before that read-back
 // started, so the same holds. If a read-back fails, its rows back off and retry as before, and
 // the recovery sweeper remains the backstop for any payment whose outcome stays unknown.
 //

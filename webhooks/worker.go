@@ -116,7 +116,7 @@ const purgeEvery = 5 * time.Minute
 // so no long transaction holds back vacuum or the event store's readers.
 const purgeBatch = 1000
 
-// maxCovered bounds the other pending rows of an order that one read-back settles at once; the
+// maxCovered bounds the other pending rows of an order that one read-back resolves at once; the
 // rest wait for a later read-back.
 const maxCovered = 1000
 
@@ -390,7 +390,7 @@ func (w *Worker) syncOrder(ctx context.Context, id domain.OrderID, rows []claime
 	var owners *answer // the first scoped answer that found the payment
 	for _, m := range scopes {
 		group := groups[m]
-		// Rows of this scope stored before the read-back starts are settled by it too: Toss's
+		// Rows of this scope stored before the read-back starts are resolved by it too: Toss's
 		// answer is at least as new as anything they report.
 		covered, err := w.pendingOf(rctx, id, m, group)
 		if err != nil {
@@ -419,7 +419,7 @@ func boolInt(b bool) int {
 	return 0
 }
 
-// record writes the result of one read-back on its claimed rows and, when it settled the
+// record writes the result of one read-back on its claimed rows and, when it resolved the
 // order's question, on the covered rows too.
 func (w *Worker) record(ctx, rctx context.Context, id domain.OrderID, rows []claimed, covered []int64, res commands.ConfirmResult, err error) error {
 	var errs []error
@@ -458,9 +458,9 @@ func (w *Worker) record(ctx, rctx context.Context, id domain.OrderID, rows []cla
 		}
 		if outcome != "" {
 			if cerr := w.markCovered(rctx, covered, outcome); cerr != nil {
-				errs = append(errs, fmt.Errorf("webhooks: record rows settled with order %s: %w", id, cerr))
+				errs = append(errs, fmt.Errorf("webhooks: record rows resolved with order %s: %w", id, cerr))
 			} else {
-				w.logger.InfoContext(ctx, "webhooks settled by the same read-back", "orderId", id, "rows", len(covered), "outcome", outcome)
+				w.logger.InfoContext(ctx, "webhooks resolved by the same read-back", "orderId", id, "rows", len(covered), "outcome", outcome)
 			}
 		}
 	}
@@ -532,7 +532,7 @@ func (w *Worker) markFailed(ctx context.Context, r claimed, cause error) error {
 	return err
 }
 
-// markCovered settles rows this worker did not claim with a read-back that started after they
+// markCovered resolves rows this worker did not claim with a read-back that started after they
 // were stored. Another worker holding one of them finds it processed and records nothing.
 func (w *Worker) markCovered(ctx context.Context, ids []int64, outcome string) error {
 	_, err := w.pool.Exec(ctx, `

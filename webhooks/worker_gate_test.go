@@ -22,7 +22,7 @@ import (
 )
 
 // TestWebhookAtAnotherMerchantsURL: a webhook at merchant A's URL naming merchant B's order
-// (unsettled, so a read-back would record Toss's truth) is processed as an unknown order with
+// (unresolved, so a read-back would record Toss's truth) is processed as an unknown order with
 // no call to Toss; the same webhook at B's URL reads it back.
 func TestWebhookAtAnotherMerchantsURL(t *testing.T) {
 	env := testenv.New(t, testenv.Options{})
@@ -51,7 +51,7 @@ func TestWebhookAtAnotherMerchantsURL(t *testing.T) {
 		t.Fatalf("payment %s (%v): another merchant's webhook changed it", p.Status, err)
 	}
 
-	// The owner's URL: read back and settled. The foreign row took the order's gate; open it.
+	// The owner's URL: read back and resolved. The foreign row took the order's gate; open it.
 	openGates(t, env.Pool)
 	if a := post(t, base+"/"+string(testenv.Merchant), body, tid("whtrans_owner")); a.Status != http.StatusOK {
 		t.Fatalf("answer %+v", a)
@@ -139,7 +139,7 @@ func stuckPayment(t *testing.T, env *testenv.Env) domain.OrderID {
 	return unknownPayment(t, env, "IN_PROGRESS").OrderID
 }
 
-// TestGateOneReadBackPerInterval: 50 deliveries naming one unsettled order, processed by two
+// TestGateOneReadBackPerInterval: 50 deliveries naming one unresolved order, processed by two
 // workers at once, make exactly one read-back; every row ends processed. Once the interval has
 // passed (the clock is moved, not waited for), a new delivery gets its own read-back.
 func TestGateOneReadBackPerInterval(t *testing.T) {

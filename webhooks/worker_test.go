@@ -91,7 +91,7 @@ func count(events []domain.Event, typ domain.EventType) int {
 // TestOutOfOrderWebhooksConvergeToTossTruth: Toss approved the payment; an ABORTED-looking
 // webhook arrives first, then the DONE one, then the DONE one again. The stream ends SUCCESS
 // with one approval, recorded by the webhook actor, and no second confirm. The read-back for
-// the first settles the second too: it was stored before the read-back started.
+// the first resolves the second too: it was stored before the read-back started.
 func TestOutOfOrderWebhooksConvergeToTossTruth(t *testing.T) {
 	env := testenv.New(t, testenv.Options{})
 	co := unknownPayment(t, env, "DONE")
@@ -109,7 +109,7 @@ func TestOutOfOrderWebhooksConvergeToTossTruth(t *testing.T) {
 	// One row at a time, in arrival order: the ABORTED one is claimed first.
 	w := webhooks.NewWorker(env.Pool, env.Commands, webhooks.WorkerConfig{BatchSize: 1}, testenv.Logger(t))
 	if n := drain(t, w); n != 1 {
-		t.Fatalf("claimed %d rows, want 1 (its read-back settles the other; the duplicate is not stored)", n)
+		t.Fatalf("claimed %d rows, want 1 (its read-back resolves the other; the duplicate is not stored)", n)
 	}
 	events := env.Events(t, co.OrderID)
 	p, err := domain.Rebuild(events)

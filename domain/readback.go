@@ -7,17 +7,8 @@ import (
 	"github.com/shopspring/decimal"
 )
 
-// EventRecoveryExhausted: the recovery sweeper gave up on a payment; a person must look at it.
-const EventRecoveryExhausted EventType = "RecoveryExhausted"
-
-// RecoveryExhausted leaves the payment UNKNOWN and marks it as needing review.
-type RecoveryExhausted struct {
-	EventHeader
-	Attempts  int    `json:"attempts"`
-	LastError string `json:"lastError"`
-}
-
-func (RecoveryExhausted) EventType() EventType { return EventRecoveryExhausted }
+// Read-back decisions: what the PSP's truth about a payment whose outcome we do not know means
+// for it (recovery and the webhook worker resolve payments with these), and giving up.
 
 // TossConfirmWindow is how long Toss keeps an authenticated payment confirmable (toss-api.md §3).
 const TossConfirmWindow = 10 * time.Minute
