@@ -124,6 +124,7 @@ func (m *Memory) ReadVerified(ctx context.Context, stream string) ([]RecordedEve
 	}
 	return events, nil
 }
+
 // ReadAll implements Store.
 func (m *Memory) ReadAll(ctx context.Context, from Position, limit int) ([]RecordedEvent, error) {
 	if limit <= 0 {

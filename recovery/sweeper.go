@@ -219,7 +219,7 @@ func pspFailing(err error) bool {
 // Result counts what one scan did. Leased = Resolved + StillUnknown + Exhausted + Failed + Released.
 type Result struct {
 	Leased       int // payments leased by this scan
-	Resolved      int // now known: approved, rejected, expired (or resolved by someone else meanwhile)
+	Resolved     int // now known: approved, rejected, expired (or resolved by someone else meanwhile)
 	StillUnknown int // Toss does not resolve it yet; rescheduled
 	Exhausted    int // gave up: RecoveryExhausted recorded
 	Failed       int // the attempt ended in an error (Toss failing, a mismatch, the database); rescheduled
