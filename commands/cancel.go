@@ -181,7 +181,7 @@ func (s *Service) cancelOutcome(ctx context.Context, p domain.Payment, c domain.
 		s.logger.ErrorContext(ctx, "the PSP does not know a payment we hold approved; the refund stays pending for review",
 			"orderId", p.OrderID, "cancelId", c.ID, "error", pspErr)
 		return p.DecideCancelUnknown(c.ID, te.Code, te.Message, now)
-	case toss.ClassOf(pspErr) == toss.ClassUnknownOutcome || te.Code == "ALREADY_CANCELED_PAYMENT":
+	case toss.ClassOf(pspErr) == toss.ClassUnknownOutcome || toss.AlreadyCanceled(pspErr):
 		// ALREADY_CANCELED_PAYMENT may be our own earlier call: unknown until read back.
 		return p.DecideCancelUnknown(c.ID, unknownCode(te, pspErr), pspErr.Error(), now)
 	case toss.ClassOf(pspErr) == toss.ClassMerchantConfig:

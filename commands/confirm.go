@@ -142,14 +142,8 @@ func (s *Service) withRetries(ctx context.Context, call func(context.Context) er
 // retryable: an unknown outcome that asking again under the same key can resolve.
 // ALREADY_PROCESSED_PAYMENT cannot: only a read-back tells what happened.
 func retryable(err error) bool {
-	var te *toss.Error
-	if errors.As(err, &te) && te.Code == codeAlreadyProcessed {
-		return false
-	}
-	return toss.ClassOf(err) == toss.ClassUnknownOutcome
+	return toss.ClassOf(err) == toss.ClassUnknownOutcome && !toss.AlreadyProcessed(err)
 }
-
-const codeAlreadyProcessed = "ALREADY_PROCESSED_PAYMENT"
 
 // recordOutcome appends what the PSP said about attempt. If the payment moved on meanwhile
 // (another process recorded this attempt's outcome), it answers from the newer state.
@@ -195,7 +189,7 @@ func (s *Service) outcomeEvents(ctx context.Context, psp PSP, p domain.Payment, 
 
 	var te *toss.Error
 	errors.As(pspErr, &te)
-	if te != nil && te.Code == codeAlreadyProcessed {
+	if toss.AlreadyProcessed(pspErr) {
 		// Toss has processed this paymentKey already (our approval under another key, or the
 		// buyer's other tab). Approved only if the read-back shows it DONE with our values.
 		if events, err := s.readBackEvents(ctx, psp, p, false); err == nil && len(events) > 0 {
@@ -207,7 +201,7 @@ func (s *Service) outcomeEvents(ctx context.Context, psp PSP, p domain.Payment, 
 	}
 	switch toss.ClassOf(pspErr) {
 	case toss.ClassFinal:
-		if te.Code == "NOT_FOUND_PAYMENT_SESSION" {
+		if toss.SessionExpired(pspErr) {
 			return p.DecideExpired("Toss payment session expired: "+te.Message, now)
 		}
 		return p.DecideRejected(te.Code, te.Message, now)

@@ -215,3 +215,26 @@ func TestErrorText(t *testing.T) {
 		}
 	}
 }
+
+func TestAnswersThatNeedARead(t *testing.T) {
+	answer := func(code string) error {
+		return &Error{Op: "x", HTTPStatus: 400, Code: code, Class: Classify("x", 400, code)}
+	}
+	for _, c := range []struct {
+		code                                 string
+		processed, canceled, sessionExpired bool
+	}{
+		{"ALREADY_PROCESSED_PAYMENT", true, false, false},
+		{"ALREADY_CANCELED_PAYMENT", false, true, false},
+		{"NOT_FOUND_PAYMENT_SESSION", false, false, true},
+		{"REJECT_CARD_PAYMENT", false, false, false},
+	} {
+		err := fmt.Errorf("wrapped: %w", answer(c.code))
+		if AlreadyProcessed(err) != c.processed || AlreadyCanceled(err) != c.canceled || SessionExpired(err) != c.sessionExpired {
+			t.Errorf("%s: processed %v canceled %v sessionExpired %v", c.code, AlreadyProcessed(err), AlreadyCanceled(err), SessionExpired(err))
+		}
+	}
+	if AlreadyProcessed(errors.New("ALREADY_PROCESSED_PAYMENT")) {
+		t.Error("a plain error is no Toss answer")
+	}
+}

@@ -239,3 +239,27 @@ var codeClasses = map[string]Class{
 	"INVALID_BANK":                  ClassFinal,
 	"FORBIDDEN_BANK_REFUND_REQUEST": ClassFinal,
 }
+
+// Answers whose meaning depends on what the caller did: a code alone does not say whether the
+// operation happened, so each sends the caller to a read-back instead of a reaction to the code.
+
+// AlreadyProcessed reports whether a confirm was answered ALREADY_PROCESSED_PAYMENT: Toss has
+// processed this paymentKey before, under our earlier key or another (the buyer's other tab).
+// Only a read-back showing DONE with our orderId, paymentKey and amount makes it our approval;
+// asking again under the same key replays the same answer.
+func AlreadyProcessed(err error) bool { return hasCode(err, "ALREADY_PROCESSED_PAYMENT") }
+
+// AlreadyCanceled reports whether a cancel was answered ALREADY_CANCELED_PAYMENT: possibly our
+// own earlier cancel whose answer was lost, possibly a cancel made elsewhere. Its outcome is
+// unknown until the payment is read back.
+func AlreadyCanceled(err error) bool { return hasCode(err, "ALREADY_CANCELED_PAYMENT") }
+
+// SessionExpired reports whether a confirm was answered NOT_FOUND_PAYMENT_SESSION: the buyer
+// authenticated more than Toss's confirm window ago (toss-api.md §3), so the payment can no
+// longer be confirmed: it expired.
+func SessionExpired(err error) bool { return hasCode(err, "NOT_FOUND_PAYMENT_SESSION") }
+
+func hasCode(err error, code string) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Code == code
+}
