@@ -208,18 +208,6 @@ func newCancelEntry(p domain.Payment, pay *toss.Payment, amount decimal.Decimal)
 	return toss.Cancel{}, false
 }
 
-// retryCancel resolves a payment's pending cancel whose outcome is unknown by calling the PSP
-// again under the cancel's own key: the PSP replays the stored result of a cancel it performed,
-// or performs it now if it never did. A new key is used only after the PSP said it executed
-// nothing (CancelRetried).
-func (s *Service) retryCancel(ctx context.Context, psp PSP, p domain.Payment, actor string) (CancelResult, error) {
-	c := p.PendingCancel()
-	if c == nil {
-		return CancelResult{OrderID: p.OrderID, PaymentStatus: p.Status, Balance: p.Balance}, nil
-	}
-	return s.callCancel(ctx, psp, p, *c, newMetadata(actor))
-}
-
 func cancelResult(p domain.Payment, id domain.CancelID) CancelResult {
 	c := p.Cancels[id]
 	r := CancelResult{OrderID: p.OrderID, CancelID: id, Amount: c.Amount, PaymentStatus: p.Status, Balance: p.Balance}
@@ -236,21 +224,4 @@ func cancelResult(p domain.Payment, id domain.CancelID) CancelResult {
 		}
 	}
 	return r
-}
-
-// RetryCancel resolves the payment's pending cancel, if any, under the cancel's own key (see
-// retryCancel). It answers for the system: no merchant check.
-func (s *Service) RetryCancel(ctx context.Context, id domain.OrderID, actor string) (CancelResult, error) {
-	p, _, err := s.load(ctx, id)
-	if err != nil {
-		return CancelResult{}, err
-	}
-	if p.PendingCancel() == nil {
-		return CancelResult{OrderID: id, PaymentStatus: p.Status, Balance: p.Balance}, nil
-	}
-	psp, err := s.pspOf(ctx, p)
-	if err != nil {
-		return CancelResult{}, err
-	}
-	return s.retryCancel(ctx, psp, p, actor)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/paymentledger/ledger/domain"
 	"github.com/paymentledger/ledger/internal/testenv"
 	"github.com/paymentledger/ledger/psp/toss"
+	"github.com/paymentledger/ledger/queries"
 )
 
 // simClock is a settable clock for the simulator (its 1-second rule between cancels).
@@ -147,7 +148,7 @@ func TestLostCancelResponseIsResolvedUnderTheSameKey(t *testing.T) {
 	if _, err := svc.Cancel(ctx, commands.CancelInput{Merchant: testenv.Merchant, IdempotencyKey: "refund-144", OrderID: co.OrderID, Amount: amount("5000"), Reason: "r2"}); !errors.Is(err, domain.ErrCancelInProgress) {
 		t.Fatalf("second cancel while the first is unknown: %v", err)
 	}
-	res, err = svc.RetryCancel(ctx, co.OrderID, "recovery")
+	res, err = svc.ResolveCancel(ctx, co.OrderID, commands.ResolveOptions{Actor: "recovery"})
 	if err != nil || res.CancelStatus != "CANCELED" || !res.Balance.Equal(won("20000")) {
 		t.Fatalf("retry: %+v %v", res, err)
 	}
@@ -247,4 +248,47 @@ func TestNotFoundOnARefundIsNotARejection(t *testing.T) {
 			t.Fatal("NOT_FOUND_PAYMENT was booked as a rejection")
 		}
 	}
+}
+
+// The defect: an event edited in the database (the append-only trigger disabled) went unnoticed
+// and was acted on: a refund for the edited balance was sent to Toss. Commands now decide only on
+// verified history: the edited stream refuses every command, nothing reaches Toss, and the
+// payment is flagged for review.
+func TestAnEditedStreamRefusesEveryCommand(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	co := approvedOrder(t, env)
+	tamperedEvent := func(sql string) {
+		t.Helper()
+		for _, stmt := range []string{`ALTER TABLE events DISABLE TRIGGER events_no_update_delete`, sql, `ALTER TABLE events ENABLE TRIGGER events_no_update_delete`} {
+			if _, err := env.Pool.Exec(ctx, stmt); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Someone raises the approved amount, so that a full refund would pay out more.
+	tamperedEvent(`UPDATE events SET data = jsonb_set(data::jsonb, '{totalAmount}', '"250000"')::text::json
+		WHERE stream_id = 'payment-` + string(co.OrderID) + `' AND event_type = 'PaymentApproved'`)
+	before := env.Sim.Stats()
+	_, err := env.Commands.Cancel(ctx, commands.CancelInput{Merchant: testenv.Merchant, OrderID: co.OrderID, IdempotencyKey: "r", Reason: "after the edit"})
+	if !errors.Is(err, domain.ErrHistoryBroken) {
+		t.Fatalf("cancel of an edited payment: %v, want HISTORY_BROKEN", err)
+	}
+	if _, err := env.Commands.ResolveConfirm(ctx, co.OrderID, commands.ResolveOptions{Actor: "recovery", NewAttempt: true}); !errors.Is(err, domain.ErrHistoryBroken) {
+		t.Fatalf("recovery on an edited payment: %v", err)
+	}
+	if after := env.Sim.Stats(); after.CancelRequests != before.CancelRequests || after.ConfirmRequests != before.ConfirmRequests {
+		t.Fatalf("Toss was called for an edited payment: %+v then %+v", before, after)
+	}
+	var detail string
+	if err := env.Pool.QueryRow(ctx, `SELECT detail FROM broken_streams WHERE stream_id = $1`, domain.StreamName(co.OrderID)).Scan(&detail); err != nil ||
+		!strings.Contains(detail, "version 3: hash does not match") {
+		t.Fatalf("flagged for review: %q %v", detail, err)
+	}
+	if _, err := env.Queries.Payment(ctx, testenv.Merchant, string(co.OrderID)); !errors.Is(err, domain.ErrHistoryBroken) {
+		t.Fatalf("reading an edited payment: %v", err)
+	}
+	testenv.WaitFor(t, 10*time.Second, "the payment in the review list", func() bool {
+		page, err := env.Queries.ListPayments(ctx, testenv.Merchant, queries.ListQuery{NeedsReview: true})
+		return err == nil && len(page.Payments) == 1 && page.Payments[0].OrderID == string(co.OrderID) && page.Payments[0].NeedsReview
+	})
 }

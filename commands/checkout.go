@@ -105,7 +105,10 @@ func (s *Service) Checkout(ctx context.Context, in CheckoutInput) (CheckoutResul
 
 // replayCheckout answers a repeated Idempotency-Key from the stored CheckoutCreated.
 func (s *Service) replayCheckout(ctx context.Context, orderID domain.OrderID, merchant domain.MerchantID, hash string) (CheckoutResult, error) {
-	recs, err := s.store.ReadStream(ctx, domain.StreamName(orderID), 1)
+	recs, err := s.store.ReadVerified(ctx, domain.StreamName(orderID))
+	if errors.Is(err, eventstore.ErrChainBroken) {
+		return CheckoutResult{}, domain.Errorf(domain.ErrHistoryBroken, "the stored history of order %s failed verification", orderID)
+	}
 	if err != nil {
 		return CheckoutResult{}, fmt.Errorf("checkout replay: %w", err)
 	}

@@ -21,10 +21,12 @@ import (
 	"github.com/paymentledger/ledger/psp/toss"
 )
 
-// EventStore is what the handlers need of the event store.
+// EventStore is what the handlers need of the event store. ReadVerified hands out a stream only
+// after checking it against its recorded head (see eventstore.Postgres.ReadVerified): the
+// handlers decide on history nobody edited.
 type EventStore interface {
 	Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion, events []eventstore.EventData) (eventstore.AppendResult, error)
-	ReadStream(ctx context.Context, stream string, from int64) ([]eventstore.RecordedEvent, error)
+	ReadVerified(ctx context.Context, stream string) ([]eventstore.RecordedEvent, error)
 }
 
 // PSP is what the handlers need of the payment service provider.
@@ -136,9 +138,14 @@ func (s *Service) load(ctx context.Context, id domain.OrderID) (domain.Payment, 
 	if _, err := domain.ParseOrderID(string(id)); err != nil {
 		return domain.Payment{}, nil, notFound(id) // no payment can have it; the store need not be asked
 	}
-	recs, err := s.store.ReadStream(ctx, domain.StreamName(id), 1)
+	recs, err := s.store.ReadVerified(ctx, domain.StreamName(id))
 	if errors.Is(err, eventstore.ErrStreamNotFound) {
 		return domain.Payment{}, nil, notFound(id)
+	}
+	if errors.Is(err, eventstore.ErrChainBroken) {
+		s.logger.ErrorContext(ctx, "a payment's stored history failed verification; no command acts on it", "orderId", id, "error", err)
+		return domain.Payment{}, nil, domain.Errorf(domain.ErrHistoryBroken,
+			"the stored history of order %s failed verification; it is flagged for review and nothing acts on it until a person repairs it", id)
 	}
 	if err != nil {
 		return domain.Payment{}, nil, fmt.Errorf("load %s: %w", id, err)

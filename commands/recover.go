@@ -45,8 +45,8 @@ func (s *Service) readBackEvents(ctx context.Context, psp PSP, p domain.Payment,
 	return p.DecideReadBack(rb, s.now(), newAttempt)
 }
 
-// RecoverOptions say how Recover may act.
-type RecoverOptions struct {
+// ResolveOptions say how a resolve may act.
+type ResolveOptions struct {
 	// NewAttempt allows a new confirm attempt when the PSP shows the payment still IN_PROGRESS.
 	// The sweeper allows it; the webhook worker does not (a webhook only reports a change).
 	NewAttempt bool
@@ -56,45 +56,24 @@ type RecoverOptions struct {
 	Merchant domain.MerchantID
 }
 
-// Recover resolves a payment whose outcome we do not know (EXECUTING or UNKNOWN) from the PSP's
-// truth: it reads the order back and records what it shows, or starts and runs a new confirm
-// attempt when the PSP still shows it IN_PROGRESS (opts.NewAttempt). A payment whose outcome is
-// known is returned as it is. The result's status is UNKNOWN or EXECUTING while it stays
-// unresolved; the error is non-nil when the PSP could not be asked or disagrees with us.
-func (s *Service) Recover(ctx context.Context, id domain.OrderID, opts RecoverOptions) (ConfirmResult, error) {
+// ResolveConfirm resolves a payment whose confirm outcome we do not know (EXECUTING or UNKNOWN)
+// from the PSP's truth: it reads the order back and records what it shows, or starts and runs a
+// new confirm attempt when the PSP still shows it IN_PROGRESS (opts.NewAttempt). A payment whose
+// outcome is known is returned as it is, without asking the PSP. The result's status is UNKNOWN
+// or EXECUTING while it stays unresolved; the error is non-nil when the PSP could not be asked or
+// disagrees with us. The stream is loaded once (again only after losing a race to a writer).
+func (s *Service) ResolveConfirm(ctx context.Context, id domain.OrderID, opts ResolveOptions) (ConfirmResult, error) {
 	meta := newMetadata(opts.Actor)
-	p, _, err := s.load(ctx, id)
-	if err != nil {
-		return ConfirmResult{}, err
-	}
-	if opts.Merchant != "" && p.MerchantID != opts.Merchant {
-		return ConfirmResult{}, domain.Errorf(domain.ErrPaymentNotFound, "merchant %s has no payment with orderId %s", opts.Merchant, id)
-	}
-	if !unresolved(p) {
-		if p.PendingCancel() == nil || !opts.NewAttempt {
-			return resultOf(p), nil // known; a webhook does not retry a cancel
-		}
-		// A cancel whose outcome is unknown: ask again under its own key (never a new one).
-		psp, err := s.pspOf(ctx, p)
-		if err != nil {
-			return resultOf(p), err
-		}
-		if _, err := s.retryCancel(ctx, psp, p, opts.Actor); err != nil {
-			return resultOf(p), err
-		}
-		p, _, err = s.load(ctx, id)
-		if err != nil {
-			return ConfirmResult{}, err
-		}
-		return resultOf(p), nil
-	}
-	psp, err := s.pspOf(ctx, p)
-	if err != nil {
-		return resultOf(p), err
-	}
-	p, events, err := s.update(ctx, id, "", meta, func(p domain.Payment) ([]domain.Event, error) {
+	var psp PSP
+	p, events, err := s.update(ctx, id, opts.Merchant, meta, func(p domain.Payment) ([]domain.Event, error) {
 		if !unresolved(p) {
 			return nil, nil
+		}
+		if psp == nil {
+			var err error
+			if psp, err = s.pspOf(ctx, p); err != nil {
+				return nil, err
+			}
 		}
 		return s.readBackEvents(ctx, psp, p, opts.NewAttempt)
 	})
@@ -104,11 +83,34 @@ func (s *Service) Recover(ctx context.Context, id domain.OrderID, opts RecoverOp
 		}
 		return resultOf(p), err
 	}
-	s.logger.InfoContext(ctx, "recovered", "orderId", id, "actor", opts.Actor, "event", events[0].EventType(), "status", p.Status)
+	s.logger.InfoContext(ctx, "resolved", "orderId", id, "actor", opts.Actor, "event", events[0].EventType(), "status", p.Status)
 	if _, started := events[0].(domain.ConfirmationStarted); started {
 		return s.callPSP(ctx, psp, p, meta)
 	}
 	return resultOf(p), nil
+}
+
+// ResolveCancel resolves the payment's pending cancel whose outcome we do not know by calling the
+// PSP again under the cancel's own key: the PSP replays the stored result of a cancel it
+// performed, or performs it now if it never did. A new key is used only after the PSP said it
+// executed nothing (CancelRetried). A payment without a pending cancel is returned as it is.
+func (s *Service) ResolveCancel(ctx context.Context, id domain.OrderID, opts ResolveOptions) (CancelResult, error) {
+	p, _, err := s.load(ctx, id)
+	if err != nil {
+		return CancelResult{}, err
+	}
+	if opts.Merchant != "" && p.MerchantID != opts.Merchant {
+		return CancelResult{}, notFound(id)
+	}
+	c := p.PendingCancel()
+	if c == nil {
+		return CancelResult{OrderID: id, PaymentStatus: p.Status, Balance: p.Balance}, nil
+	}
+	psp, err := s.pspOf(ctx, p)
+	if err != nil {
+		return cancelResult(p, c.ID), err
+	}
+	return s.callCancel(ctx, psp, p, *c, newMetadata(opts.Actor))
 }
 
 // MarkExhausted records that recovery gave up on a payment after attempts tries.

@@ -118,7 +118,7 @@ func TestRecoverRecordsWhatTossDid(t *testing.T) {
 	if err != nil || res.Status != domain.StatusUnknown {
 		t.Fatalf("confirm: %+v %v", res, err)
 	}
-	res, err = env.Commands.Recover(ctx, co.OrderID, commands.RecoverOptions{Actor: "recovery"})
+	res, err = env.Commands.ResolveConfirm(ctx, co.OrderID, commands.ResolveOptions{Actor: "recovery"})
 	if err != nil || res.Status != domain.StatusSuccess {
 		t.Fatalf("recover: %+v %v", res, err)
 	}
@@ -140,10 +140,10 @@ func TestRecoverStartsANewAttemptWhileTossShowsInProgress(t *testing.T) {
 	if err != nil || res.Status != domain.StatusUnknown {
 		t.Fatalf("confirm: %+v %v", res, err)
 	}
-	if res, err := env.Commands.Recover(ctx, co.OrderID, commands.RecoverOptions{Actor: "webhook"}); err != nil || res.Status != domain.StatusUnknown {
+	if res, err := env.Commands.ResolveConfirm(ctx, co.OrderID, commands.ResolveOptions{Actor: "webhook"}); err != nil || res.Status != domain.StatusUnknown {
 		t.Fatalf("recover without new attempts: %+v %v, want still UNKNOWN", res, err)
 	}
-	res, err = env.Commands.Recover(ctx, co.OrderID, commands.RecoverOptions{NewAttempt: true, Actor: "recovery"})
+	res, err = env.Commands.ResolveConfirm(ctx, co.OrderID, commands.ResolveOptions{NewAttempt: true, Actor: "recovery"})
 	if err != nil || res.Status != domain.StatusSuccess {
 		t.Fatalf("recover: %+v %v", res, err)
 	}

@@ -74,5 +74,6 @@ var (
 	ErrCheckoutExpired        = &Error{Kind: KindConflict, Code: "CHECKOUT_EXPIRED", Message: "checkout expired"}
 	ErrIllegalTransition      = &Error{Kind: KindConflict, Code: "ILLEGAL_TRANSITION", Message: "illegal state transition"}
 	ErrPSPResponseMismatch    = &Error{Kind: KindInternal, Code: "PSP_RESPONSE_MISMATCH", Message: "PSP answer does not match the payment"}
+	ErrHistoryBroken          = &Error{Kind: KindConflict, Code: "HISTORY_BROKEN", Message: "the stored history failed verification; nothing acts on it until a person repairs it"}
 	ErrConcurrentModification = &Error{Kind: KindUnavailable, Code: "CONCURRENT_MODIFICATION", Message: "payment changed concurrently; try again"}
 )

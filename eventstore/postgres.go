@@ -308,8 +308,8 @@ func (p *Postgres) ReadStream(ctx context.Context, stream string, from int64) ([
 // ReadVerified reads a whole stream together with its recorded head, in one snapshot, and
 // verifies the one against the other (VerifyStream) before returning it: callers that decide on
 // a stream's history (commands) act only on history that nobody edited, cut short or rewrote
-// without the keys. A broken stream is an error wrapping ErrChainBroken; a stream with no
-// events and no head is ErrStreamNotFound.
+// without the keys. A broken stream is an error wrapping ErrChainBroken, and is recorded in
+// broken_streams; a stream with no events and no head is ErrStreamNotFound.
 func (p *Postgres) ReadVerified(ctx context.Context, stream string) ([]RecordedEvent, error) {
 	var (
 		events []RecordedEvent
@@ -344,9 +344,21 @@ func (p *Postgres) ReadVerified(ctx context.Context, stream string) ([]RecordedE
 		return nil, fmt.Errorf("eventstore: read stream %q: %w: its events have no head", stream, ErrChainBroken)
 	}
 	if err := VerifyStream(stream, events, head); err != nil {
+		p.flagBroken(ctx, stream, err)
 		return nil, err
 	}
 	return events, nil
+}
+
+// flagBroken records a stream found broken in broken_streams (migration 0014), so that the
+// review list and audit show it even if nobody reads the error. A failure to record is not the
+// reader's problem: the read has already failed with the chain error.
+func (p *Postgres) flagBroken(ctx context.Context, stream string, cause error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_, _ = p.pool.Exec(ctx, `
+		INSERT INTO broken_streams (stream_id, detail) VALUES ($1, $2)
+		ON CONFLICT (stream_id) DO UPDATE SET detail = EXCLUDED.detail, last_seen = now()`, stream, cause.Error())
 }
 
 // ReadAll implements Store. Only rows of transactions older than every running one are read:

@@ -26,10 +26,11 @@ func (e *AuthError) Error() string { return "merchants: authentication failed: "
 
 // Reasons of AuthError.
 const (
-	ReasonMalformed  = "malformed"   // not an API key of this system
-	ReasonUnknownKey = "unknown_key" // no such key id
-	ReasonBadSecret  = "bad_secret"  // the key id exists, the secret is wrong
-	ReasonRevoked    = "revoked"     // revoked, or past a rotation's grace period
+	ReasonMalformed  = "malformed"      // not an API key of this system
+	ReasonUnknownKey = "unknown_key"    // no such key id
+	ReasonBadSecret  = "bad_secret"     // the key id exists, the secret is wrong
+	ReasonRevoked    = "revoked"        // revoked, or past a rotation's grace period
+	ReasonBroken     = "broken_history" // the merchant's stored history failed verification
 )
 
 // Authenticate checks an API key: its id must exist, its secret's hash match (in constant time)
@@ -49,6 +50,9 @@ func (s *Service) Authenticate(ctx context.Context, apiKey string) (Principal, e
 	if errors.Is(err, domain.ErrMerchantNotFound) {
 		return Principal{}, &AuthError{Reason: ReasonUnknownKey}
 	}
+	if errors.Is(err, domain.ErrHistoryBroken) {
+		return Principal{}, &AuthError{Reason: ReasonBroken}
+	}
 	if err != nil {
 		return Principal{}, err
 	}
@@ -56,7 +60,9 @@ func (s *Service) Authenticate(ctx context.Context, apiKey string) (Principal, e
 	if !ok {
 		// The index names this merchant, so the key was issued: a state cached before the issue
 		// (on this instance, up to CacheTTL ago) does not know it yet. Read the stream.
-		if m, err = s.load(ctx, merchant); err != nil {
+		if m, err = s.load(ctx, merchant); errors.Is(err, domain.ErrHistoryBroken) {
+			return Principal{}, &AuthError{Reason: ReasonBroken}
+		} else if err != nil {
 			return Principal{}, err
 		}
 		k, ok = m.Keys[kid]

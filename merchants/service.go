@@ -35,10 +35,12 @@ import (
 	"github.com/paymentledger/ledger/secrets"
 )
 
-// EventStore is what the service needs of the event store.
+// EventStore is what the service needs of the event store. A merchant is folded from its
+// verified stream (ReadVerified): nobody's keys work from edited history.
 type EventStore interface {
 	Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion, events []eventstore.EventData) (eventstore.AppendResult, error)
 	ReadStream(ctx context.Context, stream string, from int64) ([]eventstore.RecordedEvent, error)
+	ReadVerified(ctx context.Context, stream string) ([]eventstore.RecordedEvent, error)
 }
 
 var _ EventStore = (*eventstore.Postgres)(nil)
@@ -103,9 +105,13 @@ func (s *Service) load(ctx context.Context, id domain.MerchantID) (domain.Mercha
 	if _, err := domain.ParseMerchantID(string(id)); err != nil {
 		return domain.Merchant{}, domain.Errorf(domain.ErrMerchantNotFound, "no merchant %q", truncate(string(id), 64))
 	}
-	recs, err := s.store.ReadStream(ctx, domain.MerchantStreamName(id), 1)
+	recs, err := s.store.ReadVerified(ctx, domain.MerchantStreamName(id))
 	if errors.Is(err, eventstore.ErrStreamNotFound) {
 		return domain.Merchant{}, domain.Errorf(domain.ErrMerchantNotFound, "no merchant %s", id)
+	}
+	if errors.Is(err, eventstore.ErrChainBroken) {
+		s.logger.ErrorContext(ctx, "a merchant's stored history failed verification; its keys and Toss key are refused", "merchantId", id, "error", err)
+		return domain.Merchant{}, domain.Errorf(domain.ErrHistoryBroken, "the stored history of merchant %s failed verification", id)
 	}
 	if err != nil {
 		return domain.Merchant{}, fmt.Errorf("merchants: load %s: %w", id, err)

@@ -19,9 +19,10 @@ import (
 	"github.com/paymentledger/ledger/eventstore"
 )
 
-// StreamReader is what the payment history needs of the event store.
+// StreamReader is what the payment history needs of the event store: a stream checked against
+// its recorded head, so that nobody is shown edited history as the truth.
 type StreamReader interface {
-	ReadStream(ctx context.Context, stream string, from int64) ([]eventstore.RecordedEvent, error)
+	ReadVerified(ctx context.Context, stream string) ([]eventstore.RecordedEvent, error)
 }
 
 // Service answers payment queries. Every method takes the merchant the caller acts for and
@@ -87,9 +88,14 @@ type HistoryEntry struct {
 	Data       json.RawMessage `json:"data"`
 }
 
-const paymentColumns = `order_id, merchant_id, buyer_id, order_name, total_amount, currency, status,
-	COALESCE(payment_key, ''), COALESCE(method, ''), attempt, approved_at, COALESCE(last_transaction_key, ''),
-	failure_code, failure_message, failure_source, needs_review, canceled_amount, cancel_pending, expires_at, created_at, updated_at`
+// paymentColumns read a payment_orders row o. A payment whose stored history failed
+// verification (broken_streams) needs review whatever its row says.
+const paymentColumns = `o.order_id, o.merchant_id, o.buyer_id, o.order_name, o.total_amount, o.currency, o.status,
+	COALESCE(o.payment_key, ''), COALESCE(o.method, ''), o.attempt, o.approved_at, COALESCE(o.last_transaction_key, ''),
+	o.failure_code, o.failure_message, o.failure_source, o.needs_review OR ` + brokenStream + `, o.canceled_amount, o.cancel_pending,
+	o.expires_at, o.created_at, o.updated_at`
+
+const brokenStream = `EXISTS (SELECT 1 FROM broken_streams b WHERE b.stream_id = 'payment-' || o.order_id)`
 
 func scanPayment(row pgx.Row) (Payment, error) {
 	var p Payment
@@ -125,9 +131,13 @@ func (s *Service) Payment(ctx context.Context, merchant domain.MerchantID, order
 	if err != nil {
 		return Payment{}, notFound // no payment can have this id; the store need not be asked
 	}
-	recs, err := s.events.ReadStream(ctx, domain.StreamName(id), 1)
+	recs, err := s.events.ReadVerified(ctx, domain.StreamName(id))
 	if errors.Is(err, eventstore.ErrStreamNotFound) {
 		return Payment{}, notFound
+	}
+	if errors.Is(err, eventstore.ErrChainBroken) {
+		return Payment{}, domain.Errorf(domain.ErrHistoryBroken,
+			"the stored history of order %s failed verification; it is flagged for review (paymentctl audit names the event)", id)
 	}
 	if err != nil {
 		return Payment{}, fmt.Errorf("history of %s: %w", orderID, err)
@@ -235,12 +245,12 @@ func (s *Service) ListPayments(ctx context.Context, merchant domain.MerchantID, 
 		return Page{}, err
 	}
 	rows, err := s.pool.Query(ctx, `
-		SELECT `+paymentColumns+` FROM payment_orders
-		WHERE merchant_id = $1
-		  AND ($2::text = '' OR status = $2)
-		  AND ($3::timestamptz IS NULL OR (created_at, order_id) < ($3, $4))
-		  AND (NOT $6 OR needs_review)
-		ORDER BY created_at DESC, order_id DESC
+		SELECT `+paymentColumns+` FROM payment_orders o
+		WHERE o.merchant_id = $1
+		  AND ($2::text = '' OR o.status = $2)
+		  AND ($3::timestamptz IS NULL OR (o.created_at, o.order_id) < ($3, $4))
+		  AND (NOT $6 OR o.needs_review OR `+brokenStream+`)
+		ORDER BY o.created_at DESC, o.order_id DESC
 		LIMIT $5`, merchant, q.Status, after, afterID, q.Limit+1, q.NeedsReview)
 	if err != nil {
 		return Page{}, fmt.Errorf("list payments: %w", err)

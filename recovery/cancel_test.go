@@ -94,7 +94,7 @@ func TestExhaustedCancelIsFlaggedForReview(t *testing.T) {
 	f := newFixture(t)
 	ids := f.unknownPayments(t, 1, approvedButErrored)
 	id := ids[0]
-	if res, err := f.svc.Recover(ctx, id, commands.RecoverOptions{NewAttempt: true, Actor: "recovery"}); err != nil || res.Status != domain.StatusSuccess {
+	if res, err := f.svc.ResolveConfirm(ctx, id, commands.ResolveOptions{NewAttempt: true, Actor: "recovery"}); err != nil || res.Status != domain.StatusSuccess {
 		t.Fatalf("recover the confirm: %+v %v", res, err)
 	}
 	f.pendingRefund(t, id)
@@ -137,7 +137,7 @@ func TestUnknownCancelIsRetriedOnTheRecoveryDelayNotStaleAfter(t *testing.T) {
 	f := newFixture(t)
 	ids := f.unknownPayments(t, 1, approvedButErrored)
 	id := ids[0]
-	if res, err := f.svc.Recover(ctx, id, commands.RecoverOptions{NewAttempt: true, Actor: "recovery"}); err != nil || res.Status != domain.StatusSuccess {
+	if res, err := f.svc.ResolveConfirm(ctx, id, commands.ResolveOptions{NewAttempt: true, Actor: "recovery"}); err != nil || res.Status != domain.StatusSuccess {
 		t.Fatalf("recover the confirm: %+v %v", res, err)
 	}
 	f.pendingRefund(t, id)

@@ -3,7 +3,8 @@
 // (retried under their own key, on the same growing delay) or that have been in flight past
 // RECOVERY_STALE_AFTER (a process died during the call). It finds UNKNOWN payments whose next attempt is
 // due and EXECUTING payments older than a threshold (a process died between the PSP call and
-// recording its outcome), and hands each to a Recoverer (commands.Service.Recover) that reads
+// recording its outcome), and hands each to a Recoverer (commands.Service.ResolveConfirm, or
+// ResolveCancel for a pending refund of a resolved payment) that reads
 // the payment back from Toss by orderId and records the truth, or starts a new confirm attempt
 // while Toss still shows the payment IN_PROGRESS. Unsuccessful attempts are retried later with
 // a growing delay; after MaxAttempts the payment is marked RecoveryExhausted and waits for a
@@ -26,7 +27,7 @@
 // parameters, not the database's now(); instances' clocks are assumed to agree to well within
 // the lease.
 //
-// Even if two sweepers did work on one payment, nothing would be charged twice: Recover appends
+// Even if two sweepers did work on one payment, nothing would be charged twice: a resolve appends
 // with the stream's expected version, and a new confirm attempt starts only after a read-back
 // shows Toss has not approved the payment. The lease keeps the PSP traffic and the attempt
 // counts right.
@@ -67,13 +68,15 @@ import (
 
 // Recoverer resolves one payment from the PSP's truth. *commands.Service satisfies it.
 //
-// Recover returns the payment's status after the attempt (EXECUTING or UNKNOWN while it stays
-// unresolved) and a non-nil error when the PSP could not be asked or its answer could not be
-// recorded. An error that wraps a *toss.Error of class toss.ClassUnknownOutcome means Toss is
-// failing and counts towards the circuit breaker; other errors do not. Both methods must be
-// safe for concurrent use and stop early when ctx is canceled.
+// ResolveConfirm returns the payment's status after the attempt (EXECUTING or UNKNOWN while it
+// stays unresolved), ResolveCancel the cancel's (PENDING while its outcome stays unknown); both
+// return a non-nil error when the PSP could not be asked or its answer could not be recorded. An
+// error that wraps a *toss.Error of class toss.ClassUnknownOutcome means Toss is failing and
+// counts towards the circuit breaker; other errors do not. The methods must be safe for
+// concurrent use and stop early when ctx is canceled.
 type Recoverer interface {
-	Recover(ctx context.Context, id domain.OrderID, opts commands.RecoverOptions) (commands.ConfirmResult, error)
+	ResolveConfirm(ctx context.Context, id domain.OrderID, opts commands.ResolveOptions) (commands.ConfirmResult, error)
+	ResolveCancel(ctx context.Context, id domain.OrderID, opts commands.ResolveOptions) (commands.CancelResult, error)
 	MarkExhausted(ctx context.Context, id domain.OrderID, attempts int, lastError string) error
 }
 
@@ -176,7 +179,7 @@ type Sweeper struct {
 	cfg     Config
 	now     func() time.Time
 	logger  *slog.Logger
-	breaker *gobreaker.CircuitBreaker[commands.ConfirmResult]
+	breaker *gobreaker.CircuitBreaker[attempt]
 	jitter  func(n int64) int64
 }
 
@@ -190,7 +193,7 @@ func New(pool *pgxpool.Pool, rec Recoverer, cfg Config, now func() time.Time, lo
 	logger = logger.With("instance", cfg.InstanceID)
 	s := &Sweeper{pool: pool, rec: rec, cfg: cfg, now: now, logger: logger, jitter: randv2.Int64N}
 	failures := uint32(cfg.Breaker.Failures)
-	s.breaker = gobreaker.NewCircuitBreaker[commands.ConfirmResult](gobreaker.Settings{
+	s.breaker = gobreaker.NewCircuitBreaker[attempt](gobreaker.Settings{
 		Name:        "recovery-toss",
 		MaxRequests: 1, // half-open: one trial call
 		Timeout:     cfg.Breaker.OpenFor,
@@ -259,6 +262,7 @@ type leased struct {
 	id       domain.OrderID
 	attempts int       // unsuccessful attempts before this one
 	until    time.Time // the lease as stored: the token later writes check
+	cancel   bool      // the confirm is resolved: the lease is for the pending cancel
 }
 
 type outcome int
@@ -376,11 +380,29 @@ dispatch:
 	return res, nil
 }
 
+// attempt is what one recovery attempt left: whether the payment (or its cancel) is resolved,
+// and its state for the log.
+type attempt struct {
+	resolved bool
+	status   domain.Status
+	failure  *domain.Failure
+}
+
+// resolve makes the attempt the lease is for: the confirm of an unresolved payment, or the
+// pending cancel of a resolved one.
+func (s *Sweeper) resolve(ctx context.Context, l leased) (attempt, error) {
+	opts := commands.ResolveOptions{NewAttempt: true, Actor: "recovery"}
+	if l.cancel {
+		res, err := s.rec.ResolveCancel(ctx, l.id, opts)
+		return attempt{resolved: err == nil && res.CancelStatus != "PENDING", status: res.PaymentStatus, failure: res.Failure}, err
+	}
+	res, err := s.rec.ResolveConfirm(ctx, l.id, opts)
+	return attempt{resolved: err == nil && resolved(res.Status), status: res.Status, failure: res.Failure}, err
+}
+
 // work makes one recovery attempt for a leased payment, records its outcome and logs one line.
 func (s *Sweeper) work(ctx context.Context, l leased) outcome {
-	pay, err := s.breaker.Execute(func() (commands.ConfirmResult, error) {
-		return s.rec.Recover(ctx, l.id, commands.RecoverOptions{NewAttempt: true, Actor: "recovery"})
-	})
+	pay, err := s.breaker.Execute(func() (attempt, error) { return s.resolve(ctx, l) })
 	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) ||
 		(err != nil && ctx.Err() != nil) {
 		return outcomeReleased // not an attempt: Toss was not asked, or we are shutting down
@@ -396,7 +418,7 @@ func (s *Sweeper) work(ctx context.Context, l leased) outcome {
 		problems  []error // our own failures after the attempt
 	)
 	switch {
-	case err == nil && resolved(pay.Status) && !pay.CancelPending:
+	case pay.resolved:
 		o = outcomeResolved
 	case attempts >= s.cfg.MaxAttempts:
 		lastError = describe(pay, err)
@@ -420,7 +442,7 @@ func (s *Sweeper) work(ctx context.Context, l leased) outcome {
 		}
 	}
 
-	attrs := []any{"orderId", l.id, "attempts", attempts, "status", pay.Status, "outcome", o.String()}
+	attrs := []any{"orderId", l.id, "refund", l.cancel, "attempts", attempts, "status", pay.status, "outcome", o.String()}
 	if lastError != "" {
 		attrs = append(attrs, "error", lastError)
 	}
@@ -451,14 +473,14 @@ func resolved(st domain.Status) bool {
 }
 
 // describe says why an attempt did not resolve the payment.
-func describe(pay commands.ConfirmResult, err error) string {
+func describe(pay attempt, err error) string {
 	switch {
 	case err != nil:
 		return err.Error()
-	case pay.Failure != nil:
-		return fmt.Sprintf("still %s: %s: %s", pay.Status, pay.Failure.Code, pay.Failure.Message)
+	case pay.failure != nil:
+		return fmt.Sprintf("still %s: %s: %s", pay.status, pay.failure.Code, pay.failure.Message)
 	}
-	return fmt.Sprintf("still %s", pay.Status)
+	return fmt.Sprintf("still %s", pay.status)
 }
 
 // The SQL of the lease, run in one short transaction.
@@ -483,6 +505,7 @@ const (
 		WHERE ((o.status IN ('EXECUTING', 'UNKNOWN') AND (o.status = 'UNKNOWN' OR o.updated_at < $2))
 		       OR (o.cancel_pending AND (o.cancel_in_recovery OR o.updated_at < $2)))
 		  AND NOT o.needs_review
+		  AND NOT EXISTS (SELECT 1 FROM broken_streams b WHERE b.stream_id = 'payment-' || o.order_id)
 		  AND NOT EXISTS (SELECT 1 FROM recovery_state r WHERE r.order_id = o.order_id)
 		ORDER BY o.order_id
 		ON CONFLICT (order_id) DO NOTHING`
@@ -495,17 +518,19 @@ const (
 	leaseSQL = `
 		UPDATE recovery_state r
 		SET leased_until = $2, leased_by = $3, updated_at = $1
-		WHERE r.order_id IN (
+		FROM payment_orders p
+		WHERE p.order_id = r.order_id AND r.order_id IN (
 			SELECT s.order_id FROM recovery_state s JOIN payment_orders o ON o.order_id = s.order_id
 			WHERE ((o.status IN ('EXECUTING', 'UNKNOWN') AND (o.status = 'UNKNOWN' OR o.updated_at < $4))
 			       OR (o.cancel_pending AND (o.cancel_in_recovery OR o.updated_at < $4)))
 			  AND NOT o.needs_review
+			  AND NOT EXISTS (SELECT 1 FROM broken_streams b WHERE b.stream_id = 'payment-' || o.order_id)
 			  AND s.next_attempt_at <= $1
 			  AND s.leased_until < $1
 			ORDER BY s.next_attempt_at, s.order_id
 			LIMIT $5
 			FOR UPDATE OF s SKIP LOCKED)
-		RETURNING r.order_id, r.attempts, r.leased_until`
+		RETURNING r.order_id, r.attempts, r.leased_until, p.status NOT IN ('EXECUTING', 'UNKNOWN')`
 )
 
 // lease takes up to n due payments for this instance, in one short transaction.
@@ -526,7 +551,7 @@ func (s *Sweeper) lease(ctx context.Context, now time.Time, n int) ([]leased, er
 			}
 			out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (leased, error) {
 				var l leased
-				err := r.Scan(&l.id, &l.attempts, &l.until)
+				err := r.Scan(&l.id, &l.attempts, &l.until, &l.cancel)
 				return l, err
 			})
 			return err

@@ -167,8 +167,8 @@ func (f *fixture) state(t *testing.T, id domain.OrderID) state {
 // spy is a Recoverer that counts calls and can fail, hold calls at a gate, or pass them on.
 type spy struct {
 	next recovery.Recoverer // the real service; nil answers SUCCESS
-	fail error              // returned by Recover instead of asking next
-	gate chan struct{}      // when set, each Recover call waits for a token
+	fail error              // returned by a resolve instead of asking next
+	gate chan struct{}      // when set, each resolve waits for a token
 
 	mu          sync.Mutex
 	calls       map[domain.OrderID]int
@@ -182,37 +182,55 @@ func newSpy(next recovery.Recoverer) *spy {
 	return &spy{next: next, calls: map[domain.OrderID]int{}, exhausted: map[domain.OrderID]int{}, lastErrors: map[domain.OrderID]string{}}
 }
 
-func (s *spy) Recover(ctx context.Context, id domain.OrderID, opts commands.RecoverOptions) (commands.ConfirmResult, error) {
+// enter counts a call and holds it at the gate; it returns the failure to answer, if any.
+func (s *spy) enter(ctx context.Context, id domain.OrderID, opts commands.ResolveOptions) (func(), error) {
 	s.mu.Lock()
 	s.calls[id]++
 	s.inFlight++
 	s.maxInFlight = max(s.maxInFlight, s.inFlight)
 	s.mu.Unlock()
-	defer func() {
+	leave := func() {
 		s.mu.Lock()
 		s.inFlight--
 		s.mu.Unlock()
-	}()
+	}
 	if !opts.NewAttempt || opts.Actor != "recovery" {
-		return commands.ConfirmResult{}, fmt.Errorf("options %+v, want a new attempt by recovery", opts)
+		return leave, fmt.Errorf("options %+v, want a new attempt by recovery", opts)
 	}
 	if s.gate != nil {
 		select {
 		case <-s.gate:
 		case <-ctx.Done():
-			return commands.ConfirmResult{}, ctx.Err()
+			return leave, ctx.Err()
 		}
 	}
 	s.mu.Lock()
-	fail := s.fail
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	return leave, s.fail
+}
+
+func (s *spy) ResolveConfirm(ctx context.Context, id domain.OrderID, opts commands.ResolveOptions) (commands.ConfirmResult, error) {
+	leave, err := s.enter(ctx, id, opts)
+	defer leave()
 	switch {
-	case fail != nil:
-		return commands.ConfirmResult{OrderID: id, Status: domain.StatusUnknown}, fail
+	case err != nil:
+		return commands.ConfirmResult{OrderID: id, Status: domain.StatusUnknown}, err
 	case s.next == nil:
 		return commands.ConfirmResult{OrderID: id, Status: domain.StatusSuccess}, nil
 	}
-	return s.next.Recover(ctx, id, opts)
+	return s.next.ResolveConfirm(ctx, id, opts)
+}
+
+func (s *spy) ResolveCancel(ctx context.Context, id domain.OrderID, opts commands.ResolveOptions) (commands.CancelResult, error) {
+	leave, err := s.enter(ctx, id, opts)
+	defer leave()
+	switch {
+	case err != nil:
+		return commands.CancelResult{OrderID: id, CancelStatus: "PENDING", PaymentStatus: domain.StatusSuccess}, err
+	case s.next == nil:
+		return commands.CancelResult{OrderID: id, CancelStatus: "CANCELED", PaymentStatus: domain.StatusPartiallyCanceled}, nil
+	}
+	return s.next.ResolveCancel(ctx, id, opts)
 }
 
 func (s *spy) MarkExhausted(ctx context.Context, id domain.OrderID, attempts int, lastError string) error {
@@ -487,7 +505,7 @@ func TestTwoSweepersNeverWorkOnOnePayment(t *testing.T) {
 		}
 	}
 	if total != len(ids) {
-		t.Fatalf("%d Recover calls, want %d", total, len(ids))
+		t.Fatalf("%d resolve calls, want %d", total, len(ids))
 	}
 }
 
@@ -509,7 +527,7 @@ func TestBreakerOpensOnTossFailuresAndPausesTheScan(t *testing.T) {
 		t.Fatalf("OnBreakerStateChange told %q, want \"open\"", got)
 	}
 	if _, total, _ := rec.snapshot(); total != 3 {
-		t.Fatalf("%d Recover calls, want 3: nothing is called once the breaker is open", total)
+		t.Fatalf("%d resolve calls, want 3: nothing is called once the breaker is open", total)
 	}
 	var tried, untouched int
 	for _, id := range ids {
@@ -531,7 +549,7 @@ func TestBreakerOpensOnTossFailuresAndPausesTheScan(t *testing.T) {
 		t.Fatalf("sweep while open %+v, want nothing leased", res)
 	}
 	if _, total, _ := rec.snapshot(); total != 3 {
-		t.Fatalf("%d Recover calls, want still 3", total)
+		t.Fatalf("%d resolve calls, want still 3", total)
 	}
 }
 

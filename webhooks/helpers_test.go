@@ -196,7 +196,7 @@ func str(p *string) string {
 	return *p
 }
 
-// fakeSyncer answers Recover with err, or with status, and counts calls per order.
+// fakeSyncer answers ResolveConfirm with err, or with status, and counts calls per order.
 type fakeSyncer struct {
 	mu     sync.Mutex
 	calls  map[domain.OrderID]int
@@ -204,7 +204,7 @@ type fakeSyncer struct {
 	status domain.Status
 }
 
-func (f *fakeSyncer) Recover(_ context.Context, id domain.OrderID, opts commands.RecoverOptions) (commands.ConfirmResult, error) {
+func (f *fakeSyncer) ResolveConfirm(_ context.Context, id domain.OrderID, opts commands.ResolveOptions) (commands.ConfirmResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.calls == nil {
@@ -285,17 +285,17 @@ func countingService(t *testing.T, env *testenv.Env) (*commands.Service, *counti
 type recordingSyncer struct {
 	webhooks.Syncer
 	mu    sync.Mutex
-	calls []commands.RecoverOptions
+	calls []commands.ResolveOptions
 }
 
-func (r *recordingSyncer) Recover(ctx context.Context, id domain.OrderID, opts commands.RecoverOptions) (commands.ConfirmResult, error) {
+func (r *recordingSyncer) ResolveConfirm(ctx context.Context, id domain.OrderID, opts commands.ResolveOptions) (commands.ConfirmResult, error) {
 	r.mu.Lock()
 	r.calls = append(r.calls, opts)
 	r.mu.Unlock()
-	return r.Syncer.Recover(ctx, id, opts)
+	return r.Syncer.ResolveConfirm(ctx, id, opts)
 }
 
-func (r *recordingSyncer) options() []commands.RecoverOptions {
+func (r *recordingSyncer) options() []commands.ResolveOptions {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Clone(r.calls)
