@@ -19,8 +19,23 @@
 //   - Buyer authentication (§3 steps 2–3) is replaced by POST /sim/v1/sessions (or
 //     Simulator.CreateSession), which leaves an IN_PROGRESS payment and answers 201
 //     {"paymentKey":"…"}. Its body is {"orderId", "amount" (number or decimal string),
-//     "orderName", "method"?, "confirmError"?, "confirmErrorTimes"?, "confirmErrorOutcome"?};
-//     see SessionRequest. It takes no auth.
+//     "orderName", "method"?, "confirmError"?, "confirmErrorTimes"?, "confirmErrorOutcome"?,
+//     "settlementFeeRate"?}; see SessionRequest. It takes no auth.
+//   - A cancel made by the merchant's staff in Toss's merchant console, which our API never
+//     sees: POST /sim/v1/console/payments/{paymentKey}/cancel with {"cancelAmount"? (number
+//     or decimal string; absent cancels the balance), "cancelReason"}, or
+//     Simulator.ConsoleCancel. It is the API cancel in every effect (status, balance, a
+//     cancels[] entry with its own transactionKey and canceledAt, the transaction and
+//     settlement rows, the webhook) and every refusal (NOT_FOUND_PAYMENT,
+//     FORBIDDEN_CONSECUTIVE_REQUEST, ALREADY_CANCELED_PAYMENT, NOT_CANCELABLE_PAYMENT,
+//     NOT_CANCELABLE_AMOUNT, INVALID_REQUEST, each with its API status and error body), and
+//     answers 200 with the Payment object. Like the session route it takes no auth, no
+//     Idempotency-Key (each call is one console action) and no faults. Toss's reconciliation
+//     note (D-oopy, toss-api.md §7) names such changes as a cause of mismatches.
+//   - A settlement fee that differs from the contract for one payment: SessionRequest's
+//     SettlementFeeRate ("settlementFeeRate" in the session body, a decimal string such as
+//     "0.035" or a number, 0 ≤ rate < 1), or Simulator.SetSettlementFeeRate on an existing
+//     payment; see Settlements below.
 //   - POST /v1/payments/confirm (§4.1), GET /v1/payments/{paymentKey} (§4.2),
 //     GET /v1/payments/orders/{orderId} (§4.3), POST /v1/payments/{paymentKey}/cancel (§4.4,
 //     full and partial) and GET /v1/transactions (§4.5), with the §5.4 status transitions
@@ -77,7 +92,10 @@
 //   - A cancel appends a Transaction row with status CANCELED (balance now 0) or
 //     PARTIAL_CANCELED and amount = the cancelled amount, positive (§6, §13).
 //   - FORBIDDEN_CONSECUTIVE_REQUEST is checked before the payment's status and measured from
-//     the previous successful cancel of the same paymentKey.
+//     the previous successful cancel of the same paymentKey, made by the API or the console.
+//   - A console cancel shows in cancels[], the transaction rows and the webhook exactly as an
+//     API cancel does; nothing in the payloads tells where it was made (toss-api.md does not
+//     say whether Toss marks it).
 //   - GET /v1/transactions: limit above 5000 is 400 INVALID_REQUEST (§11.5); startDate after
 //     endDate gives an empty array; rows are ordered by transactionAt, then transactionKey.
 //   - The NOT_FOUND_PAYMENT message is the tables' "존재하지 않는 결제 정보 입니다." (the docs'
@@ -96,6 +114,8 @@
 //     otherwise; idempotent replays do not consume it.
 //   - Stats.ConfirmsProcessed and ConfirmsFor count every executed confirm, including ones
 //     refused for a bad body or a bad state; ConfirmsFor keys on the orderId in the body.
+//   - Console cancels count in Stats.ConsoleCancels only, never in CancelRequests or
+//     CancelsProcessed: those say what the system under test asked of the API.
 //
 // # Faults
 //
@@ -157,6 +177,10 @@
 //     VATRate), both half away from zero to whole won; fee = supply + vat; payOutAmount =
 //     amount − fee; fees = [{"type":"BASE","fee":fee}] and "fee" is sent too (both shapes of
 //     §7); interestFee is 0. Defaults: FeeRate 0.03, VATRate 0.1, PayoutDays 2.
+//   - A payment with its own fee rate (SessionRequest.SettlementFeeRate, SetSettlementFeeRate)
+//     has every row, approval and cancels, computed with that rate in place of FeeRate (VAT
+//     as above; a rate of 0 gives a zero fee). Rows are derived when listed, so a rate set
+//     later changes the payment's rows already seen too; the latest rate set wins.
 //   - An approval row has amount = totalAmount and cancel null. A cancel row has amount =
 //     −cancelAmount and the fee of the cancelled amount negated (the PSP refunds its fee on
 //     what it refunds), so supplyAmount, vat, fee and payOutAmount are negative, as in
@@ -179,7 +203,8 @@
 // Saved, and the same after a restart: every payment with all its fields (status, amounts,
 // balance, cancels with their transaction keys and times, failure, method, approvedAt,
 // approval number, the injected confirm error of its session and how many answers of it are
-// left, the time of its last successful cancel, so the 1-second rule holds across a restart);
+// left, the time of its last successful cancel, API or console, so the 1-second rule holds
+// across a restart, its own settlement fee rate);
 // payments a newer session replaced, so their keys are never issued again; every transaction
 // row, from which GET /v1/settlements derives its rows; the executed confirms per orderId
 // (ConfirmsFor); the stored idempotent answers, replayed byte for byte within their TTL

@@ -11,6 +11,8 @@ import (
 	"regexp"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/shopspring/decimal"
 )
 
 const (
@@ -42,6 +44,7 @@ func (s *Simulator) routes() http.Handler {
 	mux.Handle("GET /v1/transactions", s.api(kindRead, s.handleTransactions))
 	mux.Handle("GET /v1/settlements", s.api(kindRead, s.handleSettlements))
 	mux.HandleFunc("POST /sim/v1/sessions", s.handleCreateSession)
+	mux.HandleFunc("POST /sim/v1/console/payments/{paymentKey}/cancel", s.handleConsoleCancel)
 	mux.HandleFunc("GET /sim/v1/stats", s.handleStats)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		write(w, errorResponse(apiError("NOT_FOUND")))
@@ -318,6 +321,7 @@ func (s *Simulator) handleCreateSession(w http.ResponseWriter, r *http.Request) 
 		ConfirmError        string          `json:"confirmError"`
 		ConfirmErrorTimes   int             `json:"confirmErrorTimes"`
 		ConfirmErrorOutcome Status          `json:"confirmErrorOutcome"`
+		SettlementFeeRate   json.RawMessage `json:"settlementFeeRate"`
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	if err != nil || json.Unmarshal(body, &req) != nil {
@@ -329,6 +333,15 @@ func (s *Simulator) handleCreateSession(w http.ResponseWriter, r *http.Request) 
 		write(w, errorResponse(apiError("INVALID_REQUEST")))
 		return
 	}
+	var feeRate *decimal.Decimal
+	if !isJSONNull(req.SettlementFeeRate) {
+		rate, err := parseRate(req.SettlementFeeRate)
+		if err != nil {
+			write(w, errorResponse(apiError("INVALID_REQUEST")))
+			return
+		}
+		feeRate = &rate
+	}
 	key, err := s.CreateSessionWith(SessionRequest{
 		OrderID:             req.OrderID,
 		Amount:              amount,
@@ -337,6 +350,7 @@ func (s *Simulator) handleCreateSession(w http.ResponseWriter, r *http.Request) 
 		ConfirmError:        req.ConfirmError,
 		ConfirmErrorTimes:   req.ConfirmErrorTimes,
 		ConfirmErrorOutcome: req.ConfirmErrorOutcome,
+		SettlementFeeRate:   feeRate,
 	})
 	if err != nil {
 		var e *Error

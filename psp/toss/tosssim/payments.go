@@ -29,6 +29,10 @@ type payment struct {
 	// retired marks a payment replaced by a newer session of its order. Only a change and the
 	// store see retired payments: memory keeps just their keys, so no new payment reuses one.
 	retired bool
+	// feeRate, when set, replaces Config.Settlement.FeeRate in the settlement rows of this
+	// payment (SessionRequest.SettlementFeeRate, SetSettlementFeeRate). A change replaces the
+	// pointer, never what it points at, so copies may share it.
+	feeRate *decimal.Decimal
 
 	confirmErr     string
 	confirmErrLeft int // answers of confirmErr still due; negative means always
@@ -306,36 +310,49 @@ type cancelRequest struct {
 func (s *Simulator) cancel(x *exchange, paymentKey string, req cancelRequest) response {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := s.cfg.Now()
 	s.stats.CancelsProcessed++
+	c := &change{}
+	p, e := s.decideCancel(c, paymentKey, req, s.cfg.Now())
+	if e != nil {
+		// c may hold an expiry the refusal found due: it is saved with the answer.
+		return s.finish(x, c, errorResponse(e))
+	}
+	return s.finish(x, c, s.paymentResponse(p))
+}
+
+// decideCancel applies the cancel rules of toss-api.md §4.4 to the payment of paymentKey and
+// records the cancel in c: the new balance and status, the cancels[] entry, the transaction
+// row (from which the settlement row derives) and the webhook. It returns the payment as the
+// cancel leaves it, or the refusal, in which case c holds at most an expiry that became due.
+// The API cancel and the console cancel share it, so a console refund obeys the same rules,
+// the 1-second rule included, and looks the same afterwards. Callers hold s.mu.
+func (s *Simulator) decideCancel(c *change, paymentKey string, req cancelRequest, now time.Time) (*payment, *Error) {
 	live := s.byKey[paymentKey]
 	if live == nil {
-		return errorResponse(apiError("NOT_FOUND_PAYMENT"))
+		return nil, apiError("NOT_FOUND_PAYMENT")
 	}
-	c := &change{}
 	p := s.expireIfDue(c, live, now)
-	refuse := func(code string) response { return s.finish(x, c, errorResponse(apiError(code))) }
 	if !p.lastCancelAt.IsZero() && now.Sub(p.lastCancelAt) < consecutiveCancelGap {
-		return refuse("FORBIDDEN_CONSECUTIVE_REQUEST")
+		return nil, apiError("FORBIDDEN_CONSECUTIVE_REQUEST")
 	}
 	switch p.status {
 	case StatusDone, StatusPartialCanceled:
 	case StatusCanceled:
-		return refuse("ALREADY_CANCELED_PAYMENT")
+		return nil, apiError("ALREADY_CANCELED_PAYMENT")
 	case StatusReady, StatusInProgress, StatusWaitingForDeposit, StatusAborted, StatusExpired:
-		return refuse("NOT_CANCELABLE_PAYMENT")
+		return nil, apiError("NOT_CANCELABLE_PAYMENT")
 	default:
 		panic(fmt.Sprintf("tosssim: unknown status %q", p.status))
 	}
 	if req.refundable != nil && !req.refundable.Equal(p.balance) {
-		return refuse("NOT_MATCHES_REFUNDABLE_AMOUNT")
+		return nil, apiError("NOT_MATCHES_REFUNDABLE_AMOUNT")
 	}
 	amount := p.balance
 	if req.amount != nil {
 		amount = *req.amount
 	}
 	if amount.GreaterThan(p.balance) {
-		return refuse("NOT_CANCELABLE_AMOUNT")
+		return nil, apiError("NOT_CANCELABLE_AMOUNT")
 	}
 
 	p = c.edit(p)
@@ -351,7 +368,7 @@ func (s *Simulator) cancel(x *exchange, paymentKey string, req cancelRequest) re
 	p.cancels = append(p.cancels, rec)
 	c.cancels = append(c.cancels, newCancel{paymentKey: p.key, seq: len(p.cancels) - 1, record: rec})
 	c.notify = append(c.notify, p) // every cancel, also a further partial one that stays PARTIAL_CANCELED
-	return s.finish(x, c, s.paymentResponse(p))
+	return p, nil
 }
 
 // vatOf splits a tax-inclusive KRW amount: vat = round(amount/11), supplied = amount − vat.

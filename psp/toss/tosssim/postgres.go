@@ -183,9 +183,9 @@ const upsertPayment = `
 INSERT INTO tosssim.payments (payment_key, order_id, order_name, method, total_amount,
     balance_amount, status, requested_at, authenticated_at, approved_at, approve_no,
     last_transaction_key, failure_code, failure_message, last_cancel_at, approvals,
-    confirm_error, confirm_error_left, confirm_error_outcome, retired)
+    confirm_error, confirm_error_left, confirm_error_outcome, retired, settlement_fee_rate)
 VALUES ($1, $2, $3, $4, $5::numeric, $6::numeric, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-    $16, $17, $18, $19, $20)
+    $16, $17, $18, $19, $20, $21::numeric)
 ON CONFLICT (payment_key) DO UPDATE SET
     balance_amount = EXCLUDED.balance_amount,
     status = EXCLUDED.status,
@@ -197,7 +197,8 @@ ON CONFLICT (payment_key) DO UPDATE SET
     last_cancel_at = EXCLUDED.last_cancel_at,
     approvals = EXCLUDED.approvals,
     confirm_error_left = EXCLUDED.confirm_error_left,
-    retired = EXCLUDED.retired`
+    retired = EXCLUDED.retired,
+    settlement_fee_rate = EXCLUDED.settlement_fee_rate`
 
 // save writes c in one transaction: all of it or nothing. If the connection is lost on the
 // way, the outcome is unknown (the commit may have reached the server) and the owner lock is
@@ -219,7 +220,7 @@ func (st *pgStore) save(c *change) error {
 			p.balance.String(), string(p.status), p.requestedAt, p.authenticatedAt,
 			optTime(p.approvedAt), optString(p.approveNo), optString(p.lastTxKey), failCode, failMsg,
 			optTime(p.lastCancelAt), p.approvals, optString(p.confirmErr), p.confirmErrLeft,
-			optString(string(p.confirmOutcome)), p.retired)
+			optString(string(p.confirmOutcome)), p.retired, optDecimal(p.feeRate))
 	}
 	for _, tx := range c.txs {
 		b.Queue(`INSERT INTO tosssim.transactions (transaction_key, payment_key, order_id, method,
@@ -305,20 +306,20 @@ func loadPayments(ctx context.Context, tx pgx.Tx) (map[string]*payment, error) {
 		SELECT payment_key, order_id, order_name, method, total_amount::text, balance_amount::text,
 		       status, requested_at, authenticated_at, approved_at, approve_no, last_transaction_key,
 		       failure_code, failure_message, last_cancel_at, approvals, confirm_error,
-		       confirm_error_left, confirm_error_outcome, retired
+		       confirm_error_left, confirm_error_outcome, retired, settlement_fee_rate::text
 		  FROM tosssim.payments`)
 	var (
 		p                                             payment
 		total, balance, status                        string
 		approvedAt, lastCancelAt                      *time.Time
 		approveNo, lastTx, failCode, failMsg, errCode *string
-		errOutcome                                    *string
+		errOutcome, feeRate                           *string
 		payments                                      = map[string]*payment{}
 	)
 	_, err := pgx.ForEachRow(rows, []any{&p.key, &p.orderID, &p.orderName, &p.method, &total, &balance,
 		&status, &p.requestedAt, &p.authenticatedAt, &approvedAt, &approveNo, &lastTx,
 		&failCode, &failMsg, &lastCancelAt, &p.approvals, &errCode,
-		&p.confirmErrLeft, &errOutcome, &p.retired}, func() error {
+		&p.confirmErrLeft, &errOutcome, &p.retired, &feeRate}, func() error {
 		q := p
 		var err error
 		if q.total, err = parseStoredAmount(total); err != nil {
@@ -331,6 +332,13 @@ func loadPayments(ctx context.Context, tx pgx.Tx) (map[string]*payment, error) {
 		q.approvedAt, q.lastCancelAt = deref(approvedAt), deref(lastCancelAt)
 		q.approveNo, q.lastTxKey, q.confirmErr = deref(approveNo), deref(lastTx), deref(errCode)
 		q.confirmOutcome = Status(deref(errOutcome))
+		if feeRate != nil {
+			rate, err := parseStoredAmount(*feeRate)
+			if err != nil {
+				return fmt.Errorf("payment %s: settlement_fee_rate: %w", q.key, err)
+			}
+			q.feeRate = &rate
+		}
 		if failCode != nil {
 			q.failure = &failure{Code: *failCode, Message: deref(failMsg)}
 		}
@@ -446,6 +454,15 @@ func optString(s string) *string {
 		return nil
 	}
 	return &s
+}
+
+// optDecimal sends a nullable numeric as text, as the amounts are.
+func optDecimal(d *decimal.Decimal) *string {
+	if d == nil {
+		return nil
+	}
+	v := d.String()
+	return &v
 }
 
 func optTime(t time.Time) *time.Time {

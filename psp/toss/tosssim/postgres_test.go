@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -262,9 +263,14 @@ func TestOpenRefusesSecondSimulator(t *testing.T) {
 	if version != projectVersion {
 		t.Fatalf("public.goose_db_version went from %d to %d", projectVersion, version)
 	}
+	// Every embedded migration is applied, the newest last.
+	files, err := fs.Glob(migrationFiles, "sql/*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
 	var simVersion int64
-	if err := pool.QueryRow(ctx, "SELECT max(version_id) FROM tosssim.goose_db_version").Scan(&simVersion); err != nil || simVersion != 1 {
-		t.Fatalf("tosssim.goose_db_version: %d, %v", simVersion, err)
+	if err := pool.QueryRow(ctx, "SELECT max(version_id) FROM tosssim.goose_db_version").Scan(&simVersion); err != nil || simVersion != int64(len(files)) {
+		t.Fatalf("tosssim.goose_db_version: %d, %v; want %d", simVersion, err, len(files))
 	}
 }
 
@@ -408,5 +414,50 @@ func TestLostConnectionRefusesEveryLaterChange(t *testing.T) {
 	h, _ = openHarness(t, pool, clock, Config{})
 	if r := h.confirm(key, order, 1000, "confirm-lost"); r.status != http.StatusOK {
 		t.Fatalf("confirm after reopening: %d %s", r.status, r.body)
+	}
+}
+
+func TestSettlementFeeRateSurvivesRestart(t *testing.T) {
+	pool := pgtest.NewPool(t)
+	clock := newFakeClock()
+	h, stop := openHarness(t, pool, clock, Config{})
+
+	own := h.session("order-fee-own", 10000, map[string]any{"settlementFeeRate": "0.05"})
+	if r := h.confirm(own, "order-fee-own", 10000, ""); r.status != http.StatusOK {
+		t.Fatalf("confirm: %d %s", r.status, r.body)
+	}
+	clock.Advance(time.Second) // one row per second: rows of one second come in key order
+	contract := h.paid("order-fee-contract", 10000)
+	clock.Advance(time.Second)
+	set := h.paid("order-fee-set", 10000)
+	if err := h.sim.SetSettlementFeeRate(set, decimal.RequireFromString("0.01")); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Second)
+	if r := h.cancel(own, map[string]any{"cancelReason": "부분", "cancelAmount": 4000}, ""); r.status != http.StatusOK {
+		t.Fatalf("cancel: %d %s", r.status, r.body)
+	}
+
+	keys := map[string]string{"order-fee-own": own, "order-fee-contract": contract, "order-fee-set": set}
+	before := h.snapshot(keys)
+	// 5 %: 500 + 50, then −(200 + 20) on the cancel of 4000; the contract's 3 %: 300 + 30; 1 %: 100 + 10.
+	const want = "order-fee-own:10000:550,order-fee-contract:10000:330,order-fee-set:10000:110,order-fee-own:-4000:-220"
+	if got := amountsOf(t, decodeList(t, []byte(before.settlmts)), "orderId", "amount", "fee"); got != want {
+		t.Fatalf("settlements before the restart: %s\nwant %s", got, want)
+	}
+	stop()
+	h, _ = openHarness(t, pool, clock, Config{})
+	after := h.snapshot(keys)
+	if after.settlmts != before.settlmts {
+		t.Fatalf("settlements after the restart:\n%s\nbefore:\n%s", after.settlmts, before.settlmts)
+	}
+
+	// A rate set after the restart is saved like the others and replaces the reloaded one.
+	if err := h.sim.SetSettlementFeeRate(own, decimal.RequireFromString("0.02")); err != nil {
+		t.Fatal(err)
+	}
+	const changed = "order-fee-own:10000:220,order-fee-contract:10000:330,order-fee-set:10000:110,order-fee-own:-4000:-88"
+	if got := amountsOf(t, decodeList(t, h.get("/v1/settlements?startDate=2025-11-21&endDate=2025-11-23")), "orderId", "amount", "fee"); got != changed {
+		t.Fatalf("settlements after a new rate: %s\nwant %s", got, changed)
 	}
 }

@@ -1,6 +1,7 @@
 package tosssim
 
 import (
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -50,13 +51,54 @@ func (c SettlementConfig) normalized() SettlementConfig {
 
 // SettlementFee is the fee the simulator charges on an amount: supply = amount × FeeRate and
 // vat = supply × VATRate, each rounded half away from zero to whole won; fee = supply + vat.
-// It is exported so tests elsewhere can predict a row without copying the arithmetic.
+// It is exported so tests elsewhere can predict a row without copying the arithmetic. A
+// payment with its own rate (SessionRequest.SettlementFeeRate) is charged the same way with
+// that rate in place of FeeRate; SettlementConfig{FeeRate: rate}.SettlementFee predicts it
+// for any rate but 0, which that would read as the default.
 func (c SettlementConfig) SettlementFee(amount decimal.Decimal) (supply, vat, fee decimal.Decimal) {
 	c = c.normalized()
+	return settlementFee(amount, c.FeeRate, c.VATRate)
+}
+
+// settlementFee is SettlementFee with the rates given, so a payment's own fee rate of 0 stays
+// 0 rather than falling back to the default as a zero FeeRate does.
+func settlementFee(amount, feeRate, vatRate decimal.Decimal) (supply, vat, fee decimal.Decimal) {
 	// decimal.Round rounds half away from zero: 0.5 → 1, −0.5 → −1.
-	supply = amount.Mul(c.FeeRate).Round(0)
-	vat = supply.Mul(c.VATRate).Round(0)
+	supply = amount.Mul(feeRate).Round(0)
+	vat = supply.Mul(vatRate).Round(0)
 	return supply, vat, supply.Add(vat)
+}
+
+// validFeeRate reports whether rate can be a payment's own fee rate: a fraction in [0, 1).
+// One or more would take the whole amount, or more, as the fee.
+func validFeeRate(rate decimal.Decimal) bool {
+	return !rate.IsNegative() && rate.LessThan(decimal.NewFromInt(1))
+}
+
+// SetSettlementFeeRate gives the payment of paymentKey its own fee rate in GET
+// /v1/settlements, as SessionRequest.SettlementFeeRate does at the session, replacing any
+// earlier one. Rows are computed when they are listed, so every row of the payment, its
+// approval and its cancels, already made or not, shows fee = amount × rate (+ VAT). It returns
+// an *Error: 400 INVALID_REQUEST for a rate outside [0, 1), 404 NOT_FOUND_PAYMENT for a key
+// that is not a current payment, or 500 FAILED_INTERNAL_SYSTEM_PROCESSING, wrapping the cause,
+// when a persisted simulator cannot save the rate (which is then not applied).
+func (s *Simulator) SetSettlementFeeRate(paymentKey string, rate decimal.Decimal) error {
+	if !validFeeRate(rate) {
+		return apiError("INVALID_REQUEST")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	live := s.byKey[paymentKey]
+	if live == nil {
+		return apiError("NOT_FOUND_PAYMENT")
+	}
+	c := &change{}
+	c.edit(live).feeRate = &rate
+	if err := s.commit(c); err != nil {
+		s.logStoreFailure("settlement fee rate", err)
+		return fmt.Errorf("%w: %w", apiError("FAILED_INTERNAL_SYSTEM_PROCESSING"), err)
+	}
+	return nil
 }
 
 type wireSettlementFee struct {
@@ -172,9 +214,10 @@ func settles(st Status) bool {
 	return false
 }
 
-// renderSettlement builds the row of one transaction. A cancel row has amount = −cancelAmount
-// and the fee of the cancelled amount, negated (the fee is refunded with the amount), so
-// supply, vat, fee and payout are all negative. Callers hold s.mu.
+// renderSettlement builds the row of one transaction, at the payment's own fee rate if it has
+// one, else the contract's. A cancel row has amount = −cancelAmount and the fee of the
+// cancelled amount, negated (the fee is refunded with the amount), so supply, vat, fee and
+// payout are all negative. Callers hold s.mu.
 func (s *Simulator) renderSettlement(row settlementRow) wireSettlement {
 	tx := row.tx
 	cfg := s.cfg.Settlement
@@ -192,7 +235,11 @@ func (s *Simulator) renderSettlement(row settlementRow) wireSettlement {
 			}
 		}
 	}
-	supply, vat, fee := cfg.SettlementFee(amount.Abs())
+	rate := cfg.FeeRate
+	if p != nil && p.feeRate != nil {
+		rate = *p.feeRate
+	}
+	supply, vat, fee := settlementFee(amount.Abs(), rate, cfg.VATRate)
 	if amount.IsNegative() {
 		supply, vat, fee = supply.Neg(), vat.Neg(), fee.Neg()
 	}

@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -289,4 +291,123 @@ func rawGet(t *testing.T, base, path string) (int, []byte) {
 		t.Fatal(err)
 	}
 	return resp.StatusCode, body
+}
+
+// sessionOver opens a session through POST /sim/v1/sessions with body, as an out-of-process
+// test would, and returns the paymentKey, or the status and body of a refusal.
+func sessionOver(t *testing.T, base, body string) (string, int, []byte) {
+	t.Helper()
+	resp, err := http.Post(base+"/sim/v1/sessions", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out struct {
+		PaymentKey string `json:"paymentKey"`
+	}
+	if resp.StatusCode == http.StatusCreated {
+		if err := json.Unmarshal(raw, &out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out.PaymentKey, resp.StatusCode, raw
+}
+
+func TestSettlementsPerPaymentFeeRate(t *testing.T) {
+	e := newSettleEnv(t, tosssim.SettlementConfig{})
+	ctx := context.Background()
+	// The session route takes the rate as a decimal string.
+	own, status, body := sessionOver(t, e.url, `{"orderId":"order-own-fee","amount":10000,"orderName":"t","settlementFeeRate":"0.05"}`)
+	if status != http.StatusCreated {
+		t.Fatalf("session: %d %s", status, body)
+	}
+	if _, err := e.client.Confirm(ctx, toss.ConfirmRequest{PaymentKey: own, OrderID: "order-own-fee", Amount: dec("10000")}, "own:confirm"); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(time.Second) // rows of one second come in transactionKey order, which is random
+	contract := e.approve("order-contract-fee", 10000)
+	e.clock.Advance(time.Second)
+	amt := dec("2000")
+	if _, err := e.client.Cancel(ctx, own, toss.CancelRequest{CancelReason: "부분", CancelAmount: &amt}, "own:cancel"); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(time.Second)
+	if _, err := e.sim.ConsoleCancel(own, &amt, "콘솔 부분"); err != nil {
+		t.Fatal(err)
+	}
+
+	rows := e.list(toss.SettlementsQuery{StartDate: "2025-11-21", EndDate: "2025-11-21"})
+	if len(rows) != 4 {
+		t.Fatalf("%d rows, want two approvals and two cancels: %+v", len(rows), rows)
+	}
+	// The payment's own 5 %: 500 + 50 on 10000, 100 + 10 on each cancel of 2000, API or console.
+	wantAmounts(t, rows[0], "10000", "500", "50", "550", "9450")
+	wantAmounts(t, rows[2], "-2000", "-100", "-10", "-110", "-1890")
+	wantAmounts(t, rows[3], "-2000", "-100", "-10", "-110", "-1890")
+	// The other payment keeps the contract's 3 %.
+	if rows[1].PaymentKey != contract.PaymentKey {
+		t.Fatalf("row 1 is %s, want %s", rows[1].PaymentKey, contract.PaymentKey)
+	}
+	wantAmounts(t, rows[1], "10000", "300", "30", "330", "9670")
+
+	// Set on an existing payment, the rate applies to its rows already listed; 0 is a rate
+	// (a waived fee), not the contract's default.
+	if err := e.sim.SetSettlementFeeRate(contract.PaymentKey, dec("0")); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.sim.SetSettlementFeeRate(own, dec("0.025")); err != nil {
+		t.Fatal(err)
+	}
+	rows = e.list(toss.SettlementsQuery{StartDate: "2025-11-21", EndDate: "2025-11-21"})
+	wantAmounts(t, rows[0], "10000", "250", "25", "275", "9725")
+	wantAmounts(t, rows[1], "10000", "0", "0", "0", "10000")
+	wantAmounts(t, rows[2], "-2000", "-50", "-5", "-55", "-1945")
+
+	// SessionRequest takes it too.
+	rate := dec("0.035")
+	key, err := e.sim.CreateSessionWith(tosssim.SessionRequest{OrderID: "order-go-fee", Amount: dec("20000"), SettlementFeeRate: &rate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rate = dec("0.9") // the simulator keeps its own copy
+	e.clock.Advance(time.Second)
+	if _, err := e.client.Confirm(ctx, toss.ConfirmRequest{PaymentKey: key, OrderID: "order-go-fee", Amount: dec("20000")}, "go:confirm"); err != nil {
+		t.Fatal(err)
+	}
+	rows = e.list(toss.SettlementsQuery{StartDate: "2025-11-21", EndDate: "2025-11-21"})
+	wantAmounts(t, rows[len(rows)-1], "20000", "700", "70", "770", "19230")
+}
+
+func TestSettlementFeeRateRefusals(t *testing.T) {
+	e := newSettleEnv(t, tosssim.SettlementConfig{})
+	for _, rate := range []string{`"1"`, `"-0.01"`, `"abc"`, `""`, `true`} {
+		_, status, body := sessionOver(t, e.url, `{"orderId":"order-bad-fee","amount":1000,"settlementFeeRate":`+rate+`}`)
+		if status != http.StatusBadRequest || !strings.Contains(string(body), `"INVALID_REQUEST"`) {
+			t.Errorf("settlementFeeRate %s: %d %s, want 400 INVALID_REQUEST", rate, status, body)
+		}
+	}
+	// A JSON number is read from its text, as exactly as a string.
+	if _, status, body := sessionOver(t, e.url, `{"orderId":"order-num-fee","amount":1000,"settlementFeeRate":0.05}`); status != http.StatusCreated {
+		t.Errorf("a number rate: %d %s", status, body)
+	}
+
+	wantCode := func(err error, status int, code string) {
+		t.Helper()
+		var se *tosssim.Error
+		if !errors.As(err, &se) || se.Status != status || se.Code != code {
+			t.Errorf("error %v, want %d %s", err, status, code)
+		}
+	}
+	over := dec("1")
+	_, err := e.sim.CreateSessionWith(tosssim.SessionRequest{OrderID: "order-bad-fee", Amount: dec("1000"), SettlementFeeRate: &over})
+	wantCode(err, http.StatusBadRequest, "INVALID_REQUEST")
+	wantCode(e.sim.SetSettlementFeeRate("no-such-key", dec("0.05")), http.StatusNotFound, "NOT_FOUND_PAYMENT")
+	p := e.approve("order-set-fee", 1000)
+	wantCode(e.sim.SetSettlementFeeRate(p.PaymentKey, dec("-0.5")), http.StatusBadRequest, "INVALID_REQUEST")
+	rows := e.list(toss.SettlementsQuery{StartDate: "2025-11-21", EndDate: "2025-11-21"})
+	wantAmounts(t, rows[0], "1000", "30", "3", "33", "967") // a refused rate changes nothing
 }

@@ -77,6 +77,12 @@ type Stats struct {
 	CancelRequests int `json:"cancelRequests"`
 	// CancelsProcessed counts the cancels that executed (not replays, 409s or Test-Codes).
 	CancelsProcessed int `json:"cancelsProcessed"`
+	// ConsoleCancels counts the cancels asked of the merchant console: every ConsoleCancel
+	// call and every POST /sim/v1/console/payments/{paymentKey}/cancel whose body could be
+	// read, refused ones included. They are not in CancelRequests or CancelsProcessed, which
+	// count calls of the API, so a test can tell what the system under test asked for from
+	// what the merchant's staff did.
+	ConsoleCancels int `json:"consoleCancels"`
 	// InjectedErrors counts the /v1 answers of Faults.ErrorRate (nothing executed).
 	InjectedErrors int `json:"injectedErrors"`
 	// LostResponses counts the executed confirms and cancels whose connection was dropped
@@ -127,6 +133,11 @@ type SessionRequest struct {
 	// CARD_PROCESSING_ERROR, *INTERNAL_SYSTEM_PROCESSING, UNKNOWN_PAYMENT_ERROR) and ABORTED
 	// for the rest.
 	ConfirmErrorOutcome Status
+	// SettlementFeeRate, when not nil, is this payment's fee rate in GET /v1/settlements
+	// instead of Config.Settlement.FeeRate: a fraction, 0 ≤ rate < 1 (0.035 is 3.5 %). It
+	// stands for a merchant whose fee for this payment differs from the contract (a card
+	// brand's own rate, a promotion), which reconciliation must notice.
+	SettlementFeeRate *decimal.Decimal
 }
 
 // Simulator is a Toss Payments server whose truth lives in memory, optionally saved to
@@ -293,6 +304,11 @@ func (s *Simulator) Payment(orderID string) (PaymentView, bool) {
 	if err := s.commit(c); err != nil {
 		s.logStoreFailure("expiry", err)
 	}
+	return viewOf(p), true
+}
+
+// viewOf is p as a PaymentView. Callers hold s.mu, or own p.
+func viewOf(p *payment) PaymentView {
 	v := PaymentView{
 		PaymentKey:         p.key,
 		OrderID:            p.orderID,
@@ -308,7 +324,7 @@ func (s *Simulator) Payment(orderID string) (PaymentView, bool) {
 	if p.failure != nil {
 		v.FailureCode = p.failure.Code
 	}
-	return v, true
+	return v
 }
 
 func (s *Simulator) statsWithConfirms() (Stats, map[string]int) {
@@ -348,6 +364,9 @@ func (s *Simulator) CreateSessionWith(req SessionRequest) (string, error) {
 	default:
 		return "", apiError("INVALID_REQUEST")
 	}
+	if req.SettlementFeeRate != nil && !validFeeRate(*req.SettlementFeeRate) {
+		return "", apiError("INVALID_REQUEST")
+	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -379,6 +398,10 @@ func (s *Simulator) CreateSessionWith(req SessionRequest) (string, error) {
 		confirmErr:      req.ConfirmError,
 		confirmErrLeft:  req.ConfirmErrorTimes,
 		confirmOutcome:  req.ConfirmErrorOutcome,
+	}
+	if req.SettlementFeeRate != nil {
+		rate := *req.SettlementFeeRate // the caller's pointer must not alias the simulator's truth
+		p.feeRate = &rate
 	}
 	if p.confirmErr != "" && p.confirmErrLeft == 0 {
 		p.confirmErrLeft = 1

@@ -182,3 +182,17 @@ func parseAmount(raw json.RawMessage, allowString bool) (decimal.Decimal, error)
 	}
 	return d, nil
 }
+
+// parseRate reads a JSON rate, a decimal string ("0.035") or a number, from its text, so no
+// float64 ever holds it. Its range is the caller's to check.
+func parseRate(raw json.RawMessage) (decimal.Decimal, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) > 0 && raw[0] == '"' {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return decimal.Decimal{}, err
+		}
+		raw = []byte(s)
+	}
+	return decimal.NewFromString(string(raw))
+}
