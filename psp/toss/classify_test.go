@@ -221,7 +221,7 @@ func TestAnswersThatNeedARead(t *testing.T) {
 		return &Error{Op: "x", HTTPStatus: 400, Code: code, Class: Classify("x", 400, code)}
 	}
 	for _, c := range []struct {
-		code                                 string
+		code                                string
 		processed, canceled, sessionExpired bool
 	}{
 		{"ALREADY_PROCESSED_PAYMENT", true, false, false},
