@@ -192,7 +192,7 @@ func (s *Service) outcomeEvents(ctx context.Context, psp PSP, p domain.Payment, 
 	if toss.AlreadyProcessed(pspErr) {
 		// Toss has processed this paymentKey already (our approval under another key, or the
 		// buyer's other tab). Approved only if the read-back shows it DONE with our values.
-		if events, err := s.readBackEvents(ctx, psp, p, false); err == nil && len(events) > 0 {
+		if events, err := s.readBackEvents(ctx, psp, p, domain.ReadBackOptions{Reason: "confirm read-back"}); err == nil && len(events) > 0 {
 			return events, nil
 		} else if err != nil {
 			s.logger.WarnContext(ctx, "read-back after ALREADY_PROCESSED_PAYMENT failed", "orderId", p.OrderID, "error", err)

@@ -33,16 +33,24 @@ func (s *Service) readBack(ctx context.Context, psp PSP, id domain.OrderID) (dom
 	if pay.Failure != nil {
 		rb.FailureCode, rb.FailureMessage = pay.Failure.Code, pay.Failure.Message
 	}
+	rb.BalanceAmount = pay.BalanceAmount
+	for _, c := range pay.Cancels {
+		pc := domain.PSPCancel{TransactionKey: c.TransactionKey, Amount: c.CancelAmount, Reason: c.CancelReason}
+		if c.CanceledAt != nil {
+			pc.CanceledAt = *c.CanceledAt
+		}
+		rb.Cancels = append(rb.Cancels, pc)
+	}
 	return rb, nil
 }
 
 // readBackEvents reads the order back and decides what it means for p.
-func (s *Service) readBackEvents(ctx context.Context, psp PSP, p domain.Payment, newAttempt bool) ([]domain.Event, error) {
+func (s *Service) readBackEvents(ctx context.Context, psp PSP, p domain.Payment, opts domain.ReadBackOptions) ([]domain.Event, error) {
 	rb, err := s.readBack(ctx, psp, p.OrderID)
 	if err != nil {
 		return nil, err
 	}
-	return p.DecideReadBack(rb, s.now(), newAttempt)
+	return p.DecideReadBack(rb, s.now(), opts)
 }
 
 // ResolveOptions say how a resolve may act.
@@ -75,7 +83,7 @@ func (s *Service) ResolveConfirm(ctx context.Context, id domain.OrderID, opts Re
 				return nil, err
 			}
 		}
-		return s.readBackEvents(ctx, psp, p, opts.NewAttempt)
+		return s.readBackEvents(ctx, psp, p, domain.ReadBackOptions{NewAttempt: opts.NewAttempt, Reason: opts.Actor + " read-back"})
 	})
 	if err != nil || len(events) == 0 {
 		if p.OrderID == "" {
@@ -86,6 +94,35 @@ func (s *Service) ResolveConfirm(ctx context.Context, id domain.OrderID, opts Re
 	s.logger.InfoContext(ctx, "resolved", "orderId", id, "actor", opts.Actor, "event", events[0].EventType(), "status", p.Status)
 	if _, started := events[0].(domain.ConfirmationStarted); started {
 		return s.callPSP(ctx, psp, p, meta)
+	}
+	return resultOf(p), nil
+}
+
+// Sync reads a payment back from the PSP, whatever its state here, and records what the PSP's
+// truth implies (domain.Payment.DecideReadBack): the outcome of an unresolved confirm (never a
+// new attempt), a pending cancel that completed, a cancel made in Toss's console, an approval
+// Toss holds for a payment that failed or expired here. It is what the webhook worker does for
+// each order a webhook names, so such changes are booked within moments of Toss's webhook.
+func (s *Service) Sync(ctx context.Context, id domain.OrderID, opts ResolveOptions) (ConfirmResult, error) {
+	meta := newMetadata(opts.Actor)
+	var psp PSP
+	p, events, err := s.update(ctx, id, opts.Merchant, meta, func(p domain.Payment) ([]domain.Event, error) {
+		if psp == nil {
+			var err error
+			if psp, err = s.pspOf(ctx, p); err != nil {
+				return nil, err
+			}
+		}
+		return s.readBackEvents(ctx, psp, p, domain.ReadBackOptions{Reason: opts.Actor + " read-back"})
+	})
+	if err != nil {
+		if p.OrderID == "" {
+			return ConfirmResult{}, err
+		}
+		return resultOf(p), err
+	}
+	if len(events) > 0 {
+		s.logger.InfoContext(ctx, "synced from the PSP", "orderId", id, "actor", opts.Actor, "events", len(events), "first", events[0].EventType(), "status", p.Status)
 	}
 	return resultOf(p), nil
 }

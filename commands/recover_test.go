@@ -196,3 +196,40 @@ func session(t *testing.T, env *testenv.Env, co commands.CheckoutResult, extra s
 	}
 	return domain.PaymentKey(out.PaymentKey)
 }
+
+// A refund made in Toss's console reaches the books through a read-back (what the webhook
+// worker does for each webhook), and a second read-back books nothing more.
+func TestSyncBooksACancelMadeInTossConsole(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	co, key := env.Pay(t, twoLines().Lines...)
+	part := won("10000")
+	if _, err := env.Sim.ConsoleCancel(string(key), &part, "returned at the counter"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := env.Commands.Sync(ctx, co.OrderID, commands.ResolveOptions{Actor: "webhook", Merchant: testenv.Merchant})
+	if err != nil || res.Status != domain.StatusPartiallyCanceled {
+		t.Fatalf("sync: %+v %v", res, err)
+	}
+	events := env.Events(t, co.OrderID)
+	last, ok := events[len(events)-1].(domain.PaymentCanceledAtPSP)
+	if !ok || !last.Amount.Equal(part) || last.Reason != "webhook read-back" || last.CancelReason != "returned at the counter" {
+		t.Fatalf("last event %#v", events[len(events)-1])
+	}
+	if err := domain.CheckHistory(events); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Commands.Sync(ctx, co.OrderID, commands.ResolveOptions{Actor: "webhook"}); err != nil || len(env.Events(t, co.OrderID)) != len(events) {
+		t.Fatalf("a second sync booked again: %v", err)
+	}
+	// The books follow: the receivable is what Toss still holds.
+	testenv.WaitFor(t, 10*time.Second, "the ledger to book the console cancel", func() bool {
+		var receivable string
+		_ = env.Pool.QueryRow(ctx, `SELECT (sum(debit) - sum(credit))::text FROM postings WHERE account = 'psp_receivable:toss' AND merchant_id = $1`, testenv.Merchant).Scan(&receivable)
+		return receivable == "15000"
+	})
+	// Our own refund of the rest still works and its key is ours.
+	rest, err := env.Commands.Cancel(ctx, commands.CancelInput{Merchant: testenv.Merchant, OrderID: co.OrderID, IdempotencyKey: "after-console", Reason: "the rest"})
+	if err != nil || rest.CancelStatus != "CANCELED" || !rest.Amount.Equal(won("15000")) || rest.PaymentStatus != domain.StatusCanceled {
+		t.Fatalf("refund of the rest: %+v %v", rest, err)
+	}
+}

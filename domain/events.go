@@ -239,6 +239,59 @@ func (CancelRejected) EventType() EventType       { return EventCancelRejected }
 func (CancelOutcomeUnknown) EventType() EventType { return EventCancelOutcomeUnknown }
 func (SettlementRecorded) EventType() EventType   { return EventSettlementRecorded }
 
+// Events recorded from Toss's truth about what this ledger did not do itself: found by a
+// read-back (recovery, the webhook worker) or by reconciliation. Reason says how.
+const (
+	EventPaymentApprovedAtPSP EventType = "PaymentApprovedAtPSP"
+	EventPaymentCanceledAtPSP EventType = "PaymentCanceledAtPSP"
+)
+
+// PaymentApprovedAtPSP: Toss holds an approval of this payment that the ledger had not recorded
+// as such: the payment was NOT_STARTED, FAILURE or EXPIRED here (confirmed at Toss directly, or
+// refused here while Toss approved it). It is booked like PaymentApproved.
+type PaymentApprovedAtPSP struct {
+	EventHeader
+	PaymentKey         PaymentKey      `json:"paymentKey"`
+	ApprovedAt         time.Time       `json:"approvedAt"`
+	Method             string          `json:"method"`
+	TotalAmount        decimal.Decimal `json:"totalAmount"`
+	LastTransactionKey string          `json:"lastTransactionKey"`
+	PreviousStatus     Status          `json:"previousStatus"`
+	Reason             string          `json:"reason"`
+}
+
+// PaymentCanceledAtPSP: Toss shows a cancel (refund) of this payment that the ledger never
+// requested: made in Toss's merchant console. It is booked like PaymentCanceled. TransactionKey
+// is Toss's key of the cancel, recorded once.
+type PaymentCanceledAtPSP struct {
+	EventHeader
+	TransactionKey string          `json:"transactionKey"`
+	Amount         decimal.Decimal `json:"amount"`
+	CanceledAt     time.Time       `json:"canceledAt"`
+	BalanceAfter   decimal.Decimal `json:"balanceAfter"`
+	CancelReason   string          `json:"cancelReason"`
+	Reason         string          `json:"reason"`
+}
+
+func (PaymentApprovedAtPSP) EventType() EventType { return EventPaymentApprovedAtPSP }
+func (PaymentCanceledAtPSP) EventType() EventType { return EventPaymentCanceledAtPSP }
+
+// Booked is the money fact an event stands for: PaymentApprovedAtPSP moves money as a
+// PaymentApproved, PaymentCanceledAtPSP as a PaymentCanceled (cancel id "psp:<transactionKey>");
+// every other event is itself. The books use it, so a correction found at the PSP moves money
+// exactly like the fact it records.
+func Booked(e Event) Event {
+	switch v := e.(type) {
+	case PaymentApprovedAtPSP:
+		return PaymentApproved{EventHeader: v.EventHeader, PaymentKey: v.PaymentKey, ApprovedAt: v.ApprovedAt,
+			Method: v.Method, TotalAmount: v.TotalAmount, LastTransactionKey: v.LastTransactionKey}
+	case PaymentCanceledAtPSP:
+		return PaymentCanceled{EventHeader: v.EventHeader, CancelID: CancelID("psp:" + v.TransactionKey), Amount: v.Amount,
+			TransactionKey: v.TransactionKey, CanceledAt: v.CanceledAt, BalanceAfter: v.BalanceAfter}
+	}
+	return e
+}
+
 // Merchant events, stream merchant-<merchantId>.
 
 // Merchant event types.
@@ -334,6 +387,8 @@ var decoders = map[EventType]func([]byte) (Event, error){
 	EventCancelRetried:           decodeAs[CancelRetried],
 	EventSettlementRecorded:      decodeAs[SettlementRecorded],
 	EventCancelRecoveryExhausted: decodeAs[CancelRecoveryExhausted],
+	EventPaymentApprovedAtPSP:    decodeAs[PaymentApprovedAtPSP],
+	EventPaymentCanceledAtPSP:    decodeAs[PaymentCanceledAtPSP],
 	EventMerchantRegistered:      decodeAs[MerchantRegistered],
 	EventTossCredentialsSet:      decodeAs[TossCredentialsSet],
 	EventCommissionRateChanged:   decodeAs[CommissionRateChanged],

@@ -18,6 +18,8 @@ var legalFrom = map[EventType][]Status{
 	EventCancelRetried:           {StatusSuccess, StatusPartiallyCanceled},
 	EventSettlementRecorded:      {StatusSuccess, StatusPartiallyCanceled, StatusCanceled},
 	EventCancelRecoveryExhausted: {StatusSuccess, StatusPartiallyCanceled},
+	EventPaymentApprovedAtPSP:    {StatusNotStarted, StatusFailure, StatusExpired},
+	EventPaymentCanceledAtPSP:    {StatusSuccess, StatusPartiallyCanceled},
 }
 
 // CheckHistory verifies that a stream's events follow the state machine: it starts with
@@ -89,6 +91,14 @@ func checkStep(p Payment, e Event) error {
 		id := e.(interface{ cancelID() CancelID }).cancelID()
 		if c, ok := p.Cancels[id]; !ok || c.State != CancelPending {
 			return fmt.Errorf("no pending cancel %s", id)
+		}
+	case PaymentApprovedAtPSP:
+		if !e.TotalAmount.Equal(p.TotalAmount) || (p.PaymentKey != "" && e.PaymentKey != p.PaymentKey) {
+			return fmt.Errorf("approval at the PSP of %s/%s does not match %s/%s", e.PaymentKey, e.TotalAmount, p.PaymentKey, p.TotalAmount)
+		}
+	case PaymentCanceledAtPSP:
+		if e.Amount.Sign() <= 0 || e.Amount.GreaterThan(p.Balance) || !e.BalanceAfter.Equal(p.Balance.Sub(e.Amount)) || p.KnowsTransaction(e.TransactionKey) {
+			return fmt.Errorf("cancel at the PSP %s of %s with balance %s", e.TransactionKey, e.Amount, p.Balance)
 		}
 	case SettlementRecorded:
 		if p.Settled[e.TransactionKey] {

@@ -15,7 +15,7 @@ func TestImportsArePure(t *testing.T) {
 	}
 	allowed := map[string]bool{
 		"encoding/json": true, "errors": true, "fmt": true, "regexp": true, "strings": true,
-		"time": true, "unicode/utf8": true, "strconv": true, "sort": true, "slices": true,
+		"time": true, "unicode/utf8": true, "strconv": true, "sort": true, "slices": true, "maps": true,
 		"github.com/shopspring/decimal": true,
 	}
 	for _, imp := range pkg.Imports {

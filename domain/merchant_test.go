@@ -216,7 +216,7 @@ func TestParseMerchantIDAndScopes(t *testing.T) {
 }
 
 func TestEveryEventTypeIsRegistered(t *testing.T) {
-	if len(domain.EventTypes()) != 19 {
+	if len(domain.EventTypes()) != 21 {
 		t.Fatalf("registered event types: %v", domain.EventTypes())
 	}
 	if _, err := domain.UnmarshalEvent("NoSuchEvent", domain.SchemaVersion, []byte(`{}`)); err == nil {

@@ -60,6 +60,7 @@ type Payment struct {
 	LastCanceledAt time.Time // when we recorded the latest refund (our clock); the PSP spaces cancels
 	Cancels        map[CancelID]Cancel
 	CancelOrder    []CancelID      // cancels in the order they were requested
+	PSPCancels     map[string]bool // transaction keys of cancels made at Toss, not requested here
 	Settled        map[string]bool // transaction keys with a SettlementRecorded
 
 	Version int64 // number of events applied: the stream's version
@@ -109,6 +110,23 @@ func (p *Payment) Apply(e Event) error {
 		p.Status, p.NeedsReview = StatusExpired, false
 	case RecoveryExhausted:
 		p.Status, p.NeedsReview = StatusUnknown, true
+	case PaymentApprovedAtPSP:
+		p.Status = StatusSuccess
+		p.PaymentKey, p.ApprovedAt, p.Method, p.LastTxKey = e.PaymentKey, e.ApprovedAt, e.Method, e.LastTransactionKey
+		p.Failure, p.NeedsReview = nil, false
+		p.Balance = e.TotalAmount
+	case PaymentCanceledAtPSP:
+		if p.PSPCancels == nil {
+			p.PSPCancels = map[string]bool{}
+		}
+		p.PSPCancels[e.TransactionKey] = true
+		p.Balance = e.BalanceAfter
+		p.CanceledAmount = p.CanceledAmount.Add(e.Amount)
+		p.LastCanceledAt = e.At
+		p.Status = StatusPartiallyCanceled
+		if p.Balance.IsZero() {
+			p.Status = StatusCanceled
+		}
 	default:
 		if !p.applyCancelEvent(e) {
 			return fmt.Errorf("domain: apply: unknown event %T", e)
@@ -189,4 +207,21 @@ func (p *Payment) applyCancelEvent(e Event) bool {
 		return false
 	}
 	return true
+}
+
+// KnowsTransaction reports whether the ledger has recorded Toss's transaction key: the approval,
+// a cancel it requested, or a cancel made at Toss.
+func (p Payment) KnowsTransaction(key string) bool {
+	if key == "" {
+		return false
+	}
+	if key == p.LastTxKey || p.PSPCancels[key] {
+		return true
+	}
+	for _, c := range p.Cancels {
+		if c.TransactionKey == key {
+			return true
+		}
+	}
+	return false
 }

@@ -54,7 +54,7 @@ func (Ledger) Apply(ctx context.Context, tx pgx.Tx, r eventstore.RecordedEvent) 
 	if err != nil {
 		return err
 	}
-	switch e := e.(type) {
+	switch e := domain.Booked(e).(type) {
 	case domain.CommissionRateChanged:
 		return ledgerCommissionRate(ctx, tx, r, e)
 	case domain.CheckoutCreated:

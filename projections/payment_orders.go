@@ -48,6 +48,17 @@ func (PaymentOrders) Apply(ctx context.Context, tx pgx.Tx, r eventstore.Recorded
 	case domain.PaymentExpired:
 		return update(ctx, tx, e.OrderID, r.Version, e.At, domain.StatusExpired,
 			`failure_code = 'EXPIRED', failure_message = $5, failure_source = NULL, needs_review = false`, e.Reason)
+	case domain.PaymentApprovedAtPSP:
+		return update(ctx, tx, e.OrderID, r.Version, e.At, domain.StatusSuccess,
+			`payment_key = $5, approved_at = $6, method = $7, last_transaction_key = $8,
+			 failure_code = NULL, failure_message = NULL, failure_source = NULL, needs_review = false`,
+			e.PaymentKey, e.ApprovedAt, e.Method, e.LastTransactionKey)
+	case domain.PaymentCanceledAtPSP: // a cancel made at Toss: ours, if one is pending, is still pending
+		status := domain.StatusPartiallyCanceled
+		if e.BalanceAfter.IsZero() {
+			status = domain.StatusCanceled
+		}
+		return update(ctx, tx, e.OrderID, r.Version, e.At, status, `canceled_amount = canceled_amount + $5`, e.Amount)
 	case domain.CancelRequested:
 		return update(ctx, tx, e.OrderID, r.Version, e.At, "", `cancel_pending = true, cancel_in_recovery = false`)
 	case domain.PaymentCanceled:

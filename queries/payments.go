@@ -189,7 +189,7 @@ func failureOf(events []domain.Event) *Failure {
 	var f *Failure
 	for _, e := range events {
 		switch e := e.(type) {
-		case domain.PaymentApproved:
+		case domain.PaymentApproved, domain.PaymentApprovedAtPSP:
 			f = nil
 		case domain.PaymentRejected:
 			f = &Failure{Code: e.Code, Message: e.Message, Source: string(e.Source)}

@@ -4,7 +4,7 @@
 //
 // Payment webhooks are unsigned (toss-api.md §10.3), so a body is never trusted: it is stored
 // for audit and only its orderId is used, to know which payment to read back from Toss. The
-// worker calls Syncer.ResolveConfirm, which reads the payment by orderId and records Toss's truth.
+// worker calls Syncer.Sync, which reads the payment by orderId and records Toss's truth.
 // Duplicates and out-of-order deliveries (a DONE and an ABORTED 50 ms apart, §10.5) therefore
 // converge: every read-back sees the same truth, and a payment whose outcome is known is left
 // as it is.
@@ -74,7 +74,7 @@
 // handler may still land later (the server finishes it), and the dedupe key absorbs the repeat.
 //
 // Processing is at least once per row: the worker claims rows with a lease, so a crash only
-// delays a row until its lease ends. ResolveConfirm is idempotent, so a repeat is harmless.
+// delays a row until its lease ends. Sync is idempotent, so a repeat is harmless.
 //
 // # One read-back per order per interval
 //
@@ -86,7 +86,7 @@
 // takers, in any worker of any instance, wait for each other, so exactly one wins per interval.
 // The winner reads the order back once and records the result on its claimed rows and on the
 // other pending rows of the order (same merchant scope) stored before the read-back started.
-// (Rows at several merchants' URLs each get a ResolveConfirm, but ResolveConfirm checks the owner before it
+// (Rows at several merchants' URLs each get a Sync, but Sync checks the owner before it
 // calls Toss, so only the owner's costs a read-back; rows without a merchant reuse the
 // owner's answer.) A loser gives its rows back unattempted (attempts is not counted) and due
 // when the gate opens; then one read-back resolves them together. A delivery at another

@@ -196,7 +196,7 @@ func str(p *string) string {
 	return *p
 }
 
-// fakeSyncer answers ResolveConfirm with err, or with status, and counts calls per order.
+// fakeSyncer answers Sync with err, or with status, and counts calls per order.
 type fakeSyncer struct {
 	mu     sync.Mutex
 	calls  map[domain.OrderID]int
@@ -204,7 +204,7 @@ type fakeSyncer struct {
 	status domain.Status
 }
 
-func (f *fakeSyncer) ResolveConfirm(_ context.Context, id domain.OrderID, opts commands.ResolveOptions) (commands.ConfirmResult, error) {
+func (f *fakeSyncer) Sync(_ context.Context, id domain.OrderID, opts commands.ResolveOptions) (commands.ConfirmResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.calls == nil {
@@ -288,11 +288,11 @@ type recordingSyncer struct {
 	calls []commands.ResolveOptions
 }
 
-func (r *recordingSyncer) ResolveConfirm(ctx context.Context, id domain.OrderID, opts commands.ResolveOptions) (commands.ConfirmResult, error) {
+func (r *recordingSyncer) Sync(ctx context.Context, id domain.OrderID, opts commands.ResolveOptions) (commands.ConfirmResult, error) {
 	r.mu.Lock()
 	r.calls = append(r.calls, opts)
 	r.mu.Unlock()
-	return r.Syncer.ResolveConfirm(ctx, id, opts)
+	return r.Syncer.Sync(ctx, id, opts)
 }
 
 func (r *recordingSyncer) options() []commands.ResolveOptions {

@@ -23,11 +23,11 @@ import (
 )
 
 // Syncer re-reads a payment from Toss by orderId and records the truth. *commands.Service is
-// the implementation. ResolveConfirm must be idempotent and safe for concurrent calls on one order
+// the implementation. Sync must be idempotent and safe for concurrent calls on one order
 // (the worker may repeat a call after a crash or a lease that ran out); it returns
 // domain.ErrPaymentNotFound for an order the ledger does not know.
 type Syncer interface {
-	ResolveConfirm(ctx context.Context, id domain.OrderID, opts commands.ResolveOptions) (commands.ConfirmResult, error)
+	Sync(ctx context.Context, id domain.OrderID, opts commands.ResolveOptions) (commands.ConfirmResult, error)
 }
 
 var _ Syncer = (*commands.Service)(nil)
@@ -366,7 +366,7 @@ func (w *Worker) syncOrder(ctx context.Context, id domain.OrderID, rows []claime
 		return errors.Join(errs...)
 	}
 
-	// One ResolveConfirm per merchant scope: ResolveConfirm checks the merchant against the payment's owner
+	// One Sync per merchant scope: Sync checks the merchant against the payment's owner
 	// before it calls Toss, so only the owner's scope costs a read-back. Scoped groups go first;
 	// rows from before per-merchant URLs ("") ask for the order whatever its merchant, so the
 	// owner's answer (a result, or the error that makes them retry) serves them without a
@@ -401,7 +401,7 @@ func (w *Worker) syncOrder(ctx context.Context, id domain.OrderID, rows []claime
 			a = *owners
 		} else {
 			callCtx, cancel := context.WithTimeout(ctx, w.cfg.CallTimeout)
-			a.res, a.err = w.sync.ResolveConfirm(callCtx, id, commands.ResolveOptions{NewAttempt: false, Actor: Actor, Merchant: m})
+			a.res, a.err = w.sync.Sync(callCtx, id, commands.ResolveOptions{NewAttempt: false, Actor: Actor, Merchant: m})
 			cancel()
 			if m != "" && owners == nil && !errors.Is(a.err, domain.ErrPaymentNotFound) {
 				owners = &a

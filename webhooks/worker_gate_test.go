@@ -45,7 +45,7 @@ func TestWebhookAtAnotherMerchantsURL(t *testing.T) {
 		t.Fatalf("%d read-backs at Toss for another merchant's order, want 0", n)
 	}
 	if calls := syncer.options(); len(calls) != 1 || calls[0].Merchant != otherMerchant {
-		t.Fatalf("ResolveConfirm options %+v, want one call scoped to %s", calls, otherMerchant)
+		t.Fatalf("Sync options %+v, want one call scoped to %s", calls, otherMerchant)
 	}
 	if p, err := domain.Rebuild(env.Events(t, co.OrderID)); err != nil || p.Status != domain.StatusUnknown {
 		t.Fatalf("payment %s (%v): another merchant's webhook changed it", p.Status, err)
@@ -128,12 +128,12 @@ func TestRowsWithoutMerchantAreReadBackAsBefore(t *testing.T) {
 		scopes = append(scopes, o.Merchant)
 	}
 	if len(scopes) != 2 || !(scopes[0] == "" && scopes[1] == testenv.Merchant || scopes[0] == testenv.Merchant && scopes[1] == "") {
-		t.Fatalf("ResolveConfirm scopes %q, want one unscoped (the lone legacy row) and one for %s", scopes, testenv.Merchant)
+		t.Fatalf("Sync scopes %q, want one unscoped (the lone legacy row) and one for %s", scopes, testenv.Merchant)
 	}
 }
 
 // stuckPayment is an order UNKNOWN at our side that Toss still shows IN_PROGRESS: the worker
-// may not start a new attempt, so it stays UNKNOWN and every ResolveConfirm reads it back again.
+// may not start a new attempt, so it stays UNKNOWN and every Sync reads it back again.
 func stuckPayment(t *testing.T, env *testenv.Env) domain.OrderID {
 	t.Helper()
 	return unknownPayment(t, env, "IN_PROGRESS").OrderID
