@@ -279,3 +279,56 @@ func TestHelpListsTheEnvironment(t *testing.T) {
 		}
 	}
 }
+
+// history shows a payment's timeline with keys and hash prefixes, and warns about (and exits 1
+// for) a history that fails verification; balances shows each merchant's books at a moment.
+func TestHistoryAndBalances(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	co, _ := env.Pay(t, domain.CheckoutLine{SellerID: "seller-a", ProductID: "book-1", Amount: decimal.RequireFromString("12000")})
+	getenv := envFrom(map[string]string{"DATABASE_URL": env.Pool.Config().ConnString()})
+	var out, errOut bytes.Buffer
+	if err := run(ctx, []string{"history", string(co.OrderID)}, getenv, nil, &out, &errOut); err != nil {
+		t.Fatalf("history: %v", err)
+	}
+	for _, want := range []string{"CheckoutCreated", "ConfirmationStarted", string(co.OrderID) + ":confirm:1", "PaymentApproved", "12000", "merchant"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("history lacks %q:\n%s", want, out.String())
+		}
+	}
+	out.Reset()
+	if err := run(ctx, []string{"history", string(co.OrderID), "--json"}, getenv, nil, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	var h struct {
+		Verified bool
+		Events   []struct{ Event, Hash, At string }
+	}
+	if err := json.Unmarshal(out.Bytes(), &h); err != nil || !h.Verified || len(h.Events) != 3 || len(h.Events[0].Hash) != 12 || !strings.HasSuffix(h.Events[0].At, "+09:00") {
+		t.Fatalf("history --json: %+v %v\n%s", h, err, out.String())
+	}
+	testenv.WaitFor(t, 10*time.Second, "the ledger to book the payment", func() bool {
+		out.Reset()
+		return run(ctx, []string{"balances", "--merchant", string(testenv.Merchant)}, getenv, nil, &out, &errOut) == nil &&
+			strings.Contains(out.String(), "psp_receivable:toss") && strings.Contains(out.String(), "12000")
+	})
+	out.Reset()
+	if err := run(ctx, []string{"balances", "--as-of", "2020-01-01"}, getenv, nil, &out, &errOut); err != nil || strings.Contains(out.String(), "psp_receivable") {
+		t.Fatalf("balances before anything happened: %v\n%s", err, out.String())
+	}
+	if err := run(ctx, []string{"balances", "--as-of", "yesterday"}, getenv, nil, &out, &errOut); err == nil || !strings.Contains(err.Error(), "--as-of") {
+		t.Fatalf("a bad --as-of: %v", err)
+	}
+	// Edited history is shown, under a warning, with exit status 1.
+	for _, stmt := range []string{`ALTER TABLE events DISABLE TRIGGER events_no_update_delete`,
+		`UPDATE events SET data = jsonb_set(data::jsonb, '{totalAmount}', '"99999"')::text::json WHERE stream_id = '` + domain.StreamName(co.OrderID) + `' AND version = 3`,
+		`ALTER TABLE events ENABLE TRIGGER events_no_update_delete`} {
+		if _, err := env.Pool.Exec(ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out.Reset()
+	err := run(ctx, []string{"history", string(co.OrderID)}, getenv, nil, &out, &errOut)
+	if err == nil || !strings.Contains(out.String(), "WARNING: this history failed verification") || !strings.Contains(out.String(), "version 3") {
+		t.Fatalf("history of an edited payment: %v\n%s", err, out.String())
+	}
+}
