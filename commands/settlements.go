@@ -22,6 +22,12 @@ const settlementActor = "settlement"
 // not amount − fee; domain.ErrConcurrentModification after repeated optimistic-lock losses;
 // anything else is the event store's.
 func (s *Service) RecordSettlement(ctx context.Context, merchant domain.MerchantID, row toss.Settlement) (recorded bool, err error) {
+	return s.RecordSettlementAs(ctx, settlementActor, merchant, row)
+}
+
+// RecordSettlementAs is RecordSettlement with the metadata actor given: reconciliation records a
+// row the import missed as "reconciliation", so the history says who found it.
+func (s *Service) RecordSettlementAs(ctx context.Context, actor string, merchant domain.MerchantID, row toss.Settlement) (recorded bool, err error) {
 	if err := checkMerchant(merchant); err != nil {
 		return false, err
 	}
@@ -39,7 +45,7 @@ func (s *Service) RecordSettlement(ctx context.Context, merchant domain.Merchant
 		PayOutAmount:        row.PayOutAmount,
 		ApprovedTransaction: row.Cancel == nil,
 	}
-	_, events, err := s.update(ctx, domain.OrderID(row.OrderID), merchant, newMetadata(settlementActor), func(p domain.Payment) ([]domain.Event, error) {
+	_, events, err := s.update(ctx, domain.OrderID(row.OrderID), merchant, newMetadata(actor), func(p domain.Payment) ([]domain.Event, error) {
 		if p.PaymentKey != "" && in.PaymentKey != "" && p.PaymentKey != in.PaymentKey {
 			return nil, domain.Errorf(domain.ErrPSPResponseMismatch, "settlement %s of order %s is for paymentKey %s, the payment's is %s",
 				in.TransactionKey, p.OrderID, in.PaymentKey, p.PaymentKey)

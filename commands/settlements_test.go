@@ -91,6 +91,27 @@ func TestRecordSettlementOncePerTransaction(t *testing.T) {
 	}
 }
 
+// Reconciliation records a row the import missed under its own name; the row is still recorded
+// once, whoever records it first.
+func TestRecordSettlementAsAnotherActor(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	co := confirmedPayment(t, env)
+	row := simulatorRows(t, env, co.OrderID)[0]
+	if recorded, err := env.Commands.RecordSettlementAs(ctx, "reconciliation", testenv.Merchant, row); err != nil || !recorded {
+		t.Fatalf("record: %v %v", recorded, err)
+	}
+	if recorded, err := env.Commands.RecordSettlement(ctx, testenv.Merchant, row); err != nil || recorded {
+		t.Fatalf("the import after it: %v %v, want a no-op", recorded, err)
+	}
+	recs, err := env.Store.ReadStream(ctx, domain.StreamName(co.OrderID), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := recs[len(recs)-1]; last.Type != string(domain.EventSettlementRecorded) || last.Metadata.Actor != "reconciliation" {
+		t.Fatalf("last event %s by %q, want SettlementRecorded by reconciliation", last.Type, last.Metadata.Actor)
+	}
+}
+
 func TestRecordSettlementUnknownOrder(t *testing.T) {
 	env := testenv.New(t, testenv.Options{})
 	co := confirmedPayment(t, env)

@@ -301,6 +301,7 @@ const (
 	EventCommissionRateChanged EventType = "CommissionRateChanged"
 	EventAPIKeyIssued          EventType = "ApiKeyIssued"
 	EventAPIKeyRevoked         EventType = "ApiKeyRevoked"
+	EventTossFeeRateSet        EventType = "TossFeeRateSet"
 )
 
 // MerchantHeader is the part every merchant event shares.
@@ -355,11 +356,20 @@ type APIKeyRevoked struct {
 	Reason      string    `json:"reason"`
 }
 
+// TossFeeRateSet: the fee rate of the merchant's contract with Toss from At on, as a fraction of
+// the amount, VAT excluded (0.0341 = 3.41%). Reconciliation checks every settlement row's fee
+// against the rate in force when its transaction happened; a merchant without one is not checked.
+type TossFeeRateSet struct {
+	MerchantHeader
+	Rate decimal.Decimal `json:"rate"`
+}
+
 func (MerchantRegistered) EventType() EventType    { return EventMerchantRegistered }
 func (TossCredentialsSet) EventType() EventType    { return EventTossCredentialsSet }
 func (CommissionRateChanged) EventType() EventType { return EventCommissionRateChanged }
 func (APIKeyIssued) EventType() EventType          { return EventAPIKeyIssued }
 func (APIKeyRevoked) EventType() EventType         { return EventAPIKeyRevoked }
+func (TossFeeRateSet) EventType() EventType        { return EventTossFeeRateSet }
 
 // MarshalEvent encodes an event body as stored (JSON, decimal amounts as strings).
 func MarshalEvent(e Event) ([]byte, error) {
@@ -394,6 +404,7 @@ var decoders = map[EventType]func([]byte) (Event, error){
 	EventCommissionRateChanged:   decodeAs[CommissionRateChanged],
 	EventAPIKeyIssued:            decodeAs[APIKeyIssued],
 	EventAPIKeyRevoked:           decodeAs[APIKeyRevoked],
+	EventTossFeeRateSet:          decodeAs[TossFeeRateSet],
 }
 
 // decodeAs decodes into the value type the deciders produce, so that events compare equal

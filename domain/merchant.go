@@ -126,9 +126,12 @@ type Merchant struct {
 	TossCredential string  // the credential id of the current Toss key; "" when none is set
 	TossKeyHint    string
 	CommissionRate decimal.Decimal
-	Keys           map[APIKeyID]APIKey
-	KeyOrder       []APIKeyID // in the order they were issued
-	Version        int64
+	// TossFeeRates are the contract's fee rates with Toss in the order they were set, each in
+	// force from its From until the next one's (TossFeeRateAt).
+	TossFeeRates []FeeRatePeriod
+	Keys         map[APIKeyID]APIKey
+	KeyOrder     []APIKeyID // in the order they were issued
+	Version      int64
 }
 
 // RebuildMerchant folds a merchant's events, in stream order.
@@ -152,6 +155,8 @@ func (m *Merchant) Apply(e Event) error {
 		m.TossCredential, m.TossKeyHint, m.Mode = e.CredentialID, e.KeyHint, e.Mode
 	case CommissionRateChanged:
 		m.CommissionRate = e.Rate
+	case TossFeeRateSet:
+		m.TossFeeRates = append(slices.Clone(m.TossFeeRates), FeeRatePeriod{From: e.At, Rate: e.Rate})
 	case APIKeyIssued:
 		if m.Keys == nil {
 			m.Keys = map[APIKeyID]APIKey{}
@@ -233,6 +238,63 @@ func (m Merchant) DecideCommissionRate(rate decimal.Decimal, now time.Time) ([]E
 		return nil, nil
 	}
 	return []Event{CommissionRateChanged{MerchantHeader: m.header(now), Rate: rate}}, nil
+}
+
+// FeeRatePeriod is a Toss fee rate and the moment it took effect.
+type FeeRatePeriod struct {
+	From time.Time
+	Rate decimal.Decimal
+}
+
+// MaxFeeRateScale bounds the decimal places of a fee rate: Toss quotes rates such as 3.41%
+// (0.0341); six places are more than any contract needs and keep the figure readable.
+const MaxFeeRateScale = 6
+
+// CheckTossFeeRate validates a contract fee rate: a fraction at least 0 and below 1, with at most
+// MaxFeeRateScale decimal places.
+func CheckTossFeeRate(rate decimal.Decimal) error {
+	if rate.Sign() < 0 || rate.GreaterThanOrEqual(decimal.NewFromInt(1)) {
+		return Errorf(ErrInvalidInput, "Toss fee rate must be at least 0 and below 1, got %s", rate)
+	}
+	if -rate.Exponent() > MaxFeeRateScale && !rate.Equal(rate.Round(MaxFeeRateScale)) {
+		return Errorf(ErrInvalidInput, "Toss fee rate %s has more than %d decimal places", rate, MaxFeeRateScale)
+	}
+	return nil
+}
+
+// TossFeeRate is the current contract fee rate; ok is false while none was ever set.
+func (m Merchant) TossFeeRate() (rate decimal.Decimal, ok bool) {
+	if len(m.TossFeeRates) == 0 {
+		return decimal.Decimal{}, false
+	}
+	return m.TossFeeRates[len(m.TossFeeRates)-1].Rate, true
+}
+
+// TossFeeRateAt is the contract fee rate in force at t: the last one set at or before t. A
+// transaction before the first rate was set has none (ok false): it is not checked, since the
+// contract it was made under is not on record.
+func (m Merchant) TossFeeRateAt(t time.Time) (rate decimal.Decimal, ok bool) {
+	for i := len(m.TossFeeRates) - 1; i >= 0; i-- {
+		if !m.TossFeeRates[i].From.After(t) {
+			return m.TossFeeRates[i].Rate, true
+		}
+	}
+	return decimal.Decimal{}, false
+}
+
+// DecideTossFeeRate records the merchant's contract fee rate with Toss from now on; the current
+// rate again records nothing.
+func (m Merchant) DecideTossFeeRate(rate decimal.Decimal, now time.Time) ([]Event, error) {
+	if err := m.registered(); err != nil {
+		return nil, err
+	}
+	if err := CheckTossFeeRate(rate); err != nil {
+		return nil, err
+	}
+	if current, ok := m.TossFeeRate(); ok && current.Equal(rate) {
+		return nil, nil
+	}
+	return []Event{TossFeeRateSet{MerchantHeader: m.header(now), Rate: rate}}, nil
 }
 
 // IssueKeyCommand asks for a new API key whose secret the caller generated.

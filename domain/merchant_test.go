@@ -80,6 +80,43 @@ func TestMerchantDeciders(t *testing.T) {
 			wantErr: domain.ErrInvalidInput,
 		},
 		{
+			name: "Toss fee rate", given: []domain.Event{registered}, when: func(m domain.Merchant) ([]domain.Event, error) {
+				return m.DecideTossFeeRate(won("0.0341"), t0)
+			},
+			want: []domain.Event{domain.TossFeeRateSet{MerchantHeader: mh(t0), Rate: won("0.0341")}},
+		},
+		{
+			name:  "the same Toss fee rate again records nothing",
+			given: []domain.Event{registered, domain.TossFeeRateSet{MerchantHeader: mh(t0), Rate: won("0.0341")}},
+			when:  func(m domain.Merchant) ([]domain.Event, error) { return m.DecideTossFeeRate(won("0.034100"), t0) },
+		},
+		{
+			name: "a Toss fee rate of 0 is a rate (a promotion), not its absence", given: []domain.Event{registered},
+			when: func(m domain.Merchant) ([]domain.Event, error) { return m.DecideTossFeeRate(won("0"), t0) },
+			want: []domain.Event{domain.TossFeeRateSet{MerchantHeader: mh(t0), Rate: won("0")}},
+		},
+		{
+			name: "a Toss fee rate of 1 is refused", given: []domain.Event{registered},
+			when:    func(m domain.Merchant) ([]domain.Event, error) { return m.DecideTossFeeRate(won("1"), t0) },
+			wantErr: domain.ErrInvalidInput,
+		},
+		{
+			name: "a negative Toss fee rate is refused", given: []domain.Event{registered},
+			when:    func(m domain.Merchant) ([]domain.Event, error) { return m.DecideTossFeeRate(won("-0.01"), t0) },
+			wantErr: domain.ErrInvalidInput,
+		},
+		{
+			name: "a Toss fee rate with more than 6 decimal places is refused", given: []domain.Event{registered},
+			when:    func(m domain.Merchant) ([]domain.Event, error) { return m.DecideTossFeeRate(won("0.0341001"), t0) },
+			wantErr: domain.ErrInvalidInput,
+		},
+		{
+			name: "a Toss fee rate of an unknown merchant", when: func(m domain.Merchant) ([]domain.Event, error) {
+				return m.DecideTossFeeRate(won("0.03"), t0)
+			},
+			wantErr: domain.ErrMerchantNotFound,
+		},
+		{
 			name: "issue a key", given: []domain.Event{registered}, when: func(m domain.Merchant) ([]domain.Event, error) {
 				return m.DecideIssueKey(domain.IssueKeyCommand{KeyID: "k1", SecretHash: keyIssued.SecretHash, Scopes: keyIssued.Scopes}, t0.Add(-time.Hour))
 			},
@@ -193,6 +230,36 @@ func TestKeyActivity(t *testing.T) {
 	}
 }
 
+// The fee rate a settlement row is checked against is the one in force when its transaction
+// happened: a contract change does not turn last month's rows into mismatches.
+func TestTossFeeRateAt(t *testing.T) {
+	m := merchantOf(t, registered)
+	if _, ok := m.TossFeeRateAt(t0); ok {
+		t.Fatal("a merchant without a rate has none at any time")
+	}
+	m = merchantOf(t, registered,
+		domain.TossFeeRateSet{MerchantHeader: mh(t0), Rate: won("0.03")},
+		domain.TossFeeRateSet{MerchantHeader: mh(t0.Add(24 * time.Hour)), Rate: won("0.0341")})
+	for _, tc := range []struct {
+		at   time.Time
+		want string // "" for none
+	}{
+		{t0.Add(-time.Second), ""},
+		{t0, "0.03"},
+		{t0.Add(24*time.Hour - time.Nanosecond), "0.03"},
+		{t0.Add(24 * time.Hour), "0.0341"},
+		{t0.Add(48 * time.Hour), "0.0341"},
+	} {
+		got, ok := m.TossFeeRateAt(tc.at)
+		if (tc.want == "") == ok || ok && !got.Equal(won(tc.want)) {
+			t.Errorf("rate at %s = %s, %v; want %q", tc.at, got, ok, tc.want)
+		}
+	}
+	if cur, ok := m.TossFeeRate(); !ok || !cur.Equal(won("0.0341")) {
+		t.Fatalf("current rate %s %v", cur, ok)
+	}
+}
+
 func TestParseMerchantIDAndScopes(t *testing.T) {
 	for _, ok := range []string{"demo", "merchant-default", "mch_0123456789abcdef", strings.Repeat("a", 64)} {
 		if _, err := domain.ParseMerchantID(ok); err != nil {
@@ -216,7 +283,7 @@ func TestParseMerchantIDAndScopes(t *testing.T) {
 }
 
 func TestEveryEventTypeIsRegistered(t *testing.T) {
-	if len(domain.EventTypes()) != 21 {
+	if len(domain.EventTypes()) != 22 {
 		t.Fatalf("registered event types: %v", domain.EventTypes())
 	}
 	if _, err := domain.UnmarshalEvent("NoSuchEvent", domain.SchemaVersion, []byte(`{}`)); err == nil {

@@ -19,6 +19,7 @@ type Admin interface {
 	Show(ctx context.Context, id domain.MerchantID) (merchants.Detail, error)
 	SetTossKey(ctx context.Context, id domain.MerchantID, secretKey, actor string) (merchants.Detail, error)
 	SetCommission(ctx context.Context, id domain.MerchantID, rate decimal.Decimal, actor string) (merchants.Detail, error)
+	SetTossFeeRate(ctx context.Context, id domain.MerchantID, rate decimal.Decimal, actor string) (merchants.Detail, error)
 	IssueKey(ctx context.Context, id domain.MerchantID, scopes []domain.Scope, actor string) (merchants.IssuedKey, error)
 	RevokeKey(ctx context.Context, id domain.MerchantID, kid domain.APIKeyID, actor string) (merchants.KeyInfo, error)
 	RotateKey(ctx context.Context, id domain.MerchantID, kid domain.APIKeyID, grace time.Duration, actor string) (merchants.IssuedKey, error)
@@ -34,6 +35,7 @@ var _ Admin = (*merchants.Service)(nil)
 //	GET  /admin/v1/merchants/{merchantId}                               the merchant and its keys (never a secret)
 //	PUT  /admin/v1/merchants/{merchantId}/toss-key {"tossSecretKey"}    the merchant
 //	PUT  /admin/v1/merchants/{merchantId}/commission {"rate":"0.1"}     the merchant
+//	PUT  /admin/v1/merchants/{merchantId}/fee-rate {"rate":"0.0341"}    the merchant: its Toss contract fee rate (VAT excluded)
 //	POST /admin/v1/merchants/{merchantId}/keys {"scopes"?:[…]}          201 the new key, shown once
 //	GET  /admin/v1/merchants/{merchantId}/keys                          {"keys":[…]}
 //	POST /admin/v1/merchants/{merchantId}/keys/{keyId}/revoke           the key, revoked now
@@ -48,6 +50,7 @@ func (s *Server) WithAdmin(a Admin, rotationGrace time.Duration) *Server {
 	s.adminRoute(http.MethodGet, "/admin/v1/merchants/{merchantId}", h.show)
 	s.adminRoute(http.MethodPut, "/admin/v1/merchants/{merchantId}/toss-key", h.setTossKey)
 	s.adminRoute(http.MethodPut, "/admin/v1/merchants/{merchantId}/commission", h.setCommission)
+	s.adminRoute(http.MethodPut, "/admin/v1/merchants/{merchantId}/fee-rate", h.setFeeRate)
 	s.adminRoute(http.MethodPost, "/admin/v1/merchants/{merchantId}/keys", h.issueKey)
 	s.adminRoute(http.MethodGet, "/admin/v1/merchants/{merchantId}/keys", h.listKeys)
 	s.adminRoute(http.MethodPost, "/admin/v1/merchants/{merchantId}/keys/{keyId}/revoke", h.revokeKey)
@@ -153,6 +156,25 @@ func (h adminHandlers) setCommission(w http.ResponseWriter, r *http.Request) {
 			return nil, err
 		}
 		return h.a.SetCommission(r.Context(), id, rate, merchants.ActorAdmin)
+	})
+}
+
+func (h adminHandlers) setFeeRate(w http.ResponseWriter, r *http.Request) {
+	h.forMerchant(w, r, http.StatusOK, func(id domain.MerchantID) (any, error) {
+		var req struct {
+			Rate string `json:"rate"`
+		}
+		if err := decodeJSON(w, r, &req); err != nil {
+			return nil, err
+		}
+		if !plainFraction.MatchString(req.Rate) {
+			return nil, badRequest("INVALID_REQUEST", "rate must be a decimal fraction such as \"0.0341\" (3.41%%), got %q", truncate(req.Rate, 40))
+		}
+		rate, err := decimal.NewFromString(req.Rate)
+		if err != nil {
+			return nil, badRequest("INVALID_REQUEST", "rate %q: %v", truncate(req.Rate, 40), err)
+		}
+		return h.a.SetTossFeeRate(r.Context(), id, rate, merchants.ActorAdmin)
 	})
 }
 

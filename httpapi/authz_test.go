@@ -516,6 +516,15 @@ func authzTable() map[string]routeCase {
 			access: httpapi.AccessAdmin, ok: http.StatusOK,
 			aim: adminReq("PUT", "/commission", `{"rate":"0.1"}`),
 		},
+		"PUT /admin/v1/merchants/{merchantId}/fee-rate": {
+			access: httpapi.AccessAdmin, ok: http.StatusOK,
+			aim: adminReq("PUT", "/fee-rate", `{"rate":"0.0341"}`),
+			check: func(t *testing.T, _ *authzFixture, res apiResponse) {
+				if r := res.json(t)["tossFeeRate"]; r != "0.0341" {
+					t.Fatalf("the merchant after setting its fee rate shows tossFeeRate %v", r)
+				}
+			},
+		},
 		"POST /admin/v1/merchants/{merchantId}/keys": {
 			access: httpapi.AccessAdmin, ok: http.StatusCreated,
 			aim: adminReq("POST", "/keys", `{"scopes":["payments:read"]}`),

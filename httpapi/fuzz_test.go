@@ -79,6 +79,7 @@ func newFuzzTarget(t testing.TB) *fuzzTarget {
 			"POST /admin/v1/merchants":                                  `{"name":"Fuzz shop","merchantId":"merchant-fuzz-new"}`,
 			"PUT /admin/v1/merchants/{merchantId}/toss-key":             `{"tossSecretKey":"test_sk_fuzz"}`,
 			"PUT /admin/v1/merchants/{merchantId}/commission":           `{"rate":"0.05"}`,
+			"PUT /admin/v1/merchants/{merchantId}/fee-rate":             `{"rate":"0.0341"}`,
 			"POST /admin/v1/merchants/{merchantId}/keys":                `{"scopes":["payments:read"]}`,
 			"POST /admin/v1/merchants/{merchantId}/keys/{keyId}/rotate": `{"gracePeriod":"1h"}`,
 		},

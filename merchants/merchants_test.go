@@ -236,3 +236,53 @@ func TestTossKeysAreSealedAndPerMerchant(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The contract fee rate is a merchant setting in the merchant's stream: set, shown, kept in
+// order (each rate from the moment it was set), and the same rate again records nothing.
+func TestTossFeeRate(t *testing.T) {
+	f := newFixture(t)
+	if _, err := f.a.Create(ctx, merchants.CreateInput{ID: "shop-1", Name: "Shop", Actor: merchants.ActorAdmin}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := f.a.Show(ctx, "shop-1")
+	if err != nil || d.TossFeeRate != nil {
+		t.Fatalf("a new merchant has no fee rate: %+v %v", d.TossFeeRate, err)
+	}
+	first := f.clock.Now()
+	if d, err = f.a.SetTossFeeRate(ctx, "shop-1", decimal.RequireFromString("0.03"), merchants.ActorOperator); err != nil || d.TossFeeRate == nil || d.TossFeeRate.String() != "0.03" {
+		t.Fatalf("set: %+v %v", d.TossFeeRate, err)
+	}
+	f.clock.Add(time.Hour)
+	if _, err = f.a.SetTossFeeRate(ctx, "shop-1", decimal.RequireFromString("0.0341"), merchants.ActorOperator); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := f.store.ReadStream(ctx, domain.MerchantStreamName("shop-1"), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err = f.a.SetTossFeeRate(ctx, "shop-1", decimal.RequireFromString("0.034100"), merchants.ActorOperator); err != nil {
+		t.Fatal(err)
+	}
+	again, err := f.store.ReadStream(ctx, domain.MerchantStreamName("shop-1"), 1)
+	if err != nil || len(again) != len(recs) {
+		t.Fatalf("the same rate again appended: %d → %d events (%v)", len(recs), len(again), err)
+	}
+	if last := recs[len(recs)-1]; last.Type != string(domain.EventTossFeeRateSet) || last.Metadata.Actor != merchants.ActorOperator {
+		t.Fatalf("last event %s by %s", last.Type, last.Metadata.Actor)
+	}
+	rates, err := f.b.TossFeeRates(ctx, "shop-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rates) != 2 || !rates[0].From.Equal(first) || rates[0].Rate.String() != "0.03" || rates[1].Rate.String() != "0.0341" {
+		t.Fatalf("rates %+v", rates)
+	}
+	for _, bad := range []string{"1", "-0.1", "0.0000001"} {
+		if _, err := f.a.SetTossFeeRate(ctx, "shop-1", decimal.RequireFromString(bad), merchants.ActorOperator); domain.KindOf(err) != domain.KindInvalid {
+			t.Errorf("rate %s: %v, want invalid input", bad, err)
+		}
+	}
+	if _, err := f.a.SetTossFeeRate(ctx, "nope", decimal.RequireFromString("0.03"), merchants.ActorOperator); !errors.Is(err, domain.ErrMerchantNotFound) {
+		t.Fatalf("unknown merchant: %v", err)
+	}
+}

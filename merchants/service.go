@@ -349,6 +349,32 @@ func (s *Service) SetCommission(ctx context.Context, id domain.MerchantID, rate 
 	return s.detail(m), nil
 }
 
+// SetTossFeeRate records the fee rate of the merchant's contract with Toss (a fraction of the
+// amount, VAT excluded: 0.0341 = 3.41%) from now on. Reconciliation checks each settlement row's
+// fee against the rate in force when its transaction happened.
+func (s *Service) SetTossFeeRate(ctx context.Context, id domain.MerchantID, rate decimal.Decimal, actor string) (Detail, error) {
+	m, events, err := s.update(ctx, id, actor, func(m domain.Merchant) ([]domain.Event, error) {
+		return m.DecideTossFeeRate(rate, s.cfg.Now())
+	})
+	if err != nil {
+		return Detail{}, err
+	}
+	if len(events) > 0 {
+		s.logger.InfoContext(ctx, "merchant Toss fee rate set", "merchantId", id, "rate", rate, "actor", actor)
+	}
+	return s.detail(m), nil
+}
+
+// TossFeeRates returns the merchant's contract fee rates with Toss in the order they were set,
+// read from its verified stream (none when no rate was ever set).
+func (s *Service) TossFeeRates(ctx context.Context, id domain.MerchantID) ([]domain.FeeRatePeriod, error) {
+	m, err := s.load(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return slices.Clone(m.TossFeeRates), nil
+}
+
 // IssueKey issues a new API key with scopes (all of them when none are given).
 func (s *Service) IssueKey(ctx context.Context, id domain.MerchantID, scopes []domain.Scope, actor string) (IssuedKey, error) {
 	if len(scopes) == 0 {
@@ -438,14 +464,20 @@ type Detail struct {
 	Mode           domain.KeyMode    `json:"mode"`
 	TossKey        string            `json:"tossKey,omitempty"` // a hint: prefix and last four characters
 	CommissionRate decimal.Decimal   `json:"commissionRate"`
-	RegisteredAt   time.Time         `json:"registeredAt"`
-	Keys           []KeyInfo         `json:"keys"`
+	// TossFeeRate is the contract's current fee rate with Toss; absent while none is set (then
+	// reconciliation does not check settlement fees).
+	TossFeeRate  *decimal.Decimal `json:"tossFeeRate,omitempty"`
+	RegisteredAt time.Time        `json:"registeredAt"`
+	Keys         []KeyInfo        `json:"keys"`
 }
 
 func (s *Service) detail(m domain.Merchant) Detail {
 	now := s.cfg.Now()
 	d := Detail{MerchantID: m.ID, Name: m.Name, Mode: m.Mode, TossKey: m.TossKeyHint, CommissionRate: m.CommissionRate,
 		RegisteredAt: m.RegisteredAt.In(domain.KST), Keys: []KeyInfo{}}
+	if rate, ok := m.TossFeeRate(); ok {
+		d.TossFeeRate = &rate
+	}
 	for _, kid := range m.KeyOrder {
 		d.Keys = append(d.Keys, keyInfo(m.Keys[kid], now))
 	}

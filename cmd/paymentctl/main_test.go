@@ -205,6 +205,18 @@ func TestMerchantsAndKeys(t *testing.T) {
 	if out := ctl("", "merchants", "set-commission", id, "--rate", "0.125"); !strings.Contains(out, "set to 0.125") {
 		t.Fatalf("set-commission: %q", out)
 	}
+	if out := ctl("", "merchants", "set-fee-rate", id, "--rate", "0.0341"); !strings.Contains(out, "set to 0.0341") {
+		t.Fatalf("set-fee-rate: %q", out)
+	}
+	if out := ctl("", "merchants", "show", id); !strings.Contains(out, "fee rate:    0.0341") {
+		t.Fatalf("show lacks the fee rate:\n%s", out)
+	}
+	for _, bad := range []string{"1", "-0.1", "3.41%", "0.0000001", "1e-2"} {
+		var out, errOut bytes.Buffer
+		if err := run(ctx, []string{"merchants", "set-fee-rate", id, "--rate", bad}, envFrom(vars), nil, &out, &errOut); err == nil || !strings.Contains(err.Error(), "--rate") {
+			t.Errorf("set-fee-rate --rate %s: %v", bad, err)
+		}
+	}
 	if out := ctl("live_sk_bookshop0002\n", "merchants", "set-toss-key", id, "--toss-secret-key", "-"); !strings.Contains(out, "live_sk_…0002 (live)") {
 		t.Fatalf("set-toss-key from stdin: %q", out)
 	}

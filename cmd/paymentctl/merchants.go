@@ -150,8 +150,12 @@ func (o *operator) printDetail(d merchants.Detail, asJSON bool) error {
 	if tossKey == "" {
 		tossKey = "(none: confirm and refunds refused until set)"
 	}
-	fmt.Fprintf(o.stdout, "merchant:    %s\nname:        %s\nmode:        %s\ntoss key:    %s\ncommission:  %s\nregistered:  %s\n",
-		d.MerchantID, d.Name, d.Mode, tossKey, d.CommissionRate, d.RegisteredAt.Format(time.RFC3339))
+	feeRate := "(none: settlement fees are not checked)"
+	if d.TossFeeRate != nil {
+		feeRate = d.TossFeeRate.String()
+	}
+	fmt.Fprintf(o.stdout, "merchant:    %s\nname:        %s\nmode:        %s\ntoss key:    %s\ncommission:  %s\nfee rate:    %s\nregistered:  %s\n",
+		d.MerchantID, d.Name, d.Mode, tossKey, d.CommissionRate, feeRate, d.RegisteredAt.Format(time.RFC3339))
 	return o.printKeys(d.Keys)
 }
 
@@ -177,7 +181,7 @@ func merchantArg(args []string) (domain.MerchantID, error) {
 }
 
 func (o *operator) merchantsCommand() *cobra.Command {
-	c := &cobra.Command{Use: "merchants", Short: "Merchants: create, list, show, set their Toss key and commission"}
+	c := &cobra.Command{Use: "merchants", Short: "Merchants: create, list, show, set their Toss key, commission and Toss fee rate"}
 
 	var name, id, tossKey string
 	var asJSON bool
@@ -309,7 +313,34 @@ func (o *operator) merchantsCommand() *cobra.Command {
 	setCommission.Flags().StringVar(&rate, "rate", "", "commission as a fraction, e.g. 0.1 (required)")
 	_ = setCommission.MarkFlagRequired("rate")
 
-	c.AddCommand(create, list, show, setToss, setCommission)
+	var feeRate string
+	setFeeRate := &cobra.Command{
+		Use:   "set-fee-rate ID --rate 0.0341",
+		Short: "Set the fee rate of a merchant's contract with Toss (a fraction, VAT excluded: 0.0341 = 3.41%); reconcile checks settlement fees against it",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := merchantArg(args)
+			if err != nil {
+				return err
+			}
+			r, err := decimal.NewFromString(feeRate)
+			if err != nil || domain.CheckTossFeeRate(r) != nil || strings.ContainsAny(feeRate, "eE") {
+				return fmt.Errorf("--rate %q must be a decimal fraction from 0 up to (not including) 1 with at most %d decimal places, e.g. 0.0341 for 3.41%%", feeRate, domain.MaxFeeRateScale)
+			}
+			return o.with(cmd.Context(), false, func(env opEnv) error {
+				d, err := env.svc.SetTossFeeRate(cmd.Context(), id, r, merchants.ActorOperator)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(o.stdout, "Toss fee rate of %s set to %s (settlement rows of transactions from now on are checked against it)\n", d.MerchantID, d.TossFeeRate)
+				return nil
+			})
+		},
+	}
+	setFeeRate.Flags().StringVar(&feeRate, "rate", "", "Toss fee rate as a fraction of the amount, VAT excluded, e.g. 0.0341 (required)")
+	_ = setFeeRate.MarkFlagRequired("rate")
+
+	c.AddCommand(create, list, show, setToss, setCommission, setFeeRate)
 	return c
 }
 
