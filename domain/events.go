@@ -356,12 +356,15 @@ type APIKeyRevoked struct {
 	Reason      string    `json:"reason"`
 }
 
-// TossFeeRateSet: the fee rate of the merchant's contract with Toss from At on, as a fraction of
-// the amount, VAT excluded (0.0341 = 3.41%). Reconciliation checks every settlement row's fee
-// against the rate in force when its transaction happened; a merchant without one is not checked.
+// TossFeeRateSet: the fee rate of the merchant's contract with Toss from EffectiveFrom on, as a
+// fraction of the amount, VAT excluded (0.0341 = 3.41%). It overrides what earlier events said
+// for that time on, so a rate entered wrongly is corrected by setting the right one from the same
+// moment. Reconciliation checks every settlement row's fee against the rate in force when its
+// transaction happened; a transaction without one is not checked.
 type TossFeeRateSet struct {
 	MerchantHeader
-	Rate decimal.Decimal `json:"rate"`
+	Rate          decimal.Decimal `json:"rate"`
+	EffectiveFrom time.Time       `json:"effectiveFrom"`
 }
 
 func (MerchantRegistered) EventType() EventType    { return EventMerchantRegistered }

@@ -126,8 +126,9 @@ type Merchant struct {
 	TossCredential string  // the credential id of the current Toss key; "" when none is set
 	TossKeyHint    string
 	CommissionRate decimal.Decimal
-	// TossFeeRates are the contract's fee rates with Toss in the order they were set, each in
-	// force from its From until the next one's (TossFeeRateAt).
+	// TossFeeRates are the contract's fee rates with Toss in the order they were set; at any
+	// time the rate in force is that of the last one set whose From is not after it
+	// (TossFeeRateAt).
 	TossFeeRates []FeeRatePeriod
 	Keys         map[APIKeyID]APIKey
 	KeyOrder     []APIKeyID // in the order they were issued
@@ -156,7 +157,7 @@ func (m *Merchant) Apply(e Event) error {
 	case CommissionRateChanged:
 		m.CommissionRate = e.Rate
 	case TossFeeRateSet:
-		m.TossFeeRates = append(slices.Clone(m.TossFeeRates), FeeRatePeriod{From: e.At, Rate: e.Rate})
+		m.TossFeeRates = append(slices.Clone(m.TossFeeRates), FeeRatePeriod{From: e.EffectiveFrom, Rate: e.Rate})
 	case APIKeyIssued:
 		if m.Keys == nil {
 			m.Keys = map[APIKeyID]APIKey{}
@@ -240,7 +241,7 @@ func (m Merchant) DecideCommissionRate(rate decimal.Decimal, now time.Time) ([]E
 	return []Event{CommissionRateChanged{MerchantHeader: m.header(now), Rate: rate}}, nil
 }
 
-// FeeRatePeriod is a Toss fee rate and the moment it took effect.
+// FeeRatePeriod is a Toss fee rate and the moment from which it applies.
 type FeeRatePeriod struct {
 	From time.Time
 	Rate decimal.Decimal
@@ -262,17 +263,9 @@ func CheckTossFeeRate(rate decimal.Decimal) error {
 	return nil
 }
 
-// TossFeeRate is the current contract fee rate; ok is false while none was ever set.
-func (m Merchant) TossFeeRate() (rate decimal.Decimal, ok bool) {
-	if len(m.TossFeeRates) == 0 {
-		return decimal.Decimal{}, false
-	}
-	return m.TossFeeRates[len(m.TossFeeRates)-1].Rate, true
-}
-
-// TossFeeRateAt is the contract fee rate in force at t: the last one set at or before t. A
-// transaction before the first rate was set has none (ok false): it is not checked, since the
-// contract it was made under is not on record.
+// TossFeeRateAt is the contract fee rate in force at t: that of the last rate set whose From is
+// not after t, so a later event overrides earlier ones from its From on. ok is false before any
+// rate applies: such a transaction is not checked, since no contract rate is on record for it.
 func (m Merchant) TossFeeRateAt(t time.Time) (rate decimal.Decimal, ok bool) {
 	for i := len(m.TossFeeRates) - 1; i >= 0; i-- {
 		if !m.TossFeeRates[i].From.After(t) {
@@ -282,19 +275,24 @@ func (m Merchant) TossFeeRateAt(t time.Time) (rate decimal.Decimal, ok bool) {
 	return decimal.Decimal{}, false
 }
 
-// DecideTossFeeRate records the merchant's contract fee rate with Toss from now on; the current
-// rate again records nothing.
-func (m Merchant) DecideTossFeeRate(rate decimal.Decimal, now time.Time) ([]Event, error) {
+// DecideTossFeeRate records the merchant's contract fee rate with Toss from from on (now when
+// from is zero; a future date schedules a contract change). It records nothing when the rate
+// already applies from from on.
+func (m Merchant) DecideTossFeeRate(rate decimal.Decimal, from, now time.Time) ([]Event, error) {
 	if err := m.registered(); err != nil {
 		return nil, err
 	}
 	if err := CheckTossFeeRate(rate); err != nil {
 		return nil, err
 	}
-	if current, ok := m.TossFeeRate(); ok && current.Equal(rate) {
+	if from.IsZero() {
+		from = now
+	}
+	if current, ok := m.TossFeeRateAt(from); ok && current.Equal(rate) &&
+		!slices.ContainsFunc(m.TossFeeRates, func(p FeeRatePeriod) bool { return p.From.After(from) }) {
 		return nil, nil
 	}
-	return []Event{TossFeeRateSet{MerchantHeader: m.header(now), Rate: rate}}, nil
+	return []Event{TossFeeRateSet{MerchantHeader: m.header(now), Rate: rate, EffectiveFrom: from}}, nil
 }
 
 // IssueKeyCommand asks for a new API key whose secret the caller generated.

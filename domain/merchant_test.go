@@ -81,38 +81,52 @@ func TestMerchantDeciders(t *testing.T) {
 		},
 		{
 			name: "Toss fee rate", given: []domain.Event{registered}, when: func(m domain.Merchant) ([]domain.Event, error) {
-				return m.DecideTossFeeRate(won("0.0341"), t0)
+				return m.DecideTossFeeRate(won("0.0341"), time.Time{}, t0)
 			},
-			want: []domain.Event{domain.TossFeeRateSet{MerchantHeader: mh(t0), Rate: won("0.0341")}},
+			want: []domain.Event{domain.TossFeeRateSet{MerchantHeader: mh(t0), Rate: won("0.0341"), EffectiveFrom: t0}},
 		},
 		{
 			name:  "the same Toss fee rate again records nothing",
-			given: []domain.Event{registered, domain.TossFeeRateSet{MerchantHeader: mh(t0), Rate: won("0.0341")}},
-			when:  func(m domain.Merchant) ([]domain.Event, error) { return m.DecideTossFeeRate(won("0.034100"), t0) },
+			given: []domain.Event{registered, domain.TossFeeRateSet{MerchantHeader: mh(t0), Rate: won("0.0341"), EffectiveFrom: t0}},
+			when: func(m domain.Merchant) ([]domain.Event, error) {
+				return m.DecideTossFeeRate(won("0.034100"), time.Time{}, t0.Add(time.Hour))
+			},
+		},
+		{
+			name:  "a rate corrected from an earlier moment",
+			given: []domain.Event{registered, domain.TossFeeRateSet{MerchantHeader: mh(t0), Rate: won("0.025"), EffectiveFrom: t0}},
+			when: func(m domain.Merchant) ([]domain.Event, error) {
+				return m.DecideTossFeeRate(won("0.03"), t0, t0.Add(time.Hour))
+			},
+			want: []domain.Event{domain.TossFeeRateSet{MerchantHeader: mh(t0.Add(time.Hour)), Rate: won("0.03"), EffectiveFrom: t0}},
 		},
 		{
 			name: "a Toss fee rate of 0 is a rate (a promotion), not its absence", given: []domain.Event{registered},
-			when: func(m domain.Merchant) ([]domain.Event, error) { return m.DecideTossFeeRate(won("0"), t0) },
-			want: []domain.Event{domain.TossFeeRateSet{MerchantHeader: mh(t0), Rate: won("0")}},
+			when: func(m domain.Merchant) ([]domain.Event, error) { return m.DecideTossFeeRate(won("0"), time.Time{}, t0) },
+			want: []domain.Event{domain.TossFeeRateSet{MerchantHeader: mh(t0), Rate: won("0"), EffectiveFrom: t0}},
 		},
 		{
 			name: "a Toss fee rate of 1 is refused", given: []domain.Event{registered},
-			when:    func(m domain.Merchant) ([]domain.Event, error) { return m.DecideTossFeeRate(won("1"), t0) },
+			when:    func(m domain.Merchant) ([]domain.Event, error) { return m.DecideTossFeeRate(won("1"), time.Time{}, t0) },
 			wantErr: domain.ErrInvalidInput,
 		},
 		{
 			name: "a negative Toss fee rate is refused", given: []domain.Event{registered},
-			when:    func(m domain.Merchant) ([]domain.Event, error) { return m.DecideTossFeeRate(won("-0.01"), t0) },
+			when: func(m domain.Merchant) ([]domain.Event, error) {
+				return m.DecideTossFeeRate(won("-0.01"), time.Time{}, t0)
+			},
 			wantErr: domain.ErrInvalidInput,
 		},
 		{
 			name: "a Toss fee rate with more than 6 decimal places is refused", given: []domain.Event{registered},
-			when:    func(m domain.Merchant) ([]domain.Event, error) { return m.DecideTossFeeRate(won("0.0341001"), t0) },
+			when: func(m domain.Merchant) ([]domain.Event, error) {
+				return m.DecideTossFeeRate(won("0.0341001"), time.Time{}, t0)
+			},
 			wantErr: domain.ErrInvalidInput,
 		},
 		{
 			name: "a Toss fee rate of an unknown merchant", when: func(m domain.Merchant) ([]domain.Event, error) {
-				return m.DecideTossFeeRate(won("0.03"), t0)
+				return m.DecideTossFeeRate(won("0.03"), time.Time{}, t0)
 			},
 			wantErr: domain.ErrMerchantNotFound,
 		},
@@ -231,32 +245,33 @@ func TestKeyActivity(t *testing.T) {
 }
 
 // The fee rate a settlement row is checked against is the one in force when its transaction
-// happened: a contract change does not turn last month's rows into mismatches.
+// happened: a contract change does not turn last month's rows into mismatches, and a rate set
+// later from an earlier moment corrects that moment on.
 func TestTossFeeRateAt(t *testing.T) {
 	m := merchantOf(t, registered)
 	if _, ok := m.TossFeeRateAt(t0); ok {
 		t.Fatal("a merchant without a rate has none at any time")
 	}
+	day := 24 * time.Hour
 	m = merchantOf(t, registered,
-		domain.TossFeeRateSet{MerchantHeader: mh(t0), Rate: won("0.03")},
-		domain.TossFeeRateSet{MerchantHeader: mh(t0.Add(24 * time.Hour)), Rate: won("0.0341")})
+		domain.TossFeeRateSet{MerchantHeader: mh(t0), Rate: won("0.03"), EffectiveFrom: t0},
+		domain.TossFeeRateSet{MerchantHeader: mh(t0), Rate: won("0.0341"), EffectiveFrom: t0.Add(2 * day)},
+		// Set last, from t0 + 1 day: it overrides both from then on.
+		domain.TossFeeRateSet{MerchantHeader: mh(t0.Add(day)), Rate: won("0.028"), EffectiveFrom: t0.Add(day)})
 	for _, tc := range []struct {
 		at   time.Time
 		want string // "" for none
 	}{
 		{t0.Add(-time.Second), ""},
 		{t0, "0.03"},
-		{t0.Add(24*time.Hour - time.Nanosecond), "0.03"},
-		{t0.Add(24 * time.Hour), "0.0341"},
-		{t0.Add(48 * time.Hour), "0.0341"},
+		{t0.Add(day - time.Nanosecond), "0.03"},
+		{t0.Add(day), "0.028"},
+		{t0.Add(3 * day), "0.028"},
 	} {
 		got, ok := m.TossFeeRateAt(tc.at)
 		if (tc.want == "") == ok || ok && !got.Equal(won(tc.want)) {
 			t.Errorf("rate at %s = %s, %v; want %q", tc.at, got, ok, tc.want)
 		}
-	}
-	if cur, ok := m.TossFeeRate(); !ok || !cur.Equal(won("0.0341")) {
-		t.Fatalf("current rate %s %v", cur, ok)
 	}
 }
 

@@ -19,7 +19,7 @@ type Admin interface {
 	Show(ctx context.Context, id domain.MerchantID) (merchants.Detail, error)
 	SetTossKey(ctx context.Context, id domain.MerchantID, secretKey, actor string) (merchants.Detail, error)
 	SetCommission(ctx context.Context, id domain.MerchantID, rate decimal.Decimal, actor string) (merchants.Detail, error)
-	SetTossFeeRate(ctx context.Context, id domain.MerchantID, rate decimal.Decimal, actor string) (merchants.Detail, error)
+	SetTossFeeRate(ctx context.Context, id domain.MerchantID, rate decimal.Decimal, from time.Time, actor string) (merchants.Detail, error)
 	IssueKey(ctx context.Context, id domain.MerchantID, scopes []domain.Scope, actor string) (merchants.IssuedKey, error)
 	RevokeKey(ctx context.Context, id domain.MerchantID, kid domain.APIKeyID, actor string) (merchants.KeyInfo, error)
 	RotateKey(ctx context.Context, id domain.MerchantID, kid domain.APIKeyID, grace time.Duration, actor string) (merchants.IssuedKey, error)
@@ -35,7 +35,7 @@ var _ Admin = (*merchants.Service)(nil)
 //	GET  /admin/v1/merchants/{merchantId}                               the merchant and its keys (never a secret)
 //	PUT  /admin/v1/merchants/{merchantId}/toss-key {"tossSecretKey"}    the merchant
 //	PUT  /admin/v1/merchants/{merchantId}/commission {"rate":"0.1"}     the merchant
-//	PUT  /admin/v1/merchants/{merchantId}/fee-rate {"rate":"0.0341"}    the merchant: its Toss contract fee rate (VAT excluded)
+//	PUT  /admin/v1/merchants/{merchantId}/fee-rate {"rate":"0.0341","from"?:"2026-11-01"}  the merchant: its Toss contract fee rate (VAT excluded) from that KST day (default now)
 //	POST /admin/v1/merchants/{merchantId}/keys {"scopes"?:[…]}          201 the new key, shown once
 //	GET  /admin/v1/merchants/{merchantId}/keys                          {"keys":[…]}
 //	POST /admin/v1/merchants/{merchantId}/keys/{keyId}/revoke           the key, revoked now
@@ -163,6 +163,7 @@ func (h adminHandlers) setFeeRate(w http.ResponseWriter, r *http.Request) {
 	h.forMerchant(w, r, http.StatusOK, func(id domain.MerchantID) (any, error) {
 		var req struct {
 			Rate string `json:"rate"`
+			From string `json:"from"`
 		}
 		if err := decodeJSON(w, r, &req); err != nil {
 			return nil, err
@@ -174,7 +175,13 @@ func (h adminHandlers) setFeeRate(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return nil, badRequest("INVALID_REQUEST", "rate %q: %v", truncate(req.Rate, 40), err)
 		}
-		return h.a.SetTossFeeRate(r.Context(), id, rate, merchants.ActorAdmin)
+		var from time.Time
+		if req.From != "" {
+			if from, err = time.ParseInLocation(time.DateOnly, req.From, domain.KST); err != nil {
+				return nil, badRequest("INVALID_REQUEST", "from must be a KST day such as \"2026-11-01\", got %q", truncate(req.From, 40))
+			}
+		}
+		return h.a.SetTossFeeRate(r.Context(), id, rate, from, merchants.ActorAdmin)
 	})
 }
 

@@ -500,6 +500,44 @@ func authzTable() map[string]routeCase {
 			},
 		},
 
+		"GET /api/v1/reconciliation/runs": {
+			access: httpapi.AccessAPIKey, scope: domain.ScopeLedgerRead, ok: http.StatusOK,
+			aim: get("/api/v1/reconciliation/runs"),
+			positive: func(t *testing.T, f *authzFixture) apiRequest {
+				recordRun(t, f.env, f.a.id, "2026-11-01")
+				return apiRequest{method: "GET", path: "/api/v1/reconciliation/runs"}
+			},
+			check: func(t *testing.T, f *authzFixture, res apiResponse) {
+				runs := res.json(t)["runs"].([]any)
+				if len(runs) == 0 {
+					t.Fatalf("A's runs are missing: %s", res.body)
+				}
+				for _, r := range runs {
+					if r.(map[string]any)["from"] != "2026-11-01" {
+						t.Fatalf("A's runs list a run that is not A's: %s", res.body)
+					}
+				}
+			},
+			// Each merchant's runs are its own: B sees B's run and none of A's.
+			foreign: func(t *testing.T, f *authzFixture) {
+				recordRun(t, f.env, f.a.id, "2026-11-01")
+				recordRun(t, f.env, f.b.id, "2026-10-01")
+				res := f.do(t, apiRequest{method: "GET", path: "/api/v1/reconciliation/runs"}, bearer(f.b.key))
+				if res.status != http.StatusOK {
+					t.Fatalf("B's runs: %d %s", res.status, res.body)
+				}
+				runs := res.json(t)["runs"].([]any)
+				if len(runs) == 0 {
+					t.Fatalf("B's own run is missing: %s", res.body)
+				}
+				for _, r := range runs {
+					if r.(map[string]any)["from"] != "2026-10-01" {
+						t.Fatalf("B sees a run of A: %s", res.body)
+					}
+				}
+			},
+		},
+
 		"POST /admin/v1/merchants": {
 			access: httpapi.AccessAdmin, ok: http.StatusCreated,
 			aim: func(*authzFixture, *tenant) apiRequest {
@@ -518,7 +556,7 @@ func authzTable() map[string]routeCase {
 		},
 		"PUT /admin/v1/merchants/{merchantId}/fee-rate": {
 			access: httpapi.AccessAdmin, ok: http.StatusOK,
-			aim: adminReq("PUT", "/fee-rate", `{"rate":"0.0341"}`),
+			aim: adminReq("PUT", "/fee-rate", `{"rate":"0.0341","from":"2026-01-01"}`),
 			check: func(t *testing.T, _ *authzFixture, res apiResponse) {
 				if r := res.json(t)["tossFeeRate"]; r != "0.0341" {
 					t.Fatalf("the merchant after setting its fee rate shows tossFeeRate %v", r)
@@ -689,6 +727,18 @@ func TestEveryRouteIsAuthorized(t *testing.T) {
 				c.check(t, f, res)
 			}
 		})
+	}
+}
+
+// recordRun stores a finished reconciliation run of merchant over from..from, as the reconcile
+// package writes one; the route only reads them.
+func recordRun(t testing.TB, env *testenv.Env, merchant domain.MerchantID, from string) {
+	t.Helper()
+	if _, err := env.Pool.Exec(context.Background(), `
+		INSERT INTO reconciliation_runs (merchant_id, from_date, to_date, apply, trigger, started_at, finished_at,
+		                                 payments, toss_transactions, toss_settlements, counts, unresolved, applied)
+		VALUES ($1, $2, $2, false, 'cli', now(), now(), 1, 1, 1, '{"matched":1}', 0, 0)`, merchant, from); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -36,6 +36,7 @@ type Commands interface {
 type Queries interface {
 	Payment(ctx context.Context, merchant domain.MerchantID, orderID string) (queries.Payment, error)
 	ListPayments(ctx context.Context, merchant domain.MerchantID, q queries.ListQuery) (queries.Page, error)
+	ReconciliationRuns(ctx context.Context, merchant domain.MerchantID, q queries.RunsQuery) (queries.RunsPage, error)
 }
 
 var (
@@ -86,6 +87,8 @@ func New(c Commands, q Queries, ready func(context.Context) error, logger *slog.
 	s.api(http.MethodPost, "/api/v1/payments/{orderId}/cancel", domain.ScopeRefundsWrite, s.cancel)
 	s.api(http.MethodGet, "/api/v1/payments", domain.ScopePaymentsRead, s.listPayments)
 	s.api(http.MethodGet, "/api/v1/payments/{orderId}", domain.ScopePaymentsRead, s.getPayment)
+	// Reconciliation's summaries describe the merchant's books against Toss's: ledger:read.
+	s.api(http.MethodGet, "/api/v1/reconciliation/runs", domain.ScopeLedgerRead, s.reconciliationRuns)
 	s.router.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.logger, &apiError{Status: http.StatusNotFound, Code: "NOT_FOUND", Message: "no route for " + r.Method + " " + truncate(r.URL.Path, 100)})
 	})
@@ -306,6 +309,32 @@ func (s *Server) getPayment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, p)
+}
+
+// reconciliationRuns is GET /api/v1/reconciliation/runs?limit=&cursor=: the caller's merchant's
+// reconciliation runs, newest first.
+func (s *Server) reconciliationRuns(w http.ResponseWriter, r *http.Request) {
+	params := r.URL.Query()
+	q := queries.RunsQuery{Cursor: params.Get("cursor")}
+	// An empty cursor would read as "first page"; the API never returns one.
+	if params.Has("cursor") && q.Cursor == "" {
+		writeError(w, r, s.logger, badRequest("INVALID_REQUEST", `cursor "" is not one this API returned; leave cursor out for the first page`))
+		return
+	}
+	if l := params.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 {
+			writeError(w, r, s.logger, badRequest("INVALID_REQUEST", "limit must be a positive integer, got %q", truncate(l, 20)))
+			return
+		}
+		q.Limit = n
+	}
+	page, err := s.queries.ReconciliationRuns(r.Context(), principalOf(r.Context()).Merchant, q)
+	if err != nil {
+		writeError(w, r, s.logger, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, page)
 }
 
 func (s *Server) listPayments(w http.ResponseWriter, r *http.Request) {

@@ -249,18 +249,19 @@ func TestTossFeeRate(t *testing.T) {
 		t.Fatalf("a new merchant has no fee rate: %+v %v", d.TossFeeRate, err)
 	}
 	first := f.clock.Now()
-	if d, err = f.a.SetTossFeeRate(ctx, "shop-1", decimal.RequireFromString("0.03"), merchants.ActorOperator); err != nil || d.TossFeeRate == nil || d.TossFeeRate.String() != "0.03" {
+	if d, err = f.a.SetTossFeeRate(ctx, "shop-1", decimal.RequireFromString("0.03"), time.Time{}, merchants.ActorOperator); err != nil || d.TossFeeRate == nil || d.TossFeeRate.String() != "0.03" {
 		t.Fatalf("set: %+v %v", d.TossFeeRate, err)
 	}
 	f.clock.Add(time.Hour)
-	if _, err = f.a.SetTossFeeRate(ctx, "shop-1", decimal.RequireFromString("0.0341"), merchants.ActorOperator); err != nil {
-		t.Fatal(err)
+	next := f.clock.Now().Add(24 * time.Hour)
+	if d, err = f.a.SetTossFeeRate(ctx, "shop-1", decimal.RequireFromString("0.0341"), next, merchants.ActorOperator); err != nil || d.TossFeeRate.String() != "0.03" {
+		t.Fatalf("a rate from tomorrow is not today's: %+v %v", d.TossFeeRate, err)
 	}
 	recs, err := f.store.ReadStream(ctx, domain.MerchantStreamName("shop-1"), 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err = f.a.SetTossFeeRate(ctx, "shop-1", decimal.RequireFromString("0.034100"), merchants.ActorOperator); err != nil {
+	if _, err = f.a.SetTossFeeRate(ctx, "shop-1", decimal.RequireFromString("0.034100"), next, merchants.ActorOperator); err != nil {
 		t.Fatal(err)
 	}
 	again, err := f.store.ReadStream(ctx, domain.MerchantStreamName("shop-1"), 1)
@@ -274,15 +275,15 @@ func TestTossFeeRate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rates) != 2 || !rates[0].From.Equal(first) || rates[0].Rate.String() != "0.03" || rates[1].Rate.String() != "0.0341" {
+	if len(rates) != 2 || !rates[0].From.Equal(first) || rates[0].Rate.String() != "0.03" || rates[1].Rate.String() != "0.0341" || !rates[1].From.Equal(next) {
 		t.Fatalf("rates %+v", rates)
 	}
 	for _, bad := range []string{"1", "-0.1", "0.0000001"} {
-		if _, err := f.a.SetTossFeeRate(ctx, "shop-1", decimal.RequireFromString(bad), merchants.ActorOperator); domain.KindOf(err) != domain.KindInvalid {
+		if _, err := f.a.SetTossFeeRate(ctx, "shop-1", decimal.RequireFromString(bad), time.Time{}, merchants.ActorOperator); domain.KindOf(err) != domain.KindInvalid {
 			t.Errorf("rate %s: %v, want invalid input", bad, err)
 		}
 	}
-	if _, err := f.a.SetTossFeeRate(ctx, "nope", decimal.RequireFromString("0.03"), merchants.ActorOperator); !errors.Is(err, domain.ErrMerchantNotFound) {
+	if _, err := f.a.SetTossFeeRate(ctx, "nope", decimal.RequireFromString("0.03"), time.Time{}, merchants.ActorOperator); !errors.Is(err, domain.ErrMerchantNotFound) {
 		t.Fatalf("unknown merchant: %v", err)
 	}
 }

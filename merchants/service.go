@@ -350,17 +350,19 @@ func (s *Service) SetCommission(ctx context.Context, id domain.MerchantID, rate 
 }
 
 // SetTossFeeRate records the fee rate of the merchant's contract with Toss (a fraction of the
-// amount, VAT excluded: 0.0341 = 3.41%) from now on. Reconciliation checks each settlement row's
-// fee against the rate in force when its transaction happened.
-func (s *Service) SetTossFeeRate(ctx context.Context, id domain.MerchantID, rate decimal.Decimal, actor string) (Detail, error) {
+// amount, VAT excluded: 0.0341 = 3.41%) from from on: now when from is zero, an earlier moment to
+// correct a rate entered wrongly, a later one for a contract change to come. Reconciliation
+// checks each settlement row's fee against the rate in force when its transaction happened.
+func (s *Service) SetTossFeeRate(ctx context.Context, id domain.MerchantID, rate decimal.Decimal, from time.Time, actor string) (Detail, error) {
 	m, events, err := s.update(ctx, id, actor, func(m domain.Merchant) ([]domain.Event, error) {
-		return m.DecideTossFeeRate(rate, s.cfg.Now())
+		return m.DecideTossFeeRate(rate, from, s.cfg.Now())
 	})
 	if err != nil {
 		return Detail{}, err
 	}
 	if len(events) > 0 {
-		s.logger.InfoContext(ctx, "merchant Toss fee rate set", "merchantId", id, "rate", rate, "actor", actor)
+		s.logger.InfoContext(ctx, "merchant Toss fee rate set", "merchantId", id, "rate", rate,
+			"from", events[0].(domain.TossFeeRateSet).EffectiveFrom, "actor", actor)
 	}
 	return s.detail(m), nil
 }
@@ -464,8 +466,8 @@ type Detail struct {
 	Mode           domain.KeyMode    `json:"mode"`
 	TossKey        string            `json:"tossKey,omitempty"` // a hint: prefix and last four characters
 	CommissionRate decimal.Decimal   `json:"commissionRate"`
-	// TossFeeRate is the contract's current fee rate with Toss; absent while none is set (then
-	// reconciliation does not check settlement fees).
+	// TossFeeRate is the contract's fee rate with Toss in force now; absent while none applies
+	// (then reconciliation does not check settlement fees).
 	TossFeeRate  *decimal.Decimal `json:"tossFeeRate,omitempty"`
 	RegisteredAt time.Time        `json:"registeredAt"`
 	Keys         []KeyInfo        `json:"keys"`
@@ -475,7 +477,7 @@ func (s *Service) detail(m domain.Merchant) Detail {
 	now := s.cfg.Now()
 	d := Detail{MerchantID: m.ID, Name: m.Name, Mode: m.Mode, TossKey: m.TossKeyHint, CommissionRate: m.CommissionRate,
 		RegisteredAt: m.RegisteredAt.In(domain.KST), Keys: []KeyInfo{}}
-	if rate, ok := m.TossFeeRate(); ok {
+	if rate, ok := m.TossFeeRateAt(now); ok {
 		d.TossFeeRate = &rate
 	}
 	for _, kid := range m.KeyOrder {

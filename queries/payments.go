@@ -60,6 +60,19 @@ type Payment struct {
 	UpdatedAt          time.Time       `json:"updatedAt"`
 	Lines              []Line          `json:"lines,omitempty"`
 	History            []HistoryEntry  `json:"history,omitempty"`
+	// Reconciliation lists the differences with Toss that reconciliation left for a person
+	// (single payment reads only); each makes the payment need review.
+	Reconciliation []OpenDifference `json:"reconciliation,omitempty"`
+}
+
+// OpenDifference is a difference with Toss on the needs-review list.
+type OpenDifference struct {
+	Category       string    `json:"category"`
+	TransactionKey string    `json:"transactionKey,omitempty"`
+	Ours           string    `json:"ours"`
+	Toss           string    `json:"toss"`
+	Detail         string    `json:"detail"`
+	Since          time.Time `json:"since"`
 }
 
 // Failure is why a payment failed, expired, or why its outcome is unknown.
@@ -89,13 +102,17 @@ type HistoryEntry struct {
 }
 
 // paymentColumns read a payment_orders row o. A payment whose stored history failed
-// verification (broken_streams) needs review whatever its row says.
+// verification (broken_streams), or with a difference from Toss that reconciliation left for a
+// person (an open row of reconciliation_differences), needs review whatever its row says.
 const paymentColumns = `o.order_id, o.merchant_id, o.buyer_id, o.order_name, o.total_amount, o.currency, o.status,
 	COALESCE(o.payment_key, ''), COALESCE(o.method, ''), o.attempt, o.approved_at, COALESCE(o.last_transaction_key, ''),
-	o.failure_code, o.failure_message, o.failure_source, o.needs_review OR ` + brokenStream + `, o.canceled_amount, o.cancel_pending,
+	o.failure_code, o.failure_message, o.failure_source, o.needs_review OR ` + brokenStream + ` OR ` + openDifference + `, o.canceled_amount, o.cancel_pending,
 	o.expires_at, o.created_at, o.updated_at`
 
 const brokenStream = `EXISTS (SELECT 1 FROM broken_streams b WHERE b.stream_id = 'payment-' || o.order_id)`
+
+const openDifference = `EXISTS (SELECT 1 FROM reconciliation_differences d
+	WHERE d.merchant_id = o.merchant_id AND d.order_id = o.order_id AND d.resolved_at IS NULL)`
 
 func scanPayment(row pgx.Row) (Payment, error) {
 	var p Payment
@@ -174,6 +191,10 @@ func (s *Service) Payment(ctx context.Context, merchant domain.MerchantID, order
 		p.Lines = append(p.Lines, Line{LineID: string(l.LineID), SellerID: string(l.SellerID),
 			ProductID: string(l.ProductID), Amount: l.Amount, Status: p.Status})
 	}
+	if p.Reconciliation, err = s.openDifferences(ctx, merchant, id); err != nil {
+		return Payment{}, err
+	}
+	p.NeedsReview = p.NeedsReview || len(p.Reconciliation) > 0
 	for _, r := range recs {
 		p.History = append(p.History, HistoryEntry{
 			Version: r.Version, Type: r.Type, EventID: r.ID.String(),
@@ -181,6 +202,26 @@ func (s *Service) Payment(ctx context.Context, merchant domain.MerchantID, order
 		})
 	}
 	return p, nil
+}
+
+// openDifferences reads the payment's open rows of reconciliation_differences.
+func (s *Service) openDifferences(ctx context.Context, merchant domain.MerchantID, id domain.OrderID) ([]OpenDifference, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT category, transaction_key, ours, toss, detail, first_seen FROM reconciliation_differences
+		WHERE merchant_id = $1 AND order_id = $2 AND resolved_at IS NULL ORDER BY first_seen, category, transaction_key`, merchant, id)
+	if err != nil {
+		return nil, fmt.Errorf("differences of %s: %w", id, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (OpenDifference, error) {
+		var d OpenDifference
+		err := r.Scan(&d.Category, &d.TransactionKey, &d.Ours, &d.Toss, &d.Detail, &d.Since)
+		d.Since = d.Since.In(domain.KST)
+		return d, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("differences of %s: %w", id, err)
+	}
+	return out, nil
 }
 
 // failureOf says why a payment failed, expired or has an unknown outcome, from its events: the
@@ -210,7 +251,7 @@ type ListQuery struct {
 	Limit       int    // 1–100, default 20
 	Cursor      string // from the previous page's NextCursor; empty for the first page
 	Status      string // optional filter
-	NeedsReview bool   // only payments recovery gave up on
+	NeedsReview bool   // only payments that need a person: recovery gave up, broken history, a difference with Toss
 }
 
 // Page is one page of payments. NextCursor is empty on the last page.
@@ -249,7 +290,7 @@ func (s *Service) ListPayments(ctx context.Context, merchant domain.MerchantID, 
 		WHERE o.merchant_id = $1
 		  AND ($2::text = '' OR o.status = $2)
 		  AND ($3::timestamptz IS NULL OR (o.created_at, o.order_id) < ($3, $4))
-		  AND (NOT $6 OR o.needs_review OR `+brokenStream+`)
+		  AND (NOT $6 OR o.needs_review OR `+brokenStream+` OR `+openDifference+`)
 		ORDER BY o.created_at DESC, o.order_id DESC
 		LIMIT $5`, merchant, q.Status, after, afterID, q.Limit+1, q.NeedsReview)
 	if err != nil {

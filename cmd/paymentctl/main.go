@@ -6,11 +6,13 @@
 //	paymentctl keys issue|list --merchant ID, keys revoke|rotate --merchant ID KEY_ID
 //	paymentctl secrets rotate                                 re-seal Toss keys under SECRETS_KEY
 //	paymentctl settlements import --merchant ID --from 2026-11-01 --to 2026-11-21
+//	paymentctl reconcile --from 2026-11-01 --to 2026-11-21 [--merchant ID] [--apply] [--format table|json|csv]
 //
 // Configuration comes from the environment only, as for paymentd; every command's --help lists
 // the variables it reads, and a malformed value fails the command naming the variable.
 //
-// It exits with status 1 when a command fails, including an import in which rows were refused.
+// It exits with status 1 when a command fails, including an import in which rows were refused;
+// reconcile exits 1 when differences remain and 2 when it fails.
 package main
 
 import (
@@ -37,7 +39,7 @@ func main() {
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "paymentctl:", err)
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
 }
 
@@ -101,6 +103,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 
 	o := &operator{load: load, stdin: stdin, stdout: stdout, stderr: stderr}
 	root.AddCommand(o.merchantsCommand(), o.keysCommand(), o.secretsCommand(), o.historyCommand(), o.balancesCommand())
+	root.AddCommand(o.reconcileCommand())
 
 	settle := &cobra.Command{Use: "settlements", Short: "Toss settlement reports"}
 	var from, to, merchant string

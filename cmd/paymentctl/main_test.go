@@ -205,15 +205,19 @@ func TestMerchantsAndKeys(t *testing.T) {
 	if out := ctl("", "merchants", "set-commission", id, "--rate", "0.125"); !strings.Contains(out, "set to 0.125") {
 		t.Fatalf("set-commission: %q", out)
 	}
-	if out := ctl("", "merchants", "set-fee-rate", id, "--rate", "0.0341"); !strings.Contains(out, "set to 0.0341") {
+	if out := ctl("", "merchants", "set-fee-rate", id, "--rate", "0.0341"); !strings.Contains(out, "set to 0.0341 from now") {
 		t.Fatalf("set-fee-rate: %q", out)
+	}
+	if out := ctl("", "merchants", "set-fee-rate", id, "--rate", "0.05", "--from", "2099-01-01"); !strings.Contains(out, "from the start of 2099-01-01") {
+		t.Fatalf("set-fee-rate --from: %q", out)
 	}
 	if out := ctl("", "merchants", "show", id); !strings.Contains(out, "fee rate:    0.0341") {
 		t.Fatalf("show lacks the fee rate:\n%s", out)
 	}
-	for _, bad := range []string{"1", "-0.1", "3.41%", "0.0000001", "1e-2"} {
+	for _, bad := range []string{"1", "-0.1", "3.41%", "0.0000001", "1e-2", "0.03 --from 2026-13-01"} {
 		var out, errOut bytes.Buffer
-		if err := run(ctx, []string{"merchants", "set-fee-rate", id, "--rate", bad}, envFrom(vars), nil, &out, &errOut); err == nil || !strings.Contains(err.Error(), "--rate") {
+		args := append([]string{"merchants", "set-fee-rate", id, "--rate"}, strings.Fields(bad)...)
+		if err := run(ctx, args, envFrom(vars), nil, &out, &errOut); err == nil || !strings.Contains(err.Error(), "--") {
 			t.Errorf("set-fee-rate --rate %s: %v", bad, err)
 		}
 	}

@@ -313,11 +313,16 @@ func (o *operator) merchantsCommand() *cobra.Command {
 	setCommission.Flags().StringVar(&rate, "rate", "", "commission as a fraction, e.g. 0.1 (required)")
 	_ = setCommission.MarkFlagRequired("rate")
 
-	var feeRate string
+	var feeRate, feeFrom string
 	setFeeRate := &cobra.Command{
-		Use:   "set-fee-rate ID --rate 0.0341",
+		Use:   "set-fee-rate ID --rate 0.0341 [--from yyyy-MM-dd]",
 		Short: "Set the fee rate of a merchant's contract with Toss (a fraction, VAT excluded: 0.0341 = 3.41%); reconcile checks settlement fees against it",
-		Args:  cobra.ExactArgs(1),
+		Long: `Set the fee rate of a merchant's contract with Toss: a fraction of the amount, VAT excluded
+(0.0341 = 3.41%). reconcile checks each settlement row's fee against the rate in force when its
+transaction happened. The rate applies from now, or from the start of --from (a KST day): an
+earlier day corrects a rate entered wrongly from that day on, a later one schedules a contract
+change.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := merchantArg(args)
 			if err != nil {
@@ -327,17 +332,27 @@ func (o *operator) merchantsCommand() *cobra.Command {
 			if err != nil || domain.CheckTossFeeRate(r) != nil || strings.ContainsAny(feeRate, "eE") {
 				return fmt.Errorf("--rate %q must be a decimal fraction from 0 up to (not including) 1 with at most %d decimal places, e.g. 0.0341 for 3.41%%", feeRate, domain.MaxFeeRateScale)
 			}
+			var from time.Time
+			if feeFrom != "" {
+				if from, err = time.ParseInLocation(time.DateOnly, feeFrom, domain.KST); err != nil {
+					return fmt.Errorf("--from %q must be a KST day, yyyy-MM-dd", feeFrom)
+				}
+			}
 			return o.with(cmd.Context(), false, func(env opEnv) error {
-				d, err := env.svc.SetTossFeeRate(cmd.Context(), id, r, merchants.ActorOperator)
-				if err != nil {
+				if _, err := env.svc.SetTossFeeRate(cmd.Context(), id, r, from, merchants.ActorOperator); err != nil {
 					return err
 				}
-				fmt.Fprintf(o.stdout, "Toss fee rate of %s set to %s (settlement rows of transactions from now on are checked against it)\n", d.MerchantID, d.TossFeeRate)
+				since := "now"
+				if !from.IsZero() {
+					since = "the start of " + feeFrom + " (KST)"
+				}
+				fmt.Fprintf(o.stdout, "Toss fee rate of %s set to %s from %s; settlement rows of transactions since then are checked against it\n", id, r, since)
 				return nil
 			})
 		},
 	}
 	setFeeRate.Flags().StringVar(&feeRate, "rate", "", "Toss fee rate as a fraction of the amount, VAT excluded, e.g. 0.0341 (required)")
+	setFeeRate.Flags().StringVar(&feeFrom, "from", "", "the KST day from whose start the rate applies, yyyy-MM-dd (default: now)")
 	_ = setFeeRate.MarkFlagRequired("rate")
 
 	c.AddCommand(create, list, show, setToss, setCommission, setFeeRate)
