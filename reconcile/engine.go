@@ -140,8 +140,12 @@ func (e *Engine) Run(ctx context.Context, req Request) (Report, error) {
 	now := e.cfg.Now()
 	rep := Report{Merchant: req.Merchant, From: req.From, To: req.To, Apply: req.Apply, StartedAt: now.In(domain.KST),
 		Counts: newCounts(), Differences: []Difference{}, Phases: map[string]time.Duration{}}
-	if req.Trigger == "" {
+	switch req.Trigger {
+	case "":
 		req.Trigger = TriggerCLI
+	case TriggerCLI, TriggerDaily:
+	default:
+		return rep, domain.Errorf(domain.ErrInvalidInput, "reconcile: unknown trigger %q", req.Trigger)
 	}
 	if _, err := domain.ParseMerchantID(string(req.Merchant)); err != nil {
 		return rep, err

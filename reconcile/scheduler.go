@@ -40,7 +40,7 @@ type SchedulerConfig struct {
 // days it missed.
 type Scheduler struct {
 	pool         *pgxpool.Pool
-	engine       *Engine
+	engine       Runner
 	merchants    func(ctx context.Context) ([]domain.MerchantID, error)
 	hour, minute int
 	days         int
@@ -50,9 +50,16 @@ type Scheduler struct {
 	logger       *slog.Logger
 }
 
-// NewScheduler returns a Scheduler reconciling the merchants merchants lists. logger may be nil.
-// An invalid At or a negative Days is an error.
-func NewScheduler(pool *pgxpool.Pool, engine *Engine, merchants func(ctx context.Context) ([]domain.MerchantID, error), cfg SchedulerConfig, logger *slog.Logger) (*Scheduler, error) {
+// Runner runs one merchant's reconciliation; *Engine is the one paymentd uses.
+type Runner interface {
+	Run(ctx context.Context, req Request) (Report, error)
+}
+
+var _ Runner = (*Engine)(nil)
+
+// NewScheduler returns a Scheduler reconciling, with engine, the merchants merchants lists.
+// logger may be nil. An invalid At or Days is an error.
+func NewScheduler(pool *pgxpool.Pool, engine Runner, merchants func(ctx context.Context) ([]domain.MerchantID, error), cfg SchedulerConfig, logger *slog.Logger) (*Scheduler, error) {
 	if cfg.At == "" {
 		cfg.At = "07:00"
 	}

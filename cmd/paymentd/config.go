@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/paymentledger/ledger/internal/config"
+	"github.com/paymentledger/ledger/reconcile"
 )
 
 // Config is every setting of paymentd, each an environment variable with a default that works
@@ -45,6 +46,11 @@ type Config struct {
 	SettlementImportEnabled bool   `env:"SETTLEMENT_IMPORT_ENABLED,default=true" desc:"import Toss's settlement report daily (one instance at a time, by advisory lock)"`
 	SettlementImportAt      string `env:"SETTLEMENT_IMPORT_AT,default=06:00" desc:"when the daily settlement import runs, HH:MM in KST"`
 	SettlementImportDays    int    `env:"SETTLEMENT_IMPORT_DAYS,default=3" desc:"every import (at start-up and daily) covers the last N days up to yesterday, so a failed day is retried; negative skips the import at start-up"`
+
+	ReconcileEnabled bool   `env:"RECONCILE_ENABLED,default=true" desc:"reconcile every merchant's ledger with Toss daily and keep each run's summary (one instance at a time, by advisory lock)"`
+	ReconcileAt      string `env:"RECONCILE_AT,default=07:00" desc:"when the daily reconciliation runs, HH:MM in KST (after the settlement import)"`
+	ReconcileDays    int    `env:"RECONCILE_DAYS,default=3" desc:"each daily reconciliation compares the last N days up to yesterday, so a day whose run failed is compared again"`
+	ReconcileApply   bool   `env:"RECONCILE_APPLY,default=true" desc:"the daily reconciliation books what Toss's truth settles (approvals Toss holds, console cancels, missing settlement rows), as paymentctl reconcile --apply"`
 
 	AdminToken        string `env:"ADMIN_TOKEN" secret:"true" desc:"bearer token of the admin API /admin/v1, at least 32 characters; empty turns the admin API off"`
 	DemoMerchant      bool   `env:"DEMO_MERCHANT,default=false" desc:"seed a merchant demo and print its API key at start-up; TOSS_SIMULATOR implies it"`
@@ -115,6 +121,12 @@ func (c Config) Validate() error {
 	}
 	if _, err := time.Parse("15:04", c.SettlementImportAt); err != nil {
 		errs = append(errs, config.Invalid("SETTLEMENT_IMPORT_AT", "%q must be HH:MM (KST)", c.SettlementImportAt))
+	}
+	if _, err := time.Parse("15:04", c.ReconcileAt); err != nil {
+		errs = append(errs, config.Invalid("RECONCILE_AT", "%q must be HH:MM (KST)", c.ReconcileAt))
+	}
+	if c.ReconcileDays < 1 || c.ReconcileDays > reconcile.MaxDays {
+		errs = append(errs, config.Invalid("RECONCILE_DAYS", "must be from 1 to %d days, not %d", reconcile.MaxDays, c.ReconcileDays))
 	}
 	for _, n := range []struct {
 		name string
@@ -188,7 +200,7 @@ func usage() (string, error) {
 	return `Usage: paymentd [-h]
 
 paymentd serves the payment API and runs the projections, the recovery sweeper, the webhook
-worker and the daily settlement import. It takes no arguments: every setting is an environment
+worker, the daily settlement import and the daily reconciliation with Toss. It takes no arguments: every setting is an environment
 variable, and a malformed value stops start-up with an error naming the variable.
 
 Environment:

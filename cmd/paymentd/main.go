@@ -23,6 +23,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/paymentledger/ledger/commands"
 	"github.com/paymentledger/ledger/domain"
 	"github.com/paymentledger/ledger/eventstore"
@@ -36,6 +38,7 @@ import (
 	"github.com/paymentledger/ledger/psp/toss"
 	"github.com/paymentledger/ledger/psp/toss/tosssim"
 	"github.com/paymentledger/ledger/queries"
+	"github.com/paymentledger/ledger/reconcile"
 	"github.com/paymentledger/ledger/recovery"
 	"github.com/paymentledger/ledger/secrets"
 	"github.com/paymentledger/ledger/settlements"
@@ -200,6 +203,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 		workers.Go(func() { _ = sched.Run(workCtx) })
 	}
+	if cfg.ReconcileEnabled {
+		sched, err := reconcileScheduler(cfg, pool, store, merchantSvc, directory(), cmdCfg, now, logger.With("component", "reconcile"))
+		if err != nil {
+			stopWork()
+			return err
+		}
+		workers.Go(func() { _ = sched.Run(workCtx) })
+	}
 	if cfg.RecoveryEnabled {
 		// Bulkhead: the sweeper has its own Toss clients and its own bounded workers, so
 		// recovering a backlog cannot starve the API's calls to Toss.
@@ -327,6 +338,40 @@ func seedDemo(ctx context.Context, svc *merchants.Service, tossKey, keyFile stri
 		demoMerchant, keyFile, issued.APIKey, keyFile)
 	logger.Info("demo merchant API key issued", "merchantId", demoMerchant, "keyId", issued.KeyID, "keyFile", keyFile)
 	return nil
+}
+
+// reconcileScheduler builds the daily reconciliation. It has its own Toss clients (psps), since
+// the transactions and settlements lookups can take a minute each (toss-api.md §4.5), and its
+// own command service on them for the read-backs it books.
+func reconcileScheduler(cfg Config, pool *pgxpool.Pool, store *eventstore.Postgres, svc *merchants.Service, psps commands.PSPFor,
+	cmdCfg commands.Config, now func() time.Time, logger *slog.Logger) (*reconcile.Scheduler, error) {
+	cmds, err := commands.New(store, psps, cmdCfg, now, logger)
+	if err != nil {
+		return nil, err
+	}
+	engine, err := reconcile.New(reconcile.Config{
+		Pool: pool,
+		Clients: func(ctx context.Context, m domain.MerchantID) (reconcile.Lister, error) {
+			psp, err := psps(ctx, m)
+			if err != nil {
+				return nil, err
+			}
+			lister, ok := psp.(reconcile.Lister)
+			if !ok {
+				return nil, fmt.Errorf("merchant %s: its PSP client cannot list transactions and settlements", m)
+			}
+			return lister, nil
+		},
+		Corrector: cmds,
+		FeeRates:  svc,
+		Now:       now,
+		Logger:    logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return reconcile.NewScheduler(pool, engine, svc.WithTossKeys,
+		reconcile.SchedulerConfig{At: cfg.ReconcileAt, Days: cfg.ReconcileDays, Apply: cfg.ReconcileApply}, logger)
 }
 
 // settlementSources lists the merchants with a Toss key, each with its Toss client.
