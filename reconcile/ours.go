@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -44,23 +45,76 @@ func touchedOrders(ctx context.Context, pool *pgxpool.Pool, m domain.MerchantID,
 const eventColumns = `transaction_id, position, stream_id, version, event_id, event_type, schema_version,
 	data, metadata, recorded_at, prev_hash, hash`
 
-// loadOrders reads, verifies and folds the streams of ids, chunk streams per query. An order
-// without a stream is absent from the result; one of another merchant is foreign; one whose
-// stream fails verification is broken (and recorded in broken_streams, as every reader does).
-// done, if not nil, is called after each chunk with the number of streams read so far.
+// loadOrders reads, verifies and folds the streams of ids, chunk streams per query, with up to
+// loadWorkers queries at a time (the database reads one chunk while this process verifies and
+// folds another). An order without a stream is absent from the result; one of another merchant is
+// foreign; one whose stream fails verification is broken (and recorded in broken_streams, as
+// every reader does). done, if not nil, is called from the calling goroutine after each chunk
+// with the number of streams read so far.
 func loadOrders(ctx context.Context, pool *pgxpool.Pool, m domain.MerchantID, ids []domain.OrderID, chunk int, done func(int)) (map[domain.OrderID]*ourOrder, error) {
 	out := make(map[domain.OrderID]*ourOrder, len(ids))
-	for lo := 0; lo < len(ids); lo += chunk {
-		hi := min(lo+chunk, len(ids))
-		if err := loadChunk(ctx, pool, m, ids[lo:hi], out); err != nil {
-			return nil, err
+	if len(ids) == 0 {
+		return out, nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		orders map[domain.OrderID]*ourOrder
+		n      int
+		err    error
+	}
+	chunks := make(chan []domain.OrderID)
+	results := make(chan result)
+	var wg sync.WaitGroup
+	for range min(loadWorkers, (len(ids)+chunk-1)/chunk) {
+		wg.Go(func() {
+			for c := range chunks {
+				part := make(map[domain.OrderID]*ourOrder, len(c))
+				err := loadChunk(ctx, pool, m, c, part)
+				select {
+				case results <- result{orders: part, n: len(c), err: err}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		})
+	}
+	go func() {
+		defer close(chunks)
+		for lo := 0; lo < len(ids); lo += chunk {
+			select {
+			case chunks <- ids[lo:min(lo+chunk, len(ids))]:
+			case <-ctx.Done():
+				return
+			}
 		}
+	}()
+	go func() { wg.Wait(); close(results) }()
+	read := 0
+	for r := range results {
+		if r.err != nil {
+			cancel()
+			for range results { // let the workers finish
+			}
+			return nil, r.err
+		}
+		for id, o := range r.orders {
+			out[id] = o
+		}
+		read += r.n
 		if done != nil {
-			done(hi)
+			done(read)
 		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
+
+// loadWorkers is how many chunks are read at once: enough to keep the database and this process
+// both busy, few enough to leave the pool's connections to others.
+const loadWorkers = 3
 
 func loadChunk(ctx context.Context, pool *pgxpool.Pool, m domain.MerchantID, ids []domain.OrderID, out map[domain.OrderID]*ourOrder) error {
 	streams := make([]string, len(ids))
