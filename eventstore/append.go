@@ -102,6 +102,24 @@ func (r appendRequest) checkExpected(actual int64) error {
 	return &WrongExpectedVersionError{Stream: r.stream, Expected: r.expected, Actual: actual}
 }
 
+// checkChainKey applies the downgrade rule to an append by a store with key (the zero key:
+// none) to a stream whose head event has headAlg, in a history that historyKeyed says a chain
+// key was activated for. A store without the key must not append there: its plain hashes would
+// follow keyed ones, which every verifier refuses as a downgrade, and the stream would be
+// unusable. Refusing the append keeps the stream intact and names the missing setting.
+func (r appendRequest) checkChainKey(key ChainKey, headAlg HashAlg, historyKeyed bool) error {
+	if !key.IsZero() {
+		return nil
+	}
+	if headAlg == HashHMACSHA256 {
+		return fmt.Errorf("%w: stream %q has keyed events", ErrChainKeyMissing, r.stream)
+	}
+	if historyKeyed {
+		return fmt.Errorf("%w: a chain key was activated for this history", ErrChainKeyMissing)
+	}
+	return nil
+}
+
 // storedAt says where an event ID is already stored.
 type storedAt struct {
 	stream  string
@@ -157,11 +175,15 @@ func firstFound(ids []uuid.UUID, found map[uuid.UUID]storedAt) uuid.UUID {
 }
 
 // records builds the events as they will be stored on a stream at version current whose last
-// hash is prevHash, chaining each hash to the one before. recorded_at is truncated to the
-// microsecond because PostgreSQL keeps no more, and the hash must be recomputable from what is
-// read back.
-func (r appendRequest) records(current int64, prevHash []byte, now time.Time) []RecordedEvent {
+// hash is prevHash, chaining each hash to the one before, keyed with key unless it is the zero
+// key. recorded_at is truncated to the microsecond because PostgreSQL keeps no more, and the
+// hash must be recomputable from what is read back.
+func (r appendRequest) records(current int64, prevHash []byte, now time.Time, key ChainKey) []RecordedEvent {
 	at := now.UTC().Truncate(time.Microsecond)
+	alg := HashSHA256
+	if !key.IsZero() {
+		alg = HashHMACSHA256
+	}
 	out := make([]RecordedEvent, len(r.events))
 	for i, e := range r.events {
 		rec := RecordedEvent{
@@ -175,8 +197,9 @@ func (r appendRequest) records(current int64, prevHash []byte, now time.Time) []
 			MetadataJSON:  r.metadata[i],
 			RecordedAt:    at,
 			PrevHash:      prevHash,
+			HashAlg:       alg,
 		}
-		rec.Hash = chainHash(prevHash, rec)
+		rec.Hash = chainHash(alg, key, prevHash, rec)
 		prevHash = rec.Hash
 		out[i] = rec
 	}

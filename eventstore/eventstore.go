@@ -116,6 +116,9 @@ type RecordedEvent struct {
 	RecordedAt   time.Time // set by the store, microsecond precision, UTC
 	PrevHash     []byte
 	Hash         []byte
+	// HashAlg is the function that made Hash: plain SHA-256, or HMAC-SHA256 when the store
+	// that appended the event had a chain key (WithChainKey).
+	HashAlg HashAlg
 }
 
 // Position is a place in the global log. The log is ordered by (Transaction, Sequence):
@@ -164,6 +167,31 @@ func ParsePosition(s string) (Position, error) {
 type AppendResult struct {
 	// NextExpectedVersion is the stream's version after the append.
 	NextExpectedVersion int64
+}
+
+// Option configures a store (NewPostgres, NewMemory).
+type Option func(*options)
+
+type options struct {
+	key ChainKey
+}
+
+func applyOptions(opts []Option) options {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+// WithChainKey keys the store's hash chain: events it appends are hashed with
+// HMAC-SHA256(key, prev || canonical bytes) instead of plain SHA-256, and its Verifier (used by
+// ReadVerified) checks keyed hashes with the key and refuses plain ones after the key's
+// activation (see Verifier). Events appended before the key was set keep their plain hashes and
+// still verify. The zero ChainKey leaves the store unkeyed, so a setting that may be empty can
+// be passed as it is.
+func WithChainKey(key ChainKey) Option {
+	return func(o *options) { o.key = key }
 }
 
 // Store is the event store contract. Implementations are safe for concurrent use.

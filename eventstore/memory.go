@@ -13,9 +13,11 @@ import (
 
 // Memory is an in-memory Store for tests and demos. The global order is the append order
 // (Position{Transaction: n, Sequence: n} for the n-th event), which is commit order because
-// appends are serialized by one mutex. It keeps the same hash chain as Postgres. Nothing
-// survives the process. A Memory is safe for concurrent use.
+// appends are serialized by one mutex. It keeps the same hash chain as Postgres, keyed when it
+// is built WithChainKey (the key is active from its first event: a Memory starts empty).
+// Nothing survives the process. A Memory is safe for concurrent use.
 type Memory struct {
+	key     ChainKey
 	mu      sync.Mutex
 	log     []RecordedEvent   // every event, in global order
 	streams map[string][]int  // stream ID -> indexes into log, in version order
@@ -26,8 +28,9 @@ type Memory struct {
 var _ Store = (*Memory)(nil)
 
 // NewMemory returns an empty in-memory store.
-func NewMemory() *Memory {
+func NewMemory(opts ...Option) *Memory {
 	return &Memory{
+		key:     applyOptions(opts).key,
 		streams: map[string][]int{},
 		ids:     map[uuid.UUID]int{},
 		wakeCh:  make(chan struct{}),
@@ -61,15 +64,18 @@ func (m *Memory) append(req appendRequest) (AppendResult, error) {
 		return req.retry(found)
 	}
 	idx := m.streams[req.stream]
-	version, prevHash := int64(0), zeroHash
+	version, prevHash, headAlg := int64(0), zeroHash, HashSHA256
 	if len(idx) > 0 {
 		head := m.log[idx[len(idx)-1]]
-		version, prevHash = head.Version, head.Hash
+		version, prevHash, headAlg = head.Version, head.Hash, head.HashAlg
 	}
 	if err := req.checkExpected(version); err != nil {
 		return AppendResult{}, err
 	}
-	for _, r := range req.records(version, prevHash, time.Now()) {
+	if err := req.checkChainKey(m.key, headAlg, false); err != nil {
+		return AppendResult{}, err
+	}
+	for _, r := range req.records(version, prevHash, time.Now(), m.key) {
 		n := int64(len(m.log) + 1)
 		r.Position = Position{Transaction: uint64(n), Sequence: n}
 		r.Data = bytes.Clone(r.Data) // the caller may reuse its buffer
@@ -118,11 +124,21 @@ func (m *Memory) ReadVerified(ctx context.Context, stream string) ([]RecordedEve
 	if err != nil {
 		return nil, err
 	}
+	v, _ := m.Verifier(ctx)
 	last := events[len(events)-1]
-	if err := VerifyStream(stream, events, Head{Version: last.Version, Hash: last.Hash}); err != nil {
+	if err := v.VerifyStream(stream, events, Head{Version: last.Version, Hash: last.Hash}); err != nil {
 		return nil, err
 	}
 	return events, nil
+}
+
+// Verifier returns the store's chain verifier: with its chain key, active from the first event,
+// or the plain verifier for a store without one. It never fails.
+func (m *Memory) Verifier(context.Context) (Verifier, error) {
+	if m.key.IsZero() {
+		return Verifier{}, nil
+	}
+	return Verifier{key: m.key, activated: true, activation: Start}, nil
 }
 
 // ReadAll implements Store.

@@ -38,3 +38,9 @@ func TestMemoryHashChain(t *testing.T) {
 		t.Fatalf("changing a read copy changed the store: %v", err)
 	}
 }
+
+func TestMemoryConformanceKeyed(t *testing.T) {
+	eventstoretest.Run(t, func(t *testing.T) eventstore.Store {
+		return eventstore.NewMemory(eventstore.WithChainKey(newChainKey(t)))
+	})
+}

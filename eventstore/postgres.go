@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -26,10 +27,20 @@ import (
 // server stops every reader at its transaction ID until it ends; ConfigurePool bounds the
 // idle case and Head gives the lag metric.
 //
+// With a chain key (WithChainKey) the first append activates the key: a record in
+// event_chain_keys, MACed with the key, names the transaction after which every event must be
+// keyed (see Verifier). Once a key is activated, a store without it, or with another key,
+// refuses to append.
+//
 // A Postgres is safe for concurrent use.
 type Postgres struct {
 	pool     *pgxpool.Pool
 	notifier *notifier
+	key      ChainKey
+	// activation caches the chain key's activation record once it has been read and verified:
+	// the record is append-only, so it never changes after that.
+	activationMu sync.Mutex
+	activation   *Position
 	// safetyInterval bounds the wait for a notification that may have been lost (a reconnect of
 	// the listener); tests make it long to prove wake-ups come from notifications.
 	safetyInterval time.Duration
@@ -39,8 +50,9 @@ var _ Store = (*Postgres)(nil)
 
 // NewPostgres returns a store on pool. Configure the pool with ConfigurePool first. Subscribers
 // share one extra connection (not taken from the pool) for LISTEN, open while any subscribes.
-func NewPostgres(pool *pgxpool.Pool) *Postgres {
+func NewPostgres(pool *pgxpool.Pool, opts ...Option) *Postgres {
 	return &Postgres{
+		key:            applyOptions(opts).key,
 		pool:           pool,
 		notifier:       newNotifier(pool.Config().ConnConfig),
 		safetyInterval: 5 * time.Second,
@@ -92,6 +104,13 @@ func (p *Postgres) Append(ctx context.Context, stream string, expected ExpectedV
 	req, err := newAppendRequest(stream, expected, events)
 	if err != nil {
 		return AppendResult{}, err
+	}
+	if !p.key.IsZero() {
+		// Committed before the append's transaction starts, so the append's transaction ID,
+		// and every later keyed append's, is newer than the activation's.
+		if _, _, err := p.activate(ctx, true); err != nil {
+			return AppendResult{}, appendError(stream, err)
+		}
 	}
 	for attempt := 1; ; attempt++ {
 		res, err := p.appendOnce(ctx, req)
@@ -158,14 +177,21 @@ func (p *Postgres) appendOnce(ctx context.Context, req appendRequest) (AppendRes
 	b.Queue(`BEGIN ISOLATION LEVEL READ COMMITTED`)
 	b.Queue(`INSERT INTO event_streams (stream_id, version, last_hash) VALUES ($1, 0, $2)
 		ON CONFLICT (stream_id) DO NOTHING`, req.stream, zeroHash)
-	b.Queue(`SELECT version, last_hash, last_transaction_id FROM event_streams WHERE stream_id = $1 FOR UPDATE`, req.stream)
+	// With the head: how its last event was hashed, and whether a chain key was ever activated
+	// (the downgrade rule of checkChainKey).
+	b.Queue(`SELECT s.version, s.last_hash, s.last_transaction_id,
+			COALESCE((SELECT e.hash_alg FROM events e WHERE e.stream_id = s.stream_id AND e.version = s.version), 'sha256'),
+			EXISTS (SELECT 1 FROM event_chain_keys)
+		FROM event_streams s WHERE s.stream_id = $1 FOR UPDATE OF s`, req.stream)
 	// A separate statement, so that it runs after the lock is granted.
 	b.Queue(`SELECT pg_current_xact_id()`)
 	var (
-		version  int64
-		lastHash []byte
-		lastXid  *uint64
-		xid      uint64
+		version      int64
+		lastHash     []byte
+		lastXid      *uint64
+		headAlg      string
+		historyKeyed bool
+		xid          uint64
 	)
 	br := conn.SendBatch(ctx, &b)
 	_, err = br.Exec()
@@ -173,7 +199,7 @@ func (p *Postgres) appendOnce(ctx context.Context, req appendRequest) (AppendRes
 		_, err = br.Exec()
 	}
 	if err == nil {
-		err = br.QueryRow().Scan(&version, &lastHash, &lastXid)
+		err = br.QueryRow().Scan(&version, &lastHash, &lastXid, &headAlg, &historyKeyed)
 	}
 	if err == nil {
 		err = br.QueryRow().Scan(&xid)
@@ -189,13 +215,20 @@ func (p *Postgres) appendOnce(ctx context.Context, req appendRequest) (AppendRes
 		// Perhaps a retry of an append that succeeded; decided under the lock.
 		return p.retryOrDuplicate(ctx, conn, req, err)
 	}
+	alg, err := parseHashAlg(headAlg)
+	if err != nil {
+		return AppendResult{}, fmt.Errorf("stream head: %w", err)
+	}
+	if err := req.checkChainKey(p.key, alg, historyKeyed); err != nil {
+		return AppendResult{}, err
+	}
 	// The global log orders by transaction ID, so this stream's new events must carry a newer
 	// ID than its last ones, or readers would see version n+1 before version n.
 	if lastXid != nil && xid <= *lastXid {
 		return AppendResult{}, errStaleTransaction
 	}
 
-	recs := req.records(version, lastHash, time.Now())
+	recs := req.records(version, lastHash, time.Now(), p.key)
 	n := len(recs)
 	var (
 		versions = make([]int64, n)
@@ -227,13 +260,13 @@ func (p *Postgres) appendOnce(ctx context.Context, req appendRequest) (AppendRes
 	// safety interval, never an event.
 	b = pgx.Batch{}
 	b.Queue(`INSERT INTO events (stream_id, version, event_id, event_type, schema_version, data, metadata,
-			recorded_at, prev_hash, hash)
+			recorded_at, prev_hash, hash, hash_alg)
 		SELECT $1, u.version, u.event_id, u.event_type, u.schema_version, u.data::json, u.metadata::json,
-			$2, u.prev_hash, u.hash
+			$2, u.prev_hash, u.hash, $11
 		FROM unnest($3::bigint[], $4::uuid[], $5::text[], $6::int[], $7::text[], $8::text[], $9::bytea[], $10::bytea[])
 			WITH ORDINALITY AS u(version, event_id, event_type, schema_version, data, metadata, prev_hash, hash, ord)
 		ORDER BY u.ord`,
-		req.stream, last.RecordedAt, versions, req.ids, types, schemas, data, metadata, prev, hashes)
+		req.stream, last.RecordedAt, versions, req.ids, types, schemas, data, metadata, prev, hashes, last.HashAlg.String())
 	b.Queue(`UPDATE event_streams SET version = $2, last_hash = $3, last_transaction_id = $4, updated_at = now()
 		WHERE stream_id = $1`, req.stream, last.Version, last.Hash, xid)
 	b.Queue(`COMMIT`)
@@ -254,16 +287,22 @@ func (p *Postgres) appendOnce(ctx context.Context, req appendRequest) (AppendRes
 }
 
 const eventColumns = `transaction_id, position, stream_id, version, event_id, event_type, schema_version,
-	data, metadata, recorded_at, prev_hash, hash`
+	data, metadata, recorded_at, prev_hash, hash, hash_alg`
 
 func scanEvents(rows pgx.Rows) ([]RecordedEvent, error) {
 	var out []RecordedEvent
+	var alg string
 	for rows.Next() {
 		var e RecordedEvent
 		if err := rows.Scan(&e.Position.Transaction, &e.Position.Sequence, &e.StreamID, &e.Version, &e.ID,
-			&e.Type, &e.SchemaVersion, &e.Data, &e.MetadataJSON, &e.RecordedAt, &e.PrevHash, &e.Hash); err != nil {
+			&e.Type, &e.SchemaVersion, &e.Data, &e.MetadataJSON, &e.RecordedAt, &e.PrevHash, &e.Hash, &alg); err != nil {
 			rows.Close()
 			return nil, err
+		}
+		var err error
+		if e.HashAlg, err = parseHashAlg(alg); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("event %s: %w", e.ID, err)
 		}
 		if err := json.Unmarshal(e.MetadataJSON, &e.Metadata); err != nil {
 			rows.Close()
@@ -306,17 +345,22 @@ func (p *Postgres) ReadStream(ctx context.Context, stream string, from int64) ([
 }
 
 // ReadVerified reads a whole stream together with its recorded head, in one snapshot, and
-// verifies the one against the other (VerifyStream) before returning it: callers that decide on
-// a stream's history (commands) act only on history that nobody edited, cut short or rewrote
-// without the keys. A broken stream is an error wrapping ErrChainBroken, and is recorded in
+// verifies the one against the other with the store's Verifier before returning it: callers
+// that decide on a stream's history (commands) act only on history that nobody edited, cut
+// short or rewrote without the keys. A broken stream is an error wrapping ErrChainBroken
+// (ErrChainKeyMissing too for keyed events read by a store without the key), and is recorded in
 // broken_streams; a stream with no events and no head is ErrStreamNotFound.
 func (p *Postgres) ReadVerified(ctx context.Context, stream string) ([]RecordedEvent, error) {
+	v, err := p.Verifier(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: read stream %q: %w", stream, err)
+	}
 	var (
 		events []RecordedEvent
 		head   Head
 		found  bool
 	)
-	err := pgx.BeginTxFunc(ctx, p.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+	err = pgx.BeginTxFunc(ctx, p.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `SELECT `+eventColumns+` FROM events WHERE stream_id = $1 ORDER BY version`, stream)
 		if err != nil {
 			return err
@@ -343,7 +387,7 @@ func (p *Postgres) ReadVerified(ctx context.Context, stream string) ([]RecordedE
 	if !found {
 		return nil, fmt.Errorf("eventstore: read stream %q: %w: its events have no head", stream, ErrChainBroken)
 	}
-	if err := VerifyStream(stream, events, head); err != nil {
+	if err := v.VerifyStream(stream, events, head); err != nil {
 		p.flagBroken(ctx, stream, err)
 		return nil, err
 	}

@@ -52,6 +52,13 @@ func TestPostgresConformance(t *testing.T) {
 	})
 }
 
+func TestPostgresConformanceKeyed(t *testing.T) {
+	eventstoretest.Run(t, func(t *testing.T) eventstore.Store {
+		_, pool := newPostgres(t)
+		return eventstore.NewPostgres(pool, eventstore.WithChainKey(newChainKey(t)))
+	})
+}
+
 func TestConfigurePool(t *testing.T) {
 	_, pool := newPostgres(t)
 	var got string

@@ -37,6 +37,7 @@ func Run(t *testing.T, newStore func(t *testing.T) eventstore.Store) {
 	t.Run("ConcurrentRetries", func(t *testing.T) { testConcurrentRetries(t, newStore(t)) })
 	t.Run("DuplicateEventID", func(t *testing.T) { testDuplicateEventID(t, newStore(t)) })
 	t.Run("ReadStream", func(t *testing.T) { testReadStream(t, newStore(t)) })
+	t.Run("HashChain", func(t *testing.T) { testHashChain(t, newStore(t)) })
 	t.Run("ReadAllPaging", func(t *testing.T) { testReadAllPaging(t, newStore(t)) })
 	t.Run("SubscribeCatchUpThenLive", func(t *testing.T) { testSubscribeCatchUpThenLive(t, newStore(t)) })
 	t.Run("SubscribeFromPosition", func(t *testing.T) { testSubscribeFromPosition(t, newStore(t)) })
@@ -542,6 +543,64 @@ func testReadStream(t *testing.T, s eventstore.Store) {
 	}
 	if _, err := s.ReadStream(ctx, "unknown", 1); !errors.Is(err, eventstore.ErrStreamNotFound) {
 		t.Fatalf("read unknown stream: got %v, want ErrStreamNotFound", err)
+	}
+}
+
+// ChainVerifier is a store that verifies its own hash chains: every store of this module. The
+// Verifier carries the store's chain key, if it has one.
+type ChainVerifier interface {
+	Verifier(ctx context.Context) (eventstore.Verifier, error)
+}
+
+// testHashChain: what a store appends verifies with its own Verifier, each event is hashed the
+// way the store's key says (keyed with a key, plain SHA-256 without), an edited copy does not
+// verify, and a verifier without the key refuses keyed events instead of passing them.
+func testHashChain(t *testing.T, s eventstore.Store) {
+	cv, ok := s.(ChainVerifier)
+	if !ok {
+		t.Fatalf("%T has no Verifier: every store must verify its own chains", s)
+	}
+	for i, n := range []int{1, 3, 2} {
+		mustAppend(t, s, "chain-a", eventstore.Any, NewEvents(n))
+		mustAppend(t, s, "chain-b", eventstore.Any, NewEvents(i+1))
+	}
+	v, err := cv.Verifier(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stream := range []string{"chain-a", "chain-b"} {
+		events, err := s.ReadStream(t.Context(), stream, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := v.VerifyChain(events); err != nil {
+			t.Fatalf("%s as stored: %v", stream, err)
+		}
+		last := events[len(events)-1]
+		if err := v.VerifyStream(stream, events, eventstore.Head{Version: last.Version, Hash: last.Hash}); err != nil {
+			t.Fatalf("%s with its head: %v", stream, err)
+		}
+		want := eventstore.HashSHA256
+		if v.Keyed() {
+			want = eventstore.HashHMACSHA256
+		}
+		for _, e := range events {
+			if e.HashAlg != want {
+				t.Fatalf("%s version %d: hashed with %s, want %s", stream, e.Version, e.HashAlg, want)
+			}
+		}
+		plainErr := eventstore.VerifyChain(events)
+		if v.Keyed() != errors.Is(plainErr, eventstore.ErrChainKeyMissing) || v.Keyed() != (plainErr != nil) {
+			t.Fatalf("%s without the key: %v (keyed store: %t)", stream, plainErr, v.Keyed())
+		}
+
+		edited := make([]eventstore.RecordedEvent, len(events))
+		copy(edited, events)
+		edited[1].Data = []byte(`{"n":-1}`)
+		var ce *eventstore.ChainError
+		if err := v.VerifyChain(edited); !errors.As(err, &ce) || ce.Problem != eventstore.ProblemHash || ce.Version != 2 {
+			t.Fatalf("%s edited at version 2: got %v, want a hash problem at version 2", stream, err)
+		}
 	}
 }
 
