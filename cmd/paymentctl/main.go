@@ -7,6 +7,7 @@
 //	paymentctl secrets rotate                                 re-seal Toss keys under SECRETS_KEY
 //	paymentctl settlements import --merchant ID --from 2026-11-01 --to 2026-11-21
 //	paymentctl reconcile --from 2026-11-01 --to 2026-11-21 [--merchant ID] [--apply] [--format table|json|csv]
+//	paymentctl audit [--format table|json] [--public-key KEY] [--seal-file PATH], audit keygen | seal
 //
 // Configuration comes from the environment only, as for paymentd; every command's --help lists
 // the variables it reads, and a malformed value fails the command naming the variable.
@@ -17,6 +18,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -46,10 +48,11 @@ func main() {
 // Config is paymentctl's environment: the settings it shares with paymentd.
 type Config struct {
 	config.Shared
+	config.Audit
 }
 
 // Validate reports every broken rule at once, each naming its variable.
-func (c Config) Validate() error { return c.Shared.Validate() }
+func (c Config) Validate() error { return errors.Join(c.Shared.Validate(), c.Audit.Validate()) }
 
 // run executes one command line. Output goes to stdout, diagnostics to stderr.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -103,7 +106,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 
 	o := &operator{load: load, stdin: stdin, stdout: stdout, stderr: stderr}
 	root.AddCommand(o.merchantsCommand(), o.keysCommand(), o.secretsCommand(), o.historyCommand(), o.balancesCommand())
-	root.AddCommand(o.reconcileCommand())
+	root.AddCommand(o.reconcileCommand(), o.auditCommand())
 
 	settle := &cobra.Command{Use: "settlements", Short: "Toss settlement reports"}
 	var from, to, merchant string

@@ -275,6 +275,7 @@ func TestHelpListsTheEnvironment(t *testing.T) {
 	broken := envFrom(map[string]string{"DATABASE_WAIT": "soon", "DATABASE_URL": "mysql://x"})
 	for _, args := range [][]string{
 		{"--help"}, {"migrate", "--help"}, {"settlements", "import", "--help"}, {"merchants", "create", "-h"}, {"keys", "rotate", "--help"}, {"help", "migrate"},
+		{"audit", "--help"}, {"audit", "seal", "--help"},
 	} {
 		var out, errOut bytes.Buffer
 		if err := run(ctx, args, broken, nil, &out, &errOut); err != nil {

@@ -68,11 +68,15 @@ func (o *operator) open(ctx context.Context, needKeyring bool) (opEnv, error) {
 			return opEnv{}, err
 		}
 	}
+	key, err := chainKeyOf(cfg)
+	if err != nil {
+		return opEnv{}, err
+	}
 	pool, err := db.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return opEnv{}, err
 	}
-	store := eventstore.NewPostgres(pool)
+	store := eventstore.NewPostgres(pool, eventstore.WithChainKey(key))
 	svc := merchants.New(store, pool, merchants.Config{Keyring: keyring, Now: nowKST})
 	return opEnv{pool: pool, store: store, svc: svc, dir: svc.NewDirectory(cfg.TossBaseURL)}, nil
 }

@@ -18,6 +18,7 @@ import (
 // on a laptop; internal/config parses it strictly and renders `paymentd -h` from the tags.
 type Config struct {
 	config.Shared
+	config.Audit
 
 	HTTPAddr        string        `env:"HTTP_ADDR,default=:8080" desc:"listen address of the API"`
 	CheckoutTTL     time.Duration `env:"CHECKOUT_TTL,default=40m" desc:"how long a checkout waits for its confirm (Toss: 30 min payment window + 10 min to confirm)"`
@@ -68,6 +69,8 @@ type Config struct {
 	WebhookBurst          int             `env:"WEBHOOK_BURST,default=100" desc:"webhook deliveries per client address allowed in a burst"`
 	WebhookRetention      time.Duration   `env:"WEBHOOK_RETENTION,default=720h" desc:"processed and rejected webhook inbox rows older than this are deleted"`
 	WebhookSyncInterval   time.Duration   `env:"WEBHOOK_SYNC_INTERVAL,default=5s" desc:"an order is read back from Toss at most once per this interval, however many webhooks name it"`
+
+	AuditSealInterval time.Duration `env:"AUDIT_SEAL_INTERVAL,default=1h" desc:"how often the history is sealed when AUDIT_SIGNING_KEY is set (one instance at a time, by advisory lock)"`
 }
 
 // adminTokenMinLen keeps the admin token out of reach of guessing: 32 characters of a random
@@ -79,7 +82,7 @@ const authCacheTTLMax = time.Second
 
 // Validate reports every broken rule at once, each naming its variable.
 func (c Config) Validate() error {
-	errs := []error{c.Shared.Validate()}
+	errs := []error{c.Shared.Validate(), c.Audit.Validate()}
 	// SECRETS_KEY encrypts merchants' Toss keys at rest, so outside the simulator (which keeps
 	// a generated key under DATA_DIR) paymentd does not start without one.
 	if !c.TossSimulator && len(c.SecretsKey) == 0 {
@@ -109,7 +112,7 @@ func (c Config) Validate() error {
 		{"RECOVERY_STALE_AFTER", c.RecoveryStaleAfter}, {"RECOVERY_BASE_DELAY", c.RecoveryBaseDelay},
 		{"RECOVERY_MAX_DELAY", c.RecoveryMaxDelay}, {"RECOVERY_LEASE", c.RecoveryLease},
 		{"AUTH_CACHE_TTL", c.AuthCacheTTL}, {"WEBHOOK_RETENTION", c.WebhookRetention},
-		{"WEBHOOK_SYNC_INTERVAL", c.WebhookSyncInterval},
+		{"WEBHOOK_SYNC_INTERVAL", c.WebhookSyncInterval}, {"AUDIT_SEAL_INTERVAL", c.AuditSealInterval},
 	} {
 		errs = append(errs, config.Positive(d.name, d.d))
 	}
@@ -200,7 +203,8 @@ func usage() (string, error) {
 	return `Usage: paymentd [-h]
 
 paymentd serves the payment API and runs the projections, the recovery sweeper, the webhook
-worker, the daily settlement import and the daily reconciliation with Toss. It takes no arguments: every setting is an environment
+worker, the daily settlement import, the daily reconciliation with Toss and, with AUDIT_SIGNING_KEY,
+the periodic seal of the history. It takes no arguments: every setting is an environment
 variable, and a malformed value stops start-up with an error naming the variable.
 
 Environment:

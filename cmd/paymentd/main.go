@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"flag"
 	"fmt"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/paymentledger/ledger/audit"
 	"github.com/paymentledger/ledger/commands"
 	"github.com/paymentledger/ledger/domain"
 	"github.com/paymentledger/ledger/eventstore"
@@ -104,7 +106,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	store := eventstore.NewPostgres(pool)
+	chainKey, err := chainKeyOf(cfg)
+	if err != nil {
+		return err
+	}
+	store := eventstore.NewPostgres(pool, eventstore.WithChainKey(chainKey))
 	merchantSvc := merchants.New(store, pool, merchants.Config{Keyring: keyring, CacheTTL: cfg.AuthCacheTTL, Now: now, Logger: logger.With("component", "merchants")})
 
 	var sim *tosssim.Simulator
@@ -205,6 +211,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	if cfg.ReconcileEnabled {
 		sched, err := reconcileScheduler(cfg, pool, store, merchantSvc, directory(), cmdCfg, now, logger.With("component", "reconcile"))
+		if err != nil {
+			stopWork()
+			return err
+		}
+		workers.Go(func() { _ = sched.Run(workCtx) })
+	}
+	if cfg.AuditSigningKey != nil {
+		sealer := audit.NewSealer(pool, ed25519.PrivateKey(cfg.AuditSigningKey), cfg.SealFile(cfg.DataDir))
+		sched, err := audit.NewScheduler(sealer, cfg.AuditSealInterval, logger.With("component", "audit"))
 		if err != nil {
 			stopWork()
 			return err
@@ -393,6 +408,18 @@ func settlementSources(ctx context.Context, svc *merchants.Service, psps command
 		out = append(out, settlements.Source{Merchant: id, Client: lister})
 	}
 	return out, nil
+}
+
+// chainKeyOf is AUDIT_CHAIN_KEY as the event store takes it: the zero key when it is unset.
+func chainKeyOf(cfg Config) (eventstore.ChainKey, error) {
+	if len(cfg.AuditChainKey) == 0 {
+		return eventstore.ChainKey{}, nil
+	}
+	k, err := eventstore.NewChainKey(cfg.AuditChainKey)
+	if err != nil {
+		return eventstore.ChainKey{}, fmt.Errorf("AUDIT_CHAIN_KEY: %w", err)
+	}
+	return k, nil
 }
 
 // waitForDatabase pings until the database answers or wait passes, so paymentd can start

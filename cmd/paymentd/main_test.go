@@ -21,8 +21,11 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/paymentledger/ledger/audit"
 	"github.com/paymentledger/ledger/domain"
+	"github.com/paymentledger/ledger/eventstore"
 	"github.com/paymentledger/ledger/internal/config"
+	"github.com/paymentledger/ledger/internal/db"
 	"github.com/paymentledger/ledger/internal/pgtest"
 	"github.com/paymentledger/ledger/internal/testenv"
 	"github.com/paymentledger/ledger/psp/toss"
@@ -155,6 +158,7 @@ func TestConfigDefaults(t *testing.T) {
 		APIKeyRate:        50, APIKeyBurst: 100, AuthFailuresPerMinute: 10, APIKeyRotationGrace: 24 * time.Hour,
 		AuthCacheTTL: 500 * time.Millisecond, WebhookRate: 20, WebhookBurst: 100,
 		WebhookRetention: 720 * time.Hour, WebhookSyncInterval: 5 * time.Second,
+		AuditSealInterval: time.Hour,
 	}
 	if fmt.Sprintf("%+v", c) != fmt.Sprintf("%+v", want) {
 		t.Fatalf("defaults\n%+v\nwant\n%+v", c, want)
@@ -201,6 +205,10 @@ func TestRunRefusesABadSettingNamingIt(t *testing.T) {
 		{"WEBHOOK_BURST", "0", "WEBHOOK_BURST: must be at least 1"},
 		{"WEBHOOK_RETENTION", "30d", `WEBHOOK_RETENTION: "30d" is not a duration`},
 		{"WEBHOOK_SYNC_INTERVAL", "0s", "WEBHOOK_SYNC_INTERVAL: must be a positive duration"},
+		{"AUDIT_SEAL_INTERVAL", "0s", "AUDIT_SEAL_INTERVAL: must be a positive duration"},
+		{"AUDIT_SIGNING_KEY", "c2hvcnQ=", "AUDIT_SIGNING_KEY: the value (not shown) decodes to 5 bytes"},
+		{"AUDIT_PUBLIC_KEY", "c2hvcnQ=", `AUDIT_PUBLIC_KEY: "c2hvcnQ=" decodes to 5 bytes, not 32`},
+		{"AUDIT_CHAIN_KEY", "c2hvcnQ=", "AUDIT_CHAIN_KEY: the value (not shown) decodes to 5 bytes, fewer than 32"},
 		{"SECRETS_KEY", "bm90IDMyIGJ5dGVz", "SECRETS_KEY: the value (not shown) decodes to 12 bytes, not 32"},
 		{"TOSS_SIMULATOR", "", "SECRETS_KEY: is empty: set it to base64 of 32 random bytes"},
 	} {
@@ -430,4 +438,55 @@ func withEnv(env map[string]string, k, v string) map[string]string {
 	out := maps.Clone(env)
 	out[k] = v
 	return out
+}
+
+// TestSealsAndKeyedChain: with AUDIT_SIGNING_KEY and AUDIT_CHAIN_KEY, paymentd keys every event
+// it appends and seals the history at start (then every AUDIT_SEAL_INTERVAL), in the database
+// and in AUDIT_SEAL_FILE; the audit, with the public key and the same chain key, passes.
+func TestSealsAndKeyedChain(t *testing.T) {
+	seed, pub, err := audit.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	chainKey := bytes.Repeat([]byte{9}, 32)
+	dataDir := t.TempDir()
+	dbURL := pgtest.NewDatabase(t)
+	startPaymentd(t, map[string]string{
+		"DATABASE_URL":              dbURL,
+		"HTTP_ADDR":                 "127.0.0.1:0",
+		"DATA_DIR":                  dataDir,
+		"TOSS_SIMULATOR":            "true",
+		"RECOVERY_ENABLED":          "false",
+		"SETTLEMENT_IMPORT_ENABLED": "false",
+		"AUDIT_SIGNING_KEY":         base64.StdEncoding.EncodeToString(seed),
+		"AUDIT_PUBLIC_KEY":          base64.StdEncoding.EncodeToString(pub),
+		"AUDIT_CHAIN_KEY":           base64.StdEncoding.EncodeToString(chainKey),
+	})
+	pool, err := db.Open(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	testenv.WaitFor(t, 30*time.Second, "the seal made at start", func() bool {
+		var n int
+		return pool.QueryRow(context.Background(), `SELECT count(*) FROM audit_seals`).Scan(&n) == nil && n > 0
+	})
+	seals, err := audit.ReadSealFile(filepath.Join(dataDir, "audit-seals.jsonl"))
+	if err != nil || len(seals) != 1 || seals[0].Err != nil || seals[0].Seal.Verify(pub) != nil || seals[0].Seal.Streams != 1 {
+		t.Fatalf("the seal file: %+v, %v", seals, err)
+	}
+	var plain int
+	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM events WHERE hash_alg <> 'hmac-sha256'`).Scan(&plain); err != nil || plain != 0 {
+		t.Fatalf("%d events hashed without the chain key (%v)", plain, err)
+	}
+	key, err := eventstore.NewChainKey(chainKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := audit.New(pool, eventstore.NewPostgres(pool, eventstore.WithChainKey(key)), audit.Options{
+		PublicKey: pub, SealFile: filepath.Join(dataDir, "audit-seals.jsonl"),
+	}).Run(context.Background())
+	if err != nil || !rep.OK {
+		t.Fatalf("audit: %+v, %v", rep, err)
+	}
 }

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/paymentledger/ledger/audit"
+	"github.com/paymentledger/ledger/eventstore"
+	"github.com/paymentledger/ledger/internal/db"
+)
+
+// chainKeyOf is AUDIT_CHAIN_KEY as the event store takes it: the zero key when it is unset.
+// Every paymentctl command that appends or verifies events uses it, as paymentd does.
+func chainKeyOf(cfg Config) (eventstore.ChainKey, error) {
+	if len(cfg.AuditChainKey) == 0 {
+		return eventstore.ChainKey{}, nil
+	}
+	k, err := eventstore.NewChainKey(cfg.AuditChainKey)
+	if err != nil {
+		return eventstore.ChainKey{}, fmt.Errorf("AUDIT_CHAIN_KEY: %w", err)
+	}
+	return k, nil
+}
+
+// auditCommand is `paymentctl audit` (the checks) with its subcommands keygen and seal.
+func (o *operator) auditCommand() *cobra.Command {
+	var format, publicKey, sealFile string
+	cmd := &cobra.Command{
+		Use:   "audit [--format table|json] [--public-key KEY] [--seal-file PATH]",
+		Short: "Check every stream's hash chain, history and seals, and the books; exit 1 naming each problem",
+		Long: `Check the whole history and the books:
+  - every stream's hash chain, its recorded head and, with AUDIT_CHAIN_KEY, its keyed hashes;
+  - every stream's events are a legal history of its payment or merchant;
+  - every seal's signature (with the public key only), and history against every seal;
+  - every journal entry balances, every merchant's trial balance is zero and every seller's
+    wallet equals its seller_payable balance, as of now.
+Progress goes to stderr, the report to stdout. It exits 1 when it finds a problem.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if format != "table" && format != "json" {
+				return fmt.Errorf("--format must be table or json, not %q", format)
+			}
+			cfg, err := o.load(cmd.Context())
+			if err != nil {
+				return err
+			}
+			pub := cfg.AuditPublicKey
+			if publicKey != "" {
+				if err := pub.EnvDecode(cmd.Context(), publicKey); err != nil {
+					return fmt.Errorf("--public-key: %w", err)
+				}
+			}
+			return o.with(cmd.Context(), false, func(env opEnv) error {
+				rep, err := audit.New(env.pool, env.store, audit.Options{
+					PublicKey: []byte(pub),
+					SealFile:  sealFile,
+					Progress:  progressPrinter(o.stderr),
+				}).Run(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if err := printReport(o.stdout, format, rep); err != nil {
+					return err
+				}
+				if !rep.OK {
+					return fmt.Errorf("audit: %d problems", len(rep.Problems))
+				}
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&format, "format", "table", "table (for people) or json")
+	cmd.Flags().StringVar(&publicKey, "public-key", "", "the seals' ed25519 public key, base64 (default AUDIT_PUBLIC_KEY)")
+	cmd.Flags().StringVar(&sealFile, "seal-file", "", "a copy of the seal file (the off-machine copy) whose seals are verified too")
+
+	cmd.AddCommand(&cobra.Command{
+		Use:   "keygen",
+		Short: "Make an ed25519 key pair for seals: AUDIT_SIGNING_KEY and AUDIT_PUBLIC_KEY",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			seed, pub, err := audit.GenerateKey()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(o.stdout, "AUDIT_SIGNING_KEY=%s\nAUDIT_PUBLIC_KEY=%s\n",
+				base64.StdEncoding.EncodeToString(seed), base64.StdEncoding.EncodeToString(pub))
+			fmt.Fprintf(o.stderr, "key %s: give AUDIT_SIGNING_KEY to the sealer only (paymentd or paymentctl audit seal) and keep it off the database machine's disks; AUDIT_PUBLIC_KEY is enough to verify seals.\n", audit.KeyID(pub))
+			return nil
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "seal",
+		Short: "Sign a checkpoint of the history now, store it and append it to AUDIT_SEAL_FILE",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := o.load(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if cfg.AuditSigningKey == nil {
+				return errors.New("AUDIT_SIGNING_KEY is not set: make a key pair with paymentctl audit keygen")
+			}
+			pool, err := db.Open(cmd.Context(), cfg.DatabaseURL)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			file := cfg.SealFile(cfg.DataDir)
+			seal, err := audit.NewSealer(pool, []byte(cfg.AuditSigningKey), file).Seal(cmd.Context())
+			if err != nil && seal.Seq == 0 {
+				return err
+			}
+			fmt.Fprintf(o.stdout, "seal %d: position %s, %d streams, %d events, root %x, key %s\n",
+				seal.Seq, seal.Position, seal.Streams, seal.Events, seal.Root, seal.KeyID)
+			if err != nil {
+				return fmt.Errorf("seal %d is in the database, but: %w", seal.Seq, err)
+			}
+			fmt.Fprintf(o.stdout, "stored in the database and appended to %s\n", file)
+			return nil
+		},
+	})
+	return cmd
+}
+
+// progressPrinter writes the audit's progress to w at most every two seconds, and once at the
+// end of the stream pass.
+func progressPrinter(w io.Writer) func(audit.Progress) {
+	var last time.Time
+	return func(p audit.Progress) {
+		done := p.Streams >= p.TotalStreams
+		if !done && time.Since(last) < 2*time.Second {
+			return
+		}
+		last = time.Now()
+		rate := 0.0
+		if s := p.Elapsed.Seconds(); s > 0 {
+			rate = float64(p.Events) / s
+		}
+		fmt.Fprintf(w, "audit: %d/%d streams, %d events, %.0f events/s\n", p.Streams, p.TotalStreams, p.Events, rate)
+	}
+}
+
+func printReport(w io.Writer, format string, rep audit.Report) error {
+	if format == "json" {
+		return json.NewEncoder(w).Encode(rep)
+	}
+	if rep.OK {
+		_, err := fmt.Fprintf(w, "audit: ok: %d streams, %d events, no problems\n", rep.Streams, rep.Events)
+		return err
+	}
+	fmt.Fprintf(w, "audit: %d streams, %d events, %d problems\n\n", rep.Streams, rep.Events, len(rep.Problems))
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KIND\tSTREAM\tVERSION\tDETAIL")
+	for _, p := range rep.Problems {
+		version := "-"
+		if p.Version > 0 {
+			version = fmt.Sprint(p.Version)
+		}
+		stream := p.Stream
+		if stream == "" {
+			stream = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Kind, stream, version, strings.ReplaceAll(p.Detail, "\n", " "))
+	}
+	return tw.Flush()
+}
