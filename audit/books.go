@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/shopspring/decimal"
 )
 
@@ -22,15 +23,17 @@ import (
 //     equal that entry's seller payable postings of the line, and a payout moves each line's
 //     money from pending to available without creating any.
 //
-// Entries are named by the stream and version of the event they record.
-func (r *run) books(ctx context.Context) error {
-	now := r.opts.Now()
-	return pgx.BeginTxFunc(ctx, r.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+// Entries are named by the stream and version of the event they record. It runs beside the
+// stream pass (its own connection and snapshot), so it returns its problems rather than adding
+// them to the run.
+func books(ctx context.Context, pool *pgxpool.Pool, now time.Time) ([]Problem, error) {
+	b := &bookCheck{}
+	err := pgx.BeginTxFunc(ctx, pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		for _, check := range []func(context.Context, pgx.Tx) error{
-			r.entries,
-			func(ctx context.Context, tx pgx.Tx) error { return r.trialBalances(ctx, tx, now) },
-			func(ctx context.Context, tx pgx.Tx) error { return r.wallets(ctx, tx, now) },
-			r.walletEntries,
+			b.entries,
+			func(ctx context.Context, tx pgx.Tx) error { return b.trialBalances(ctx, tx, now) },
+			func(ctx context.Context, tx pgx.Tx) error { return b.wallets(ctx, tx, now) },
+			b.walletEntries,
 		} {
 			if err := check(ctx, tx); err != nil {
 				return err
@@ -38,7 +41,12 @@ func (r *run) books(ctx context.Context) error {
 		}
 		return nil
 	})
+	return b.problems, err
 }
+
+type bookCheck struct{ problems []Problem }
+
+func (b *bookCheck) problem(p Problem) { b.problems = append(b.problems, p) }
 
 // entryStream names the stream and version of a journal entry's event; when the event is not
 // in the log, the order's payment stream.
@@ -49,7 +57,7 @@ func entryStream(stream *string, version *int64, order string) (string, int64) {
 	return *stream, *version
 }
 
-func (r *run) entries(ctx context.Context, tx pgx.Tx) error {
+func (b *bookCheck) entries(ctx context.Context, tx pgx.Tx) error {
 	rows, err := tx.Query(ctx, `
 		SELECT je.id, je.kind, je.order_id, je.merchant_id, je.currency, je.event_id::text,
 		       count(p.id), COALESCE(sum(p.debit), 0), COALESCE(sum(p.credit), 0),
@@ -79,11 +87,11 @@ func (r *run) entries(ctx context.Context, tx pgx.Tx) error {
 	_, err = pgx.ForEachRow(rows, []any{&id, &kind, &order, &merchant, &currency, &event, &n, &debits, &credits, &elsewhere, &oneSided, &stream, &version}, func() error {
 		s, v := entryStream(stream, version, order)
 		if stream == nil {
-			r.problem(Problem{Kind: KindProjectionDrift, Stream: s, Detail: fmt.Sprintf(
+			b.problem(Problem{Kind: KindProjectionDrift, Stream: s, Detail: fmt.Sprintf(
 				"journal entry %d (%s of order %s) records event %s, which is not in the event log", id, kind, order, event)})
 		}
 		if n < 2 || !debits.Equal(credits) || elsewhere > 0 || oneSided > 0 {
-			r.problem(Problem{Kind: KindUnbalancedEntry, Stream: s, Version: v, Detail: fmt.Sprintf(
+			b.problem(Problem{Kind: KindUnbalancedEntry, Stream: s, Version: v, Detail: fmt.Sprintf(
 				"journal entry %d (%s of order %s, merchant %s): %d postings, debits %s, credits %s %s, %d in another currency, merchant or moment, %d not one-sided",
 				id, kind, order, merchant, n, debits, credits, currency, elsewhere, oneSided)})
 		}
@@ -95,7 +103,7 @@ func (r *run) entries(ctx context.Context, tx pgx.Tx) error {
 	return nil
 }
 
-func (r *run) trialBalances(ctx context.Context, tx pgx.Tx, now time.Time) error {
+func (b *bookCheck) trialBalances(ctx context.Context, tx pgx.Tx, now time.Time) error {
 	rows, err := tx.Query(ctx, `
 		SELECT merchant_id, currency, sum(debit), sum(credit) FROM postings WHERE occurred_at <= $1
 		GROUP BY merchant_id, currency HAVING sum(debit) <> sum(credit) ORDER BY merchant_id, currency`, now)
@@ -107,7 +115,7 @@ func (r *run) trialBalances(ctx context.Context, tx pgx.Tx, now time.Time) error
 		debits, credits    decimal.Decimal
 	)
 	_, err = pgx.ForEachRow(rows, []any{&merchant, &currency, &debits, &credits}, func() error {
-		r.problem(Problem{Kind: KindUnbalancedEntry, Stream: merchantPrefix + merchant, Detail: fmt.Sprintf(
+		b.problem(Problem{Kind: KindUnbalancedEntry, Stream: merchantPrefix + merchant, Detail: fmt.Sprintf(
 			"the trial balance of merchant %s in %s as of now is not zero: debits %s, credits %s", merchant, currency, debits, credits)})
 		return nil
 	})
@@ -117,7 +125,7 @@ func (r *run) trialBalances(ctx context.Context, tx pgx.Tx, now time.Time) error
 	return nil
 }
 
-func (r *run) wallets(ctx context.Context, tx pgx.Tx, now time.Time) error {
+func (b *bookCheck) wallets(ctx context.Context, tx pgx.Tx, now time.Time) error {
 	rows, err := tx.Query(ctx, `
 		WITH w AS (
 			SELECT merchant_id, seller_id, currency,
@@ -142,7 +150,7 @@ func (r *run) wallets(ctx context.Context, tx pgx.Tx, now time.Time) error {
 		pending, available, balance decimal.Decimal
 	)
 	_, err = pgx.ForEachRow(rows, []any{&merchant, &seller, &currency, &pending, &available, &balance}, func() error {
-		r.problem(Problem{Kind: KindUnbalancedEntry, Stream: merchantPrefix + merchant, Detail: fmt.Sprintf(
+		b.problem(Problem{Kind: KindUnbalancedEntry, Stream: merchantPrefix + merchant, Detail: fmt.Sprintf(
 			"the wallet of seller %s of merchant %s in %s as of now (pending %s + available %s) is not its seller_payable balance %s",
 			seller, merchant, currency, pending, available, balance)})
 		return nil
@@ -153,7 +161,7 @@ func (r *run) wallets(ctx context.Context, tx pgx.Tx, now time.Time) error {
 	return nil
 }
 
-func (r *run) walletEntries(ctx context.Context, tx pgx.Tx) error {
+func (b *bookCheck) walletEntries(ctx context.Context, tx pgx.Tx) error {
 	rows, err := tx.Query(ctx, `
 		WITH m AS (
 			SELECT entry_id, line_id, seller_id, sum(amount) AS amount
@@ -196,7 +204,7 @@ func (r *run) walletEntries(ctx context.Context, tx pgx.Tx) error {
 			detail = fmt.Sprintf("the payout movements of entry %d (order %s), line %s of seller %s, sum to %s instead of moving money from pending to available",
 				entry, order, line, seller, wallet)
 		}
-		r.problem(Problem{Kind: KindUnbalancedEntry, Stream: s, Version: v, Detail: detail})
+		b.problem(Problem{Kind: KindUnbalancedEntry, Stream: s, Version: v, Detail: detail})
 		return nil
 	})
 	if err != nil {
