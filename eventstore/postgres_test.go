@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -560,4 +561,29 @@ func TestReadVerifiedRefusesBrokenHistory(t *testing.T) {
 			t.Errorf("%s: %v, want ErrChainBroken with %q", stream, err, want)
 		}
 	}
+	// The bulk read sorts the same streams the same way, in one snapshot.
+	ok, broken, err := s.ReadVerifiedMany(ctx, []string{"edited", "cut", "moved", "intact", "nothing"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ok) != 1 || len(ok["intact"]) != 3 {
+		t.Errorf("bulk read: verified streams %v, want only intact with 3 events", keys(ok))
+	}
+	if len(broken) != 3 {
+		t.Errorf("bulk read: broken streams %v, want edited, cut and moved", keys(broken))
+	}
+	for _, stream := range []string{"edited", "cut", "moved"} {
+		if !errors.Is(broken[stream], eventstore.ErrChainBroken) {
+			t.Errorf("bulk read: %s: %v, want ErrChainBroken", stream, broken[stream])
+		}
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -103,7 +103,7 @@ func BenchmarkReconcile(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	engine, err := reconcile.New(reconcile.Config{Pool: pool, Corrector: cmds, FeeRates: svc,
+	engine, err := reconcile.New(reconcile.Config{Pool: pool, Streams: store, Corrector: cmds, FeeRates: svc,
 		Clients: func(ctx2 context.Context, m domain.MerchantID) (reconcile.Lister, error) { return dir.Client(ctx2, m) }})
 	if err != nil {
 		b.Fatal(err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/paymentledger/ledger/commands"
 	"github.com/paymentledger/ledger/domain"
+	"github.com/paymentledger/ledger/eventstore"
 	"github.com/paymentledger/ledger/psp/toss"
 )
 
@@ -33,9 +34,20 @@ type FeeRates interface {
 
 var _ Corrector = (*commands.Service)(nil)
 
+// Streams reads payment streams in bulk, each verified against its hash chain and head; a
+// broken stream is reported, never folded (eventstore.Postgres).
+type Streams interface {
+	ReadVerifiedMany(ctx context.Context, streams []string) (map[string][]eventstore.RecordedEvent, map[string]error, error)
+}
+
+var _ Streams = (*eventstore.Postgres)(nil)
+
 // Config holds what an Engine needs.
 type Config struct {
 	Pool *pgxpool.Pool
+	// Streams is the event store the payments are read from: the one the services write with,
+	// so that it verifies with the same chain key.
+	Streams Streams
 	// Clients returns the merchant's Toss client, with the merchant's own secret key
 	// (merchants.Directory.Client): a merchant's run sees its own transactions only.
 	Clients   func(ctx context.Context, m domain.MerchantID) (Lister, error)
@@ -67,8 +79,8 @@ const maxPageSize = 5000
 
 // New returns an Engine.
 func New(cfg Config) (*Engine, error) {
-	if cfg.Pool == nil || cfg.Clients == nil || cfg.Corrector == nil || cfg.FeeRates == nil {
-		return nil, errors.New("reconcile: a pool, Toss clients, a corrector and fee rates are required")
+	if cfg.Pool == nil || cfg.Streams == nil || cfg.Clients == nil || cfg.Corrector == nil || cfg.FeeRates == nil {
+		return nil, errors.New("reconcile: a pool, an event store, Toss clients, a corrector and fee rates are required")
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -237,7 +249,7 @@ func (e *Engine) run(ctx context.Context, req Request, w window, rep *Report) ([
 		}
 	}
 	slices.Sort(ids)
-	ours, err := loadOrders(ctx, e.cfg.Pool, m, ids, e.cfg.Chunk, func(done int) {
+	ours, err := loadOrders(ctx, e.cfg.Streams, m, ids, e.cfg.Chunk, func(done int) {
 		progress(Progress{Phase: "ledger", Done: done, Total: len(ids)})
 	})
 	if err != nil {
@@ -265,7 +277,7 @@ func (e *Engine) run(ctx context.Context, req Request, w window, rep *Report) ([
 	if req.Apply {
 		phase = time.Now()
 		passes, failures, err = e.apply(ctx, m, first, func(touched []domain.OrderID) (map[domain.OrderID]orderResult, error) {
-			again, err := loadOrders(ctx, e.cfg.Pool, m, touched, e.cfg.Chunk, nil)
+			again, err := loadOrders(ctx, e.cfg.Streams, m, touched, e.cfg.Chunk, nil)
 			if err != nil {
 				return nil, err
 			}

@@ -50,6 +50,7 @@ func newFixture(t *testing.T) *fixture {
 	var err error
 	f.engine, err = reconcile.New(reconcile.Config{
 		Pool:      f.env.Pool,
+		Streams:   f.env.Store,
 		Clients:   func(ctx context.Context, m domain.MerchantID) (reconcile.Lister, error) { return dir.Client(ctx, m) },
 		Corrector: f.env.Commands,
 		FeeRates:  f.env.Merchants,
@@ -578,7 +579,8 @@ func TestEachMerchantWithItsOwnKey(t *testing.T) {
 	}
 	var calls atomic.Int64
 	engine, err := reconcile.New(reconcile.Config{
-		Pool: env.Pool,
+		Pool:    env.Pool,
+		Streams: env.Store,
 		Clients: func(ctx context.Context, m domain.MerchantID) (reconcile.Lister, error) {
 			calls.Add(1)
 			return dir.Client(ctx, m)

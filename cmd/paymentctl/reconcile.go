@@ -119,7 +119,8 @@ func (o *operator) reconcile(ctx context.Context, only domain.MerchantID, from, 
 		return failed(err)
 	}
 	engine, err := reconcile.New(reconcile.Config{
-		Pool: env.pool,
+		Pool:    env.pool,
+		Streams: env.store,
 		Clients: func(ctx context.Context, m domain.MerchantID) (reconcile.Lister, error) {
 			return env.dir.Client(ctx, m)
 		},

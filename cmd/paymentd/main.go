@@ -365,7 +365,8 @@ func reconcileScheduler(cfg Config, pool *pgxpool.Pool, store *eventstore.Postgr
 		return nil, err
 	}
 	engine, err := reconcile.New(reconcile.Config{
-		Pool: pool,
+		Pool:    pool,
+		Streams: store,
 		Clients: func(ctx context.Context, m domain.MerchantID) (reconcile.Lister, error) {
 			psp, err := psps(ctx, m)
 			if err != nil {
