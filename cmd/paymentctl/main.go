@@ -106,7 +106,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 
 	o := &operator{load: load, stdin: stdin, stdout: stdout, stderr: stderr}
 	root.AddCommand(o.merchantsCommand(), o.keysCommand(), o.secretsCommand(), o.historyCommand(), o.balancesCommand())
-	root.AddCommand(o.reconcileCommand(), o.auditCommand())
+	root.AddCommand(o.reconcileCommand(), o.auditCommand(), o.replayCommand())
 
 	settle := &cobra.Command{Use: "settlements", Short: "Toss settlement reports"}
 	var from, to, merchant string

@@ -1,0 +1,67 @@
+package projections_test
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/paymentledger/ledger/internal/pgtest"
+	"github.com/paymentledger/ledger/projections"
+)
+
+// BenchmarkReplay replays every projection over a generated history (see history) of
+// REPLAY_BENCH_PAYMENTS payments (default 100,000: about 420,000 events) and reports events/s:
+// every event read once and folded into the three read models, all of them loaded, indexed,
+// checked and analyzed in their shadow schemas. Each iteration is one whole replay; its shadows
+// are dropped outside the timing. Run it without -race:
+//
+//	go test -run '^$' -bench BenchmarkReplay -benchtime 3x ./projections/
+func BenchmarkReplay(b *testing.B) {
+	payments := 100000
+	if s := os.Getenv("REPLAY_BENCH_PAYMENTS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			b.Fatalf("REPLAY_BENCH_PAYMENTS: %v", err)
+		}
+		payments = n
+	}
+	ctx := context.Background()
+	pool := pgtest.NewPool(b)
+	genStart := time.Now()
+	events := bulkAppend(b, pool, history(7, payments))
+	if _, err := pool.Exec(ctx, `VACUUM ANALYZE events`); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("history: %d payments, %d events, written in %s", payments, events, time.Since(genStart).Round(time.Millisecond))
+
+	var read, total time.Duration
+	for b.Loop() {
+		phaseStart, last := time.Now(), projections.ReplayPhase("")
+		res, err := projections.Replay(ctx, pool, nil, projections.ReplayOptions{Progress: func(p projections.ReplayProgress) {
+			if p.Phase != last {
+				b.Logf("%s took %s", last, time.Since(phaseStart))
+				phaseStart, last = time.Now(), p.Phase
+			}
+		}})
+		b.Logf("%s took %s", last, time.Since(phaseStart))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if res.Events != int64(events) {
+			b.Fatalf("replayed %d events of %d", res.Events, events)
+		}
+		read += res.Read
+		total += res.Elapsed
+		b.StopTimer()
+		for _, sh := range res.Shadows {
+			if err := projections.DropShadow(ctx, pool, sh.Schema); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(events)*float64(b.N)/total.Seconds(), "events/s")
+	b.ReportMetric(float64(events)*float64(b.N)/read.Seconds(), "read+fold-events/s")
+}
