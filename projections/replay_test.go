@@ -247,3 +247,218 @@ func TestShadowHasTheLiveDefinitions(t *testing.T) {
 		t.Fatalf("shadow sequence gives %d after max id %d; the live sequence is at %d (nothing projected live)", next, maxID, liveLast)
 	}
 }
+
+// TestSwapWhileRunnersRun: hand edits in the live tables are reported by Compare (table, key,
+// both rows) and repaired by Swap, while paymentd-style runners keep projecting events that
+// are appended before, during and after the replay and the swaps. Right after a swap, a
+// connection that prepared its statements on the old tables reads the new ones; afterwards the
+// runners' tables equal a fresh replay, the sequences, foreign keys and the balance trigger
+// work on the swapped-in tables, and nothing of the replay is left.
+func TestSwapWhileRunnersRun(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.NewPool(t)
+	store := eventstore.NewPostgres(pool)
+	steps := history(3, 240)
+	appendHistory(t, store, steps[:len(steps)/2])
+	stop := runAll(t, pool, store)
+	defer func() { stop() }()
+	waitAllAtHead(t, pool)
+
+	// A query connection of its own, whose prepared statements are cached on the old tables.
+	cfg := pool.Config().Copy()
+	cfg.MaxConns = 1
+	queryPool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer queryPool.Close()
+	var edited string
+	if err := pool.QueryRow(ctx, `SELECT order_id FROM payment_orders WHERE status = 'SUCCESS' ORDER BY order_id LIMIT 1`).Scan(&edited); err != nil {
+		t.Fatal(err)
+	}
+	statusOf := func() string {
+		t.Helper()
+		var s string
+		if err := queryPool.QueryRow(ctx, `SELECT status FROM payment_orders WHERE order_id = $1`, edited).Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+
+	// Hand edits: a changed row, a missing row, an extra row, a changed amount.
+	for _, sql := range []string{
+		`UPDATE payment_orders SET status = 'BOGUS' WHERE order_id = '` + edited + `'`,
+		`DELETE FROM payment_order_lines WHERE (order_id, line_id) = (SELECT order_id, line_id FROM payment_order_lines ORDER BY 1, 2 LIMIT 1)`,
+		`INSERT INTO merchants (merchant_id, name, mode, registered_at, updated_at, version) VALUES ('m-ghost', 'Ghost', 'test', now(), now(), 1)`,
+		`UPDATE wallet_movements SET amount = amount + 1 WHERE id = (SELECT min(id) FROM wallet_movements)`,
+	} {
+		if _, err := pool.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s := statusOf(); s != "BOGUS" {
+		t.Fatalf("status %s before the swap", s)
+	}
+
+	waitReadable(t, pool, store)
+	res, err := projections.Replay(ctx, pool, nil, projections.ReplayOptions{PageSize: 500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The live projections move past the shadows: Compare and Swap must bring them along.
+	third := len(steps) / 2
+	appendHistory(t, store, steps[third:third+len(steps)/4])
+	waitAllAtHead(t, pool)
+
+	want := map[string]string{ // table → what must be reported
+		"payment_orders":      "status",
+		"payment_order_lines": "missing live",
+		"merchants":           "missing replay",
+		"wallet_movements":    "amount",
+	}
+	for _, sh := range res.Shadows {
+		c := compare(t, pool, sh.Schema)
+		if c.Position != logHead(t, pool) {
+			t.Errorf("%s compared at %s, not at the live checkpoint %s", sh.Projection, c.Position, logHead(t, pool))
+		}
+		for _, tc := range c.Tables {
+			w, edited := want[tc.Table]
+			if !edited {
+				if tc.Differing != 0 {
+					t.Errorf("%s: %d unexpected differences: %+v", tc.Table, tc.Differing, tc.Differences)
+				}
+				continue
+			}
+			// An edited movement may have spread: a payout the runner booked after the edit
+			// moves the edited amount.
+			if tc.Differing != 1 && tc.Table != "wallet_movements" || tc.Differing == 0 || int64(len(tc.Differences)) != tc.Differing {
+				t.Errorf("%s: %d differences, want the edit: %+v", tc.Table, tc.Differing, tc.Differences)
+				continue
+			}
+			for _, d := range tc.Differences {
+				switch {
+				case d.Key == "" || d.Table != tc.Table:
+					t.Errorf("%s: difference without its key: %+v", tc.Table, d)
+				case w == "missing live" && (d.Live != "" || d.Shadow == ""):
+					t.Errorf("%s: want the row missing live: %+v", tc.Table, d)
+				case w == "missing replay" && (d.Live == "" || d.Shadow != "" || !strings.Contains(d.Live, "Ghost")):
+					t.Errorf("%s: want the ghost row missing from the replay: %+v", tc.Table, d)
+				case !strings.HasPrefix(w, "missing") && !slices.Equal(d.Columns, []string{w}):
+					t.Errorf("%s: want %s to differ: %+v", tc.Table, w, d)
+				}
+			}
+		}
+	}
+
+	// Swap with events arriving all along.
+	appending := make(chan struct{})
+	go func() {
+		defer close(appending)
+		appendHistory(t, store, steps[third+len(steps)/4:])
+	}()
+	var maxEntry int64
+	for _, sh := range res.Shadows {
+		if sh.Projection == projections.LedgerName {
+			if err := pool.QueryRow(ctx, `SELECT max(id) FROM `+sh.Schema+`.journal_entries`).Scan(&maxEntry); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := projections.Swap(ctx, pool, sh.Schema); err != nil {
+			t.Fatal(err)
+		}
+		if sh.Projection == projections.PaymentOrdersName {
+			if s := statusOf(); s != "SUCCESS" && s != "PARTIALLY_CANCELED" && s != "CANCELED" {
+				t.Fatalf("right after the swap, the cached statement reads status %s", s)
+			}
+		}
+	}
+	<-appending
+	waitAllAtHead(t, pool)
+	stop()
+	stop = func() {}
+
+	if left := shadowSchemas(t, pool); len(left) != 0 {
+		t.Fatalf("left behind: %v", left)
+	}
+	comparisons, err := projections.Verify(ctx, pool, nil, projections.VerifyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range comparisons {
+		if c.Differing() != 0 {
+			t.Errorf("%s after the swap: %+v", c.Projection, c.Differences())
+		}
+	}
+	if left := shadowSchemas(t, pool); len(left) != 0 {
+		t.Fatalf("Verify left behind: %v", left)
+	}
+
+	// The swapped-in tables: their own sequence (past the replayed ids, used by the runner
+	// since), foreign keys between them, the balance trigger.
+	var seq, fkTarget string
+	var newer int
+	if err := pool.QueryRow(ctx, `SELECT pg_get_serial_sequence('journal_entries', 'id'),
+		(SELECT confrelid::regclass::text FROM pg_constraint WHERE conname = 'postings_entry_id_fkey'),
+		(SELECT count(*) FROM journal_entries WHERE id > $1)`, maxEntry).Scan(&seq, &fkTarget, &newer); err != nil {
+		t.Fatal(err)
+	}
+	if seq != "public.journal_entries_id_seq" || fkTarget != "journal_entries" || newer == 0 {
+		t.Errorf("sequence %s, postings reference %s, %d entries written by the runner after the swap", seq, fkTarget, newer)
+	}
+	_, err = pool.Exec(ctx, `INSERT INTO postings (entry_id, merchant_id, account, account_type, debit, credit, currency, occurred_at)
+		SELECT id, merchant_id, 'psp_fees:toss', 'expense', 1, 0, currency, occurred_at FROM journal_entries LIMIT 1`)
+	if err == nil || !strings.Contains(err.Error(), "unbalanced") {
+		t.Errorf("an unbalancing posting after the swap: %v, want the trigger's refusal", err)
+	}
+}
+
+// TestSwapWhenTheLiveProjectionIsBehind: paymentd is down while events arrive. Compare brings
+// the live tables up to the shadow inside a transaction it rolls back (nothing changes), and
+// Swap moves the checkpoint to the shadow's position: the runners, started again, go on from
+// there.
+func TestSwapWhenTheLiveProjectionIsBehind(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.NewPool(t)
+	store := eventstore.NewPostgres(pool)
+	steps := history(4, 90)
+	appendHistory(t, store, steps[:len(steps)/2])
+	stop := runAll(t, pool, store)
+	waitAllAtHead(t, pool)
+	stop()
+	behind := logHead(t, pool)
+	appendHistory(t, store, steps[len(steps)/2:len(steps)*3/4])
+	waitReadable(t, pool, store)
+
+	res, err := projections.Replay(ctx, pool, nil, projections.ReplayOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sh := range res.Shadows {
+		if c := compare(t, pool, sh.Schema); c.Differing() != 0 || c.Position != res.Position {
+			t.Errorf("%s: %d differences at %s: %+v", sh.Projection, c.Differing(), c.Position, c.Differences())
+		}
+		if pos, err := projections.Checkpoint(ctx, pool, sh.Projection); err != nil || pos != behind {
+			t.Fatalf("Compare moved %s's checkpoint to %s (%v)", sh.Projection, pos, err)
+		}
+		sr, err := projections.Swap(ctx, pool, sh.Schema)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sr.Position != res.Position {
+			t.Errorf("%s resumes from %s, want the shadow's %s", sh.Projection, sr.Position, res.Position)
+		}
+	}
+	stop = runAll(t, pool, store)
+	appendHistory(t, store, steps[len(steps)*3/4:])
+	waitAllAtHead(t, pool)
+	stop()
+	comparisons, err := projections.Verify(ctx, pool, nil, projections.VerifyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range comparisons {
+		if c.Differing() != 0 {
+			t.Errorf("%s: %+v", c.Projection, c.Differences())
+		}
+	}
+}
