@@ -26,6 +26,7 @@ type copyTable struct {
 
 // memoryModel is a read model folded in memory.
 type memoryModel interface {
+	// copyTables returns the tables' rows, but those already handed to the replay's send.
 	copyTables() []copyTable
 }
 
@@ -94,6 +95,40 @@ func (m *memPaymentOrders) copyTables() []copyTable {
 	}
 }
 
+// appendOnly holds rows of a table whose rows never change once written (journal entries,
+// postings, wallet movements: most of the ledger's rows). With send set, every full chunk is
+// handed to send (the replay COPYs it while the fold goes on) and forgotten: the fold keeps
+// only what its rules read back.
+type appendOnly[T any] struct {
+	table   string
+	columns []string
+	values  func(*T) []any
+	send    func(copyTable) error
+	rows    []T
+}
+
+// appendChunk is the rows per chunk handed on.
+const appendChunk = 20000
+
+func (a *appendOnly[T]) add(r T) error {
+	if a.rows == nil {
+		a.rows = make([]T, 0, appendChunk)
+	}
+	a.rows = append(a.rows, r)
+	if a.send == nil || len(a.rows) < appendChunk {
+		return nil
+	}
+	t := a.pending()
+	a.rows = nil
+	return a.send(t)
+}
+
+// pending is the rows not handed on yet.
+func (a *appendOnly[T]) pending() copyTable {
+	rows := a.rows
+	return copyTable{table: a.table, columns: a.columns, n: len(rows), row: func(i int) []any { return a.values(&rows[i]) }}
+}
+
 type memLedger struct {
 	rates     map[domain.MerchantID]*ledgerRateRow
 	rateOrder []*ledgerRateRow
@@ -101,11 +136,23 @@ type memLedger struct {
 	orderList []*memLedgerOrder
 	nLines    int
 	entryIDs  map[entryKey]int64
-	entries   []journalEntryRow // entries[i].ID == i+1
-	postings  []postingRow
-	postingOf []int64 // the entry id of each posting
-	wallet    []walletMovementRow
-	byTx      map[orderTx][]int32 // indexes into wallet
+	nEntries  int64
+	nPostings int64
+	nWallet   int64
+	entries   appendOnly[journalEntryRow]
+	postings  appendOnly[memPosting]
+	wallet    appendOnly[memMovement]
+	byTx      map[orderTx][]walletMovementRow // what movements reads back
+}
+
+type memPosting struct {
+	id, entry int64
+	row       postingRow
+}
+
+type memMovement struct {
+	id  int64
+	row walletMovementRow
 }
 
 type memLedgerOrder struct {
@@ -125,9 +172,18 @@ type orderTx struct {
 
 var _ ledgerStore = (*memLedger)(nil)
 
-func newMemLedger() *memLedger {
+// newMemLedger returns an empty ledger; send, if not nil, takes the append-only tables' rows
+// chunk by chunk.
+func newMemLedger(send func(copyTable) error) *memLedger {
 	return &memLedger{rates: map[domain.MerchantID]*ledgerRateRow{}, orders: map[domain.OrderID]*memLedgerOrder{},
-		entryIDs: map[entryKey]int64{}, byTx: map[orderTx][]int32{}}
+		entryIDs: map[entryKey]int64{}, byTx: map[orderTx][]walletMovementRow{},
+		entries: appendOnly[journalEntryRow]{table: "journal_entries", columns: append([]string{"id"}, columnList(journalEntryColumns)...), send: send,
+			values: func(e *journalEntryRow) []any { return append([]any{e.ID}, e.values()...) }},
+		postings: appendOnly[memPosting]{table: "postings", columns: append([]string{"id", "entry_id"}, columnList(postingColumns)...), send: send,
+			values: func(p *memPosting) []any { return append([]any{p.id, p.entry}, p.row.values()...) }},
+		wallet: appendOnly[memMovement]{table: "wallet_movements", columns: append([]string{"id"}, columnList(walletMovementColumns)...), send: send,
+			values: func(m *memMovement) []any { return append([]any{m.id}, m.row.values()...) }},
+	}
 }
 
 func (m *memLedger) rate(_ context.Context, merchant domain.MerchantID) (decimal.Decimal, error) {
@@ -185,32 +241,35 @@ func (m *memLedger) insertEntry(_ context.Context, e journalEntryRow, postings [
 	if _, ok := m.entryIDs[k]; ok {
 		return 0, false, nil
 	}
-	e.ID = int64(len(m.entries)) + 1
+	m.nEntries++
+	e.ID = m.nEntries
 	m.entryIDs[k] = e.ID
-	m.entries = append(m.entries, e)
-	for range postings {
-		m.postingOf = append(m.postingOf, e.ID)
+	if err := m.entries.add(e); err != nil {
+		return 0, false, err
 	}
-	m.postings = append(m.postings, postings...)
+	for _, p := range postings {
+		m.nPostings++
+		if err := m.postings.add(memPosting{id: m.nPostings, entry: e.ID, row: p}); err != nil {
+			return 0, false, err
+		}
+	}
 	return e.ID, true, nil
 }
 
 func (m *memLedger) movements(_ context.Context, id domain.OrderID, txKey string) ([]walletMovementRow, error) {
-	idx := m.byTx[orderTx{id, txKey}]
-	out := make([]walletMovementRow, len(idx))
-	for i, j := range idx {
-		out[i] = m.wallet[j]
-	}
-	return out, nil
+	return append([]walletMovementRow(nil), m.byTx[orderTx{id, txKey}]...), nil
 }
 
 func (m *memLedger) insertMovements(_ context.Context, ms []walletMovementRow) error {
 	for _, w := range ms {
 		if w.TransactionKey != nil {
 			k := orderTx{w.OrderID, *w.TransactionKey}
-			m.byTx[k] = append(m.byTx[k], int32(len(m.wallet)))
+			m.byTx[k] = append(m.byTx[k], w)
 		}
-		m.wallet = append(m.wallet, w)
+		m.nWallet++
+		if err := m.wallet.add(memMovement{id: m.nWallet, row: w}); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -234,12 +293,9 @@ func (m *memLedger) copyTables() []copyTable {
 			row: func(i int) []any { return m.orderList[i].row.values() }},
 		{table: "ledger_order_lines", columns: columnList(ledgerOrderLineColumns), n: len(lines),
 			row: func(i int) []any { return ledgerOrderLineValues(lines[i].id, lines[i].seq, *lines[i].l) }},
-		{table: "journal_entries", columns: append([]string{"id"}, columnList(journalEntryColumns)...), n: len(m.entries),
-			row: func(i int) []any { return append([]any{m.entries[i].ID}, m.entries[i].values()...) }},
-		{table: "postings", columns: append([]string{"id", "entry_id"}, columnList(postingColumns)...), n: len(m.postings),
-			row: func(i int) []any { return append([]any{int64(i) + 1, m.postingOf[i]}, m.postings[i].values()...) }},
-		{table: "wallet_movements", columns: append([]string{"id"}, columnList(walletMovementColumns)...), n: len(m.wallet),
-			row: func(i int) []any { return append([]any{int64(i) + 1}, m.wallet[i].values()...) }},
+		m.entries.pending(),
+		m.postings.pending(),
+		m.wallet.pending(),
 	}
 }
 

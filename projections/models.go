@@ -19,8 +19,8 @@ type readModel struct {
 	// cannot read, as a replay must too).
 	decodes func(eventstore.RecordedEvent) bool
 	// newFold returns an empty in-memory read model and the function that applies one decoded
-	// event to it.
-	newFold func() (memoryModel, func(context.Context, eventstore.RecordedEvent, domain.Event) error)
+	// event to it; send takes the rows of append-only tables as they pile up (see appendOnly).
+	newFold func(send func(copyTable) error) (memoryModel, func(context.Context, eventstore.RecordedEvent, domain.Event) error)
 	// tables are the read model's tables, referenced tables before those that reference them.
 	tables []tableSpec
 	// checks are queries over the shadow (schema as %[1]s) that must return no row once it is
@@ -55,7 +55,7 @@ var readModels = []readModel{
 	{
 		proj:    PaymentOrders{},
 		decodes: all,
-		newFold: func() (memoryModel, func(context.Context, eventstore.RecordedEvent, domain.Event) error) {
+		newFold: func(func(copyTable) error) (memoryModel, func(context.Context, eventstore.RecordedEvent, domain.Event) error) {
 			m := newMemPaymentOrders()
 			return m, func(ctx context.Context, r eventstore.RecordedEvent, e domain.Event) error {
 				return applyPaymentOrders(ctx, m, r, e)
@@ -69,8 +69,8 @@ var readModels = []readModel{
 	{
 		proj:    Ledger{},
 		decodes: all,
-		newFold: func() (memoryModel, func(context.Context, eventstore.RecordedEvent, domain.Event) error) {
-			m := newMemLedger()
+		newFold: func(send func(copyTable) error) (memoryModel, func(context.Context, eventstore.RecordedEvent, domain.Event) error) {
+			m := newMemLedger(send)
 			return m, func(ctx context.Context, r eventstore.RecordedEvent, e domain.Event) error {
 				return applyLedger(ctx, m, r, e)
 			}
@@ -97,7 +97,7 @@ var readModels = []readModel{
 	{
 		proj:    Merchants{},
 		decodes: merchantsDecodes,
-		newFold: func() (memoryModel, func(context.Context, eventstore.RecordedEvent, domain.Event) error) {
+		newFold: func(func(copyTable) error) (memoryModel, func(context.Context, eventstore.RecordedEvent, domain.Event) error) {
 			m := newMemMerchants()
 			return m, func(ctx context.Context, r eventstore.RecordedEvent, e domain.Event) error {
 				return applyMerchants(ctx, m, r, e)

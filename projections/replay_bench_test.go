@@ -3,6 +3,7 @@ package projections_test
 import (
 	"context"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"testing"
 	"time"
@@ -15,7 +16,8 @@ import (
 // REPLAY_BENCH_PAYMENTS payments (default 100,000: about 420,000 events) and reports events/s:
 // every event read once and folded into the three read models, all of them loaded, indexed,
 // checked and analyzed in their shadow schemas. Each iteration is one whole replay; its shadows
-// are dropped outside the timing. Run it without -race:
+// are dropped outside the timing. It runs with the garbage collector setting paymentctl replay
+// uses (ReplayGCPercent, unless GOGC is set). Run it without -race:
 //
 //	go test -run '^$' -bench BenchmarkReplay -benchtime 3x ./projections/
 func BenchmarkReplay(b *testing.B) {
@@ -26,6 +28,9 @@ func BenchmarkReplay(b *testing.B) {
 			b.Fatalf("REPLAY_BENCH_PAYMENTS: %v", err)
 		}
 		payments = n
+	}
+	if os.Getenv("GOGC") == "" {
+		defer debug.SetGCPercent(debug.SetGCPercent(projections.ReplayGCPercent))
 	}
 	ctx := context.Background()
 	pool := pgtest.NewPool(b)

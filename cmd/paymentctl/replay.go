@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -61,6 +62,10 @@ them; 1 when rows differ (they are printed) or the replay failed.`,
 }
 
 func (o *operator) replay(ctx context.Context, projection string, swap, keep bool, limit int) (err error) {
+	// The runtime reads GOGC from the process environment, not from getenv.
+	if os.Getenv("GOGC") == "" {
+		defer debug.SetGCPercent(debug.SetGCPercent(projections.ReplayGCPercent))
+	}
 	cfg, err := o.load(ctx)
 	if err != nil {
 		return err
