@@ -90,8 +90,8 @@ type ReplayOptions struct {
 	PageSize int
 	// CopyChunk is the number of rows per COPY transaction (default 50,000).
 	CopyChunk int
-	// Progress, if set, is called after every page read, every chunk loaded and every statement
-	// of the finish, from Replay's goroutine.
+	// Progress, if set, is called after every page read, a few times a second during the load
+	// and after every statement of the finish, from one goroutine at a time.
 	Progress func(ReplayProgress)
 }
 
@@ -253,8 +253,8 @@ func foldLog(ctx context.Context, pool *pgxpool.Pool, builds []*build, pageSize 
 		return 0, eventstore.Start, fmt.Errorf("projections: replay: count events: %w", err)
 	}
 
-	// Three stages, so that the database and both cores are kept busy: one goroutine reads
-	// pages, one decodes them, one folds them, in log order.
+	// Stages, so that the database and both cores are kept busy: one goroutine reads pages,
+	// one decodes them, one per projection folds them, in log order.
 	pages := make(chan []eventstore.RecordedEvent, 2)
 	decodedPages := make(chan []decodedEvent, 2)
 	g, gctx := errgroup.WithContext(ctx)
@@ -301,13 +301,35 @@ func foldLog(ctx context.Context, pool *pgxpool.Pool, builds []*build, pageSize 
 		}
 		return nil
 	})
+	// Each projection folds in a goroutine of its own, over the same decoded pages (read only).
+	folds := make([]chan []decodedEvent, len(builds))
+	for i, b := range builds {
+		folds[i] = make(chan []decodedEvent, 2)
+		g.Go(func() error {
+			for page := range folds[i] {
+				for _, d := range page {
+					if err := foldEvent(gctx, b, d); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+	}
 	var n int64
 	pos := eventstore.Start
 	g.Go(func() error {
+		defer func() {
+			for _, c := range folds {
+				close(c)
+			}
+		}()
 		for page := range decodedPages {
-			for _, d := range page {
-				if err := foldEvent(gctx, builds, d); err != nil {
-					return err
+			for _, c := range folds {
+				select {
+				case c <- page:
+				case <-gctx.Done():
+					return gctx.Err()
 				}
 			}
 			n += int64(len(page))
@@ -330,19 +352,17 @@ type decodedEvent struct {
 	err error
 }
 
-// foldEvent applies d to every build whose projection reads it.
-func foldEvent(ctx context.Context, builds []*build, d decodedEvent) error {
+// foldEvent applies d to the build if its projection reads it.
+func foldEvent(ctx context.Context, b *build, d decodedEvent) error {
 	r := d.r
+	if !b.model.decodes(r) {
+		return nil
+	}
 	if d.err != nil {
 		return fmt.Errorf("projections: replay %s %s v%d at %s: %w", r.Type, r.StreamID, r.Version, r.Position, d.err)
 	}
-	for _, b := range builds {
-		if !b.model.decodes(r) {
-			continue
-		}
-		if err := b.apply(ctx, r, d.e); err != nil {
-			return fmt.Errorf("projections: replay %s: apply %s %s v%d at %s: %w", b.model.proj.Name(), r.Type, r.StreamID, r.Version, r.Position, err)
-		}
+	if err := b.apply(ctx, r, d.e); err != nil {
+		return fmt.Errorf("projections: replay %s: apply %s %s v%d at %s: %w", b.model.proj.Name(), r.Type, r.StreamID, r.Version, r.Position, err)
 	}
 	return nil
 }
