@@ -242,8 +242,10 @@ type SwapResult struct {
 	CaughtUp   int                 // events applied to the shadow after the replay, before it went live
 }
 
-// Swap makes a shadow left by Replay the live read model: in one transaction it moves the live
-// tables out and the shadow's in and sets the projection's checkpoint, while paymentd keeps
+// Swap makes a shadow left by Replay the live read model. It first builds what the shadow lacks
+// to go live (every index, foreign key and trigger of the live tables, statistics) and applies
+// to it the events the live projection has applied since the replay; then in one transaction it
+// moves the live tables out and the shadow's in and sets the projection's checkpoint, while paymentd keeps
 // serving (queries wait for the swap's locks, for as long as it takes to apply the few events
 // the shadow lacks; each wait for the locks is bounded by lockTimeout and retried). Then it
 // drops the old tables and the shadow schema.
@@ -259,7 +261,7 @@ func Swap(ctx context.Context, pool *pgxpool.Pool, shadow string) (SwapResult, e
 	if err := checkDependents(ctx, pool, m, live); err != nil {
 		return res, err
 	}
-	if res.CaughtUp, err = catchUpShadow(ctx, pool, m, shadow, st); err != nil {
+	if err := ensureComplete(ctx, pool, m, live, shadow); err != nil {
 		return res, err
 	}
 	// Statistics before the tables serve queries (a replay leaves them out: a shadow that is
@@ -268,6 +270,9 @@ func Swap(ctx context.Context, pool *pgxpool.Pool, shadow string) (SwapResult, e
 		if _, err := pool.Exec(ctx, `ANALYZE `+ident(shadow, t.name)); err != nil {
 			return res, fmt.Errorf("projections: analyze %s.%s: %w", shadow, t.name, err)
 		}
+	}
+	if res.CaughtUp, err = catchUpShadow(ctx, pool, m, shadow, st); err != nil {
+		return res, err
 	}
 	archive := strings.Replace(shadow, shadowPrefix, shadowPrefix+"old_", 1)
 	for attempt := 1; ; attempt++ {

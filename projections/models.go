@@ -23,6 +23,9 @@ type readModel struct {
 	newFold func(send func(copyTable) error) (memoryModel, func(context.Context, eventstore.RecordedEvent, domain.Event) error)
 	// tables are the read model's tables, referenced tables before those that reference them.
 	tables []tableSpec
+	// lookups name the indexes, besides the unique ones, that the projection's SQL store reads
+	// by: a shadow has them from the start, so that events can be applied to it (shadowDDL).
+	lookups []string
 	// checks are queries over the shadow (schema as %[1]s) that must return no row once it is
 	// loaded: what triggers would have checked row by row had they been on during the load.
 	checks []check
@@ -86,6 +89,7 @@ var readModels = []readModel{
 			{name: "wallet_movements", from: `%[1]s.wallet_movements t JOIN %[1]s.journal_entries e ON e.id = t.entry_id`,
 				key: `e.event_id, e.kind, t.seller_id, t.line_id, t.bucket`, content: entryRef},
 		},
+		lookups: []string{"wallet_movements_tx"}, // sqlLedger.movements
 		// The deferred trigger of migrations 0005 and 0008, over every entry at once.
 		checks: []check{{what: "unbalanced journal entries", query: `
 			SELECT e.id FROM %[1]s.journal_entries e LEFT JOIN %[1]s.postings p ON p.entry_id = e.id

@@ -90,6 +90,11 @@ type ReplayOptions struct {
 	PageSize int
 	// CopyChunk is the number of rows per COPY transaction (default 50,000).
 	CopyChunk int
+	// Complete builds every definition of the live tables into the shadows (see shadowDDL):
+	// for a shadow that is to be kept or swapped. Without it the shadows have the keys and
+	// lookup indexes the projections' SQL needs, which is all Compare needs; Swap builds the
+	// rest before it takes its locks.
+	Complete bool
 	// Progress, if set, is called after every page read, a few times a second during the load
 	// and after every statement of the finish, from one goroutine at a time.
 	Progress func(ReplayProgress)
@@ -211,7 +216,7 @@ func Replay(ctx context.Context, pool *pgxpool.Pool, projections []string, opts 
 
 	finishStart := time.Now()
 	st := replayState{position: res.Position, replayed: res.Position, events: res.Events}
-	if err := finishShadows(ctx, pool, builds, st, func(done, total int) {
+	if err := finishShadows(ctx, pool, builds, st, opts.Complete, func(done, total int) {
 		progress(PhaseFinish, int64(done), int64(total), finishStart)
 	}); err != nil {
 		return res, err

@@ -169,15 +169,15 @@ func TestReplayEqualsTheRunners(t *testing.T) {
 	}
 }
 
-// TestShadowHasTheLiveDefinitions: the shadow tables carry the live tables' columns, keys,
-// indexes, foreign keys (to the shadow copies), triggers and sequences of their own.
+// TestShadowHasTheLiveDefinitions: a complete shadow's tables carry the live tables' columns,
+// keys, indexes, foreign keys (to the shadow copies), triggers and sequences of their own.
 func TestShadowHasTheLiveDefinitions(t *testing.T) {
 	ctx := context.Background()
 	pool := pgtest.NewPool(t)
 	store := eventstore.NewPostgres(pool)
 	appendHistory(t, store, history(2, 30))
 	waitReadable(t, pool, store)
-	res, err := projections.Replay(ctx, pool, []string{"ledger"}, projections.ReplayOptions{})
+	res, err := projections.Replay(ctx, pool, []string{"ledger"}, projections.ReplayOptions{Complete: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -29,7 +30,8 @@ import (
 //   - after the load: every index (those of primary keys and unique constraints too, which
 //     then become constraints USING INDEX), foreign keys between the read model's tables
 //     (pointing at the shadow copies), the triggers (the ledger's deferred balance check, which
-//     a check query stands in for over the loaded rows), the owner and the grants.
+//     a check query stands in for over the loaded rows), the owner and the grants; the keys
+//     always, the rest when the shadow is to go live (shadowDDL).
 //
 // Building indexes after the load is several times faster than maintaining them row by row.
 // Because index, constraint and sequence names are per schema, the shadow objects carry the live
@@ -88,6 +90,7 @@ func createShadow(ctx context.Context, pool *pgxpool.Pool, m *readModel, live, s
 			position          text        NOT NULL, -- the log position the tables reflect
 			replayed_position text        NOT NULL, -- the last event the replay itself read
 			events            bigint      NOT NULL,
+			complete          boolean     NOT NULL, -- every definition built (shadowDDL)
 			replayed_at       timestamptz NOT NULL DEFAULT now())`); err != nil {
 			return err
 		}
@@ -152,47 +155,33 @@ func serialSequences(ctx context.Context, q querier, schema, table string) ([]se
 	})
 }
 
-// shadowDDL is what the shadow's tables get after the load, read from the live tables.
+// shadowDDL is what the shadow's tables get after the load, read from the live tables, in two
+// parts. The keys are what the projection's own SQL needs to apply events to the shadow (Compare
+// and Swap bring it up to the live checkpoint that way): the unique indexes (ON CONFLICT, lookups
+// by key) and the read model's lookup indexes, with their constraints and the sequences'
+// positions; every replay builds them. The rest (the other indexes, foreign keys, triggers,
+// owner and grants, the checks) is what the tables need to go live: a shadow that is only
+// compared and dropped never needs it, so it is built when asked (ReplayOptions.Complete) or by
+// Swap.
 type shadowDDL struct {
-	// indexes are CREATE INDEX statements, those of the primary keys and unique constraints
-	// included: they take only a SHARE lock, so several build at once, on one table too.
-	indexes []ddlStatement
-	// after the indexes: constraints on them (USING INDEX, instant), foreign keys, triggers,
-	// owner, grants and sequence positions, in that order.
-	after []string
+	keyIndexes, indexes []ddlStatement
+	keys, rest          []string
 }
 
+// ddlStatement is a CREATE INDEX: it takes only a SHARE lock, so several build at once, even on
+// one table; the biggest tables start first.
 type ddlStatement struct {
 	sql  string
-	rows int // the table's rows: the longest builds start first
+	size int64 // the table's size in bytes
 }
 
-// finishShadows gives every build's loaded tables their indexes (two at a time, biggest table
-// first: the database builds one per core), then their constraints, foreign keys, triggers,
-// owner and grants, moves their sequences past the loaded ids, runs the read models' checks
-// and records the position. Each statement commits on its own: an index build is the longest
-// transaction of a replay, and an open write transaction holds back every reader of the event
-// log (eventstore.Postgres). ANALYZE is left to Swap: a shadow that is only compared never needs
-// statistics.
-func finishShadows(ctx context.Context, pool *pgxpool.Pool, builds []*build, st replayState, progress func(done, total int)) error {
-	ddls := make([]shadowDDL, len(builds))
-	var indexes []ddlStatement
-	total := 0
-	for i, b := range builds {
-		rows := map[string]int{}
-		for _, t := range b.mem.copyTables() {
-			rows[t.table] = t.n
-		}
-		d, err := readShadowDDL(ctx, pool, b.model, b.live, b.schema, rows)
-		if err != nil {
-			return fmt.Errorf("projections: read the definitions of %s: %w", b.model.proj.Name(), err)
-		}
-		ddls[i] = d
-		indexes = append(indexes, d.indexes...)
-		total += len(d.indexes) + len(d.after) + len(b.model.checks) + 1
-	}
-	slices.SortStableFunc(indexes, func(a, b ddlStatement) int { return b.rows - a.rows })
-	done := 0
+// runDDL builds the indexes two at a time (the database builds one per core), then runs the
+// statements in order, each committing on its own: an index build is the longest transaction
+// of a replay, and an open write transaction holds back every reader of the event log
+// (eventstore.Postgres). progress is told of each statement done.
+func runDDL(ctx context.Context, pool *pgxpool.Pool, indexes []ddlStatement, after []string, progress func()) error {
+	indexes = slices.Clone(indexes)
+	slices.SortStableFunc(indexes, func(a, b ddlStatement) int { return cmp.Compare(b.size, a.size) })
 	exec := func(ctx context.Context, sql string) error {
 		if _, err := pool.Exec(ctx, sql); err != nil {
 			return fmt.Errorf("projections: finish shadow: %s: %w", firstLine(sql), err)
@@ -221,8 +210,7 @@ func finishShadows(ctx context.Context, pool *pgxpool.Pool, builds []*build, st 
 	for waiting := true; waiting; {
 		select {
 		case <-dones:
-			done++
-			progress(done, total)
+			progress()
 		case err := <-finished:
 			if err != nil {
 				return err
@@ -230,38 +218,102 @@ func finishShadows(ctx context.Context, pool *pgxpool.Pool, builds []*build, st 
 			waiting = false
 		}
 	}
-	for i, b := range builds {
-		for _, sql := range ddls[i].after {
-			if err := exec(ctx, sql); err != nil {
-				return err
-			}
-			done++
-			progress(done, total)
+	for _, sql := range after {
+		if err := exec(ctx, sql); err != nil {
+			return err
 		}
-		for _, c := range b.model.checks {
-			rows, err := pool.Query(ctx, fmt.Sprintf(c.query, ident(b.schema)))
-			if err != nil {
-				return fmt.Errorf("projections: check %s of %s: %w", c.what, b.schema, err)
-			}
-			bad, err := pgx.CollectRows(rows, pgx.RowTo[any])
-			if err != nil {
-				return fmt.Errorf("projections: check %s of %s: %w", c.what, b.schema, err)
-			}
-			if len(bad) > 0 {
-				return fmt.Errorf("projections: shadow %s has %s: %v", b.schema, c.what, bad)
-			}
-			done++
-			progress(done, total)
-		}
-		_, err := pool.Exec(ctx, `INSERT INTO `+ident(b.schema, "replay_state")+` (projection, position, replayed_position, events)
-			VALUES ($1, $2, $2, $3)`, b.model.proj.Name(), st.position.String(), st.events)
+		progress()
+	}
+	return nil
+}
+
+// finishShadows gives every build's loaded tables their keys (and, when complete, the rest:
+// see shadowDDL) and records the position.
+func finishShadows(ctx context.Context, pool *pgxpool.Pool, builds []*build, st replayState, complete bool, progress func(done, total int)) error {
+	var indexes []ddlStatement
+	var after []string
+	var rests []shadowDDL
+	total := 0
+	for _, b := range builds {
+		d, err := readShadowDDL(ctx, pool, b.model, b.live, b.schema)
 		if err != nil {
-			return fmt.Errorf("projections: record the position of %s: %w", b.schema, err)
+			return fmt.Errorf("projections: read the definitions of %s: %w", b.model.proj.Name(), err)
 		}
+		indexes = append(indexes, d.keyIndexes...)
+		after = append(after, d.keys...)
+		total += len(d.keyIndexes) + len(d.keys) + 1
+		if complete {
+			rests = append(rests, d)
+			total += len(d.indexes) + len(d.rest) + len(b.model.checks)
+		}
+	}
+	done := 0
+	step := func() {
 		done++
 		progress(done, total)
 	}
+	if err := runDDL(ctx, pool, indexes, after, step); err != nil {
+		return err
+	}
+	for i, b := range builds {
+		if complete {
+			if err := completeShadow(ctx, pool, b.model, b.schema, rests[i], step); err != nil {
+				return err
+			}
+		}
+		_, err := pool.Exec(ctx, `INSERT INTO `+ident(b.schema, "replay_state")+` (projection, position, replayed_position, events, complete)
+			VALUES ($1, $2, $2, $3, $4)`, b.model.proj.Name(), st.position.String(), st.events, complete)
+		if err != nil {
+			return fmt.Errorf("projections: record the position of %s: %w", b.schema, err)
+		}
+		step()
+	}
 	return nil
+}
+
+// completeShadow builds the rest of a shadow's definitions (shadowDDL) and runs the read
+// model's checks: what the triggers would have checked row by row had they been there during
+// the load.
+func completeShadow(ctx context.Context, pool *pgxpool.Pool, m *readModel, shadow string, d shadowDDL, step func()) error {
+	if err := runDDL(ctx, pool, d.indexes, d.rest, step); err != nil {
+		return err
+	}
+	for _, c := range m.checks {
+		rows, err := pool.Query(ctx, fmt.Sprintf(c.query, ident(shadow)))
+		if err != nil {
+			return fmt.Errorf("projections: check %s of %s: %w", c.what, shadow, err)
+		}
+		bad, err := pgx.CollectRows(rows, pgx.RowTo[any])
+		if err != nil {
+			return fmt.Errorf("projections: check %s of %s: %w", c.what, shadow, err)
+		}
+		if len(bad) > 0 {
+			return fmt.Errorf("projections: shadow %s has %s: %v", shadow, c.what, bad)
+		}
+		step()
+	}
+	return nil
+}
+
+// ensureComplete completes a shadow left by a replay that did not (Swap needs every
+// definition).
+func ensureComplete(ctx context.Context, pool *pgxpool.Pool, m *readModel, live, shadow string) error {
+	var complete bool
+	if err := pool.QueryRow(ctx, `SELECT complete FROM `+ident(shadow, "replay_state")).Scan(&complete); err != nil {
+		return fmt.Errorf("projections: %s: %w", shadow, err)
+	}
+	if complete {
+		return nil
+	}
+	d, err := readShadowDDL(ctx, pool, m, live, shadow)
+	if err != nil {
+		return fmt.Errorf("projections: read the definitions of %s: %w", m.proj.Name(), err)
+	}
+	if err := completeShadow(ctx, pool, m, shadow, d, func() {}); err != nil {
+		return err
+	}
+	_, err = pool.Exec(ctx, `UPDATE `+ident(shadow, "replay_state")+` SET complete = true`)
+	return err
 }
 
 func firstLine(s string) string {
@@ -274,9 +326,9 @@ func firstLine(s string) string {
 
 // readShadowDDL reads from the catalog what the live tables have beyond columns, and returns
 // the statements that give the same to the shadow tables.
-func readShadowDDL(ctx context.Context, pool *pgxpool.Pool, m *readModel, live, shadow string, rows map[string]int) (shadowDDL, error) {
+func readShadowDDL(ctx context.Context, pool *pgxpool.Pool, m *readModel, live, shadow string) (shadowDDL, error) {
 	var d shadowDDL
-	var constraints, fks, triggers, rest []string
+	var constraints, fks, triggers, owners, setvals []string
 	err := pgx.BeginTxFunc(ctx, pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		// With only pg_catalog on the search path, the deparsing functions qualify every name,
 		// so the one to point at the shadow can be found and replaced exactly.
@@ -295,27 +347,36 @@ func readShadowDDL(ctx context.Context, pool *pgxpool.Pool, m *readModel, live, 
 		}
 		for _, t := range m.tables {
 			liveName, target := liveNames[t.name], ident(shadow, t.name)
+			var size int64
+			if err := tx.QueryRow(ctx, `SELECT pg_relation_size(($1 || '.' || $2)::regclass)`, ident(shadow), ident(t.name)).Scan(&size); err != nil {
+				return err
+			}
 			// Every index, those that back constraints included.
-			qrows, err := tx.Query(ctx, `SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = $1::regclass ORDER BY indexrelid`, liveName)
+			qrows, err := tx.Query(ctx, `SELECT c.relname, i.indisunique, pg_get_indexdef(i.indexrelid) FROM pg_index i
+				JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = $1::regclass ORDER BY i.indexrelid`, liveName)
 			if err != nil {
 				return err
 			}
-			var def string
-			if _, err := pgx.ForEachRow(qrows, []any{&def}, func() error {
+			var name, def string
+			var unique bool
+			if _, err := pgx.ForEachRow(qrows, []any{&name, &unique, &def}, func() error {
 				s, err := retarget(def, " ON "+liveName+" USING ", " ON "+target+" USING ")
-				d.indexes = append(d.indexes, ddlStatement{sql: s, rows: rows[t.name]})
+				if unique || slices.Contains(m.lookups, name) {
+					d.keyIndexes = append(d.keyIndexes, ddlStatement{sql: s, size: size})
+				} else {
+					d.indexes = append(d.indexes, ddlStatement{sql: s, size: size})
+				}
 				return err
 			}); err != nil {
 				return err
 			}
-			qrows, err = tx.Query(ctx, `SELECT conname, contype::text, pg_get_constraintdef(oid), conindid <> 0 FROM pg_constraint
+			qrows, err = tx.Query(ctx, `SELECT conname, contype::text, pg_get_constraintdef(oid) FROM pg_constraint
 				WHERE conrelid = $1::regclass AND contype IN ('p', 'u', 'x', 'f') ORDER BY conname`, liveName)
 			if err != nil {
 				return err
 			}
-			var name, typ string
-			var onIndex bool
-			if _, err := pgx.ForEachRow(qrows, []any{&name, &typ, &def, &onIndex}, func() error {
+			var typ string
+			if _, err := pgx.ForEachRow(qrows, []any{&name, &typ, &def}, func() error {
 				switch typ {
 				case "p":
 					constraints = append(constraints, fmt.Sprintf(`ALTER TABLE %s ADD CONSTRAINT %s PRIMARY KEY USING INDEX %s`, target, ident(name), ident(name)))
@@ -352,7 +413,7 @@ func readShadowDDL(ctx context.Context, pool *pgxpool.Pool, m *readModel, live, 
 			if err != nil {
 				return err
 			}
-			rest = append(rest, owned...)
+			owners = append(owners, owned...)
 			seqs, err := serialSequences(ctx, tx, live, t.name)
 			if err != nil {
 				return err
@@ -366,8 +427,8 @@ func readShadowDDL(ctx context.Context, pool *pgxpool.Pool, m *readModel, live, 
 				if err != nil {
 					return err
 				}
-				rest = append(rest, grants...)
-				rest = append(rest, fmt.Sprintf(`SELECT setval('%s', COALESCE(max(%s), 0) + 1, false) FROM %s`,
+				owners = append(owners, grants...)
+				setvals = append(setvals, fmt.Sprintf(`SELECT setval('%s', COALESCE(max(%s), 0) + 1, false) FROM %s`,
 					strings.ReplaceAll(ident(shadow, s.name), "'", "''"), ident(s.column), target))
 			}
 		}
@@ -376,7 +437,8 @@ func readShadowDDL(ctx context.Context, pool *pgxpool.Pool, m *readModel, live, 
 	if err != nil {
 		return d, err
 	}
-	d.after = append(append(append(constraints, fks...), triggers...), rest...)
+	d.keys = append(constraints, setvals...)
+	d.rest = append(append(fks, triggers...), owners...)
 	return d, nil
 }
 

@@ -77,7 +77,7 @@ func (o *operator) replay(ctx context.Context, projection string, swap, keep boo
 	defer pool.Close()
 
 	prog := newProgress(o.stderr, time.Now)
-	res, err := projections.Replay(ctx, pool, []string{projection}, projections.ReplayOptions{Progress: prog.report})
+	res, err := projections.Replay(ctx, pool, []string{projection}, projections.ReplayOptions{Complete: swap || keep, Progress: prog.report})
 	prog.finish()
 	if err != nil {
 		return err
