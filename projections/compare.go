@@ -29,7 +29,7 @@ import (
 //     consistent state, without stopping the runner. When the live projection is behind the
 //     shadow (paymentd is down or lagging), it locks the live tables against writes first and
 //     applies the missing events to the live tables inside its transaction, which it rolls back.
-//     Compare changes nothing.
+//     Compare changes nothing live.
 //   - Swap takes ACCESS EXCLUSIVE locks on the live tables (the runner and the queries wait),
 //     applies to the shadow what the live tables have and it has not, moves the live tables out
 //     to an archive schema and the shadow tables in (their sequences, indexes, constraints and
