@@ -311,6 +311,9 @@ func swapOnce(ctx context.Context, pool *pgxpool.Pool, m *readModel, live, shado
 		if err != nil {
 			return err
 		}
+		if err := sameColumns(ctx, tx, m, live, shadow); err != nil {
+			return err
+		}
 		st, err := readState(ctx, tx, shadow)
 		if err != nil {
 			return err
@@ -339,6 +342,33 @@ func swapOnce(ctx context.Context, pool *pgxpool.Pool, m *readModel, live, shado
 		return err
 	})
 	return n, pos, err
+}
+
+// sameColumns refuses a shadow whose tables' columns are not the live tables' (a migration ran
+// after the replay): swapped in, they would break every statement written for the new columns.
+func sameColumns(ctx context.Context, tx pgx.Tx, m *readModel, live, shadow string) error {
+	for _, t := range m.tables {
+		var differ bool
+		err := tx.QueryRow(ctx, `
+			WITH cols AS (
+				SELECT n.nspname AS schema, a.attname, format_type(a.atttypid, a.atttypmod) AS typ, a.attnotnull,
+				       row_number() OVER (PARTITION BY n.nspname ORDER BY a.attnum) AS place
+				FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+				WHERE c.relname = $3 AND n.nspname IN ($1, $2) AND a.attnum > 0 AND NOT a.attisdropped)
+			SELECT EXISTS (
+				(SELECT attname, typ, attnotnull, place FROM cols WHERE schema = $1
+				 EXCEPT SELECT attname, typ, attnotnull, place FROM cols WHERE schema = $2)
+				UNION ALL
+				(SELECT attname, typ, attnotnull, place FROM cols WHERE schema = $2
+				 EXCEPT SELECT attname, typ, attnotnull, place FROM cols WHERE schema = $1))`, live, shadow, t.name).Scan(&differ)
+		if err != nil {
+			return err
+		}
+		if differ {
+			return fmt.Errorf("projections: the columns of %s.%s are not those of %s.%s (a migration since the replay?): replay again", shadow, t.name, live, t.name)
+		}
+	}
+	return nil
 }
 
 // openShadow reads a shadow's state, its read model and the live tables' schema.

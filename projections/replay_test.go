@@ -462,3 +462,29 @@ func TestSwapWhenTheLiveProjectionIsBehind(t *testing.T) {
 		}
 	}
 }
+
+// TestSwapRefusesAShadowOfOtherColumns: a migration between the replay and the swap changes the
+// live tables; the shadow, built to the old definition, must not replace them.
+func TestSwapRefusesAShadowOfOtherColumns(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.NewPool(t)
+	store := eventstore.NewPostgres(pool)
+	appendHistory(t, store, history(5, 10))
+	waitReadable(t, pool, store)
+	res, err := projections.Replay(ctx, pool, []string{projections.MerchantsName}, projections.ReplayOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `ALTER TABLE merchants ADD COLUMN country text`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := projections.Swap(ctx, pool, res.Shadows[0].Schema); err == nil || !strings.Contains(err.Error(), "replay again") {
+		t.Fatalf("swap after a migration: %v", err)
+	}
+	if n := countWhere(t, pool, `SELECT count(*) FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 'merchants' AND column_name = 'country'`); n != 1 {
+		t.Fatal("the live table was replaced")
+	}
+	if err := projections.DropShadow(ctx, pool, res.Shadows[0].Schema); err != nil {
+		t.Fatal(err)
+	}
+}
