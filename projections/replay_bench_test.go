@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/paymentledger/ledger/eventstore"
 	"github.com/paymentledger/ledger/internal/pgtest"
 	"github.com/paymentledger/ledger/projections"
 )
@@ -46,6 +47,7 @@ func BenchmarkReplay(b *testing.B) {
 	if _, err := pool.Exec(ctx, `VACUUM ANALYZE events`); err != nil {
 		b.Fatal(err)
 	}
+	waitReadable(b, pool, eventstore.NewPostgres(pool))
 	b.Logf("history: %d payments, %d events, written in %s", payments, events, time.Since(genStart).Round(time.Millisecond))
 
 	for _, complete := range []bool{false, true} {
