@@ -104,18 +104,16 @@ type appendOnly[T any] struct {
 	columns []string
 	values  func(*T) []any
 	send    func(copyTable) error
+	chunk   int // rows per chunk handed on
 	rows    []T
 }
 
-// appendChunk is the rows per chunk handed on.
-const appendChunk = 20000
-
 func (a *appendOnly[T]) add(r T) error {
 	if a.rows == nil {
-		a.rows = make([]T, 0, appendChunk)
+		a.rows = make([]T, 0, a.chunk)
 	}
 	a.rows = append(a.rows, r)
-	if a.send == nil || len(a.rows) < appendChunk {
+	if a.send == nil || len(a.rows) < a.chunk {
 		return nil
 	}
 	t := a.pending()
@@ -173,15 +171,15 @@ type orderTx struct {
 var _ ledgerStore = (*memLedger)(nil)
 
 // newMemLedger returns an empty ledger; send, if not nil, takes the append-only tables' rows
-// chunk by chunk.
-func newMemLedger(send func(copyTable) error) *memLedger {
+// chunk rows at a time.
+func newMemLedger(send func(copyTable) error, chunk int) *memLedger {
 	return &memLedger{rates: map[domain.MerchantID]*ledgerRateRow{}, orders: map[domain.OrderID]*memLedgerOrder{},
 		entryIDs: map[entryKey]int64{}, byTx: map[orderTx][]walletMovementRow{},
-		entries: appendOnly[journalEntryRow]{table: "journal_entries", columns: append([]string{"id"}, columnList(journalEntryColumns)...), send: send,
+		entries: appendOnly[journalEntryRow]{table: "journal_entries", columns: append([]string{"id"}, columnList(journalEntryColumns)...), send: send, chunk: chunk,
 			values: func(e *journalEntryRow) []any { return append([]any{e.ID}, e.values()...) }},
-		postings: appendOnly[memPosting]{table: "postings", columns: append([]string{"id", "entry_id"}, columnList(postingColumns)...), send: send,
+		postings: appendOnly[memPosting]{table: "postings", columns: append([]string{"id", "entry_id"}, columnList(postingColumns)...), send: send, chunk: chunk,
 			values: func(p *memPosting) []any { return append([]any{p.id, p.entry}, p.row.values()...) }},
-		wallet: appendOnly[memMovement]{table: "wallet_movements", columns: append([]string{"id"}, columnList(walletMovementColumns)...), send: send,
+		wallet: appendOnly[memMovement]{table: "wallet_movements", columns: append([]string{"id"}, columnList(walletMovementColumns)...), send: send, chunk: chunk,
 			values: func(m *memMovement) []any { return append([]any{m.id}, m.row.values()...) }},
 	}
 }

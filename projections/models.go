@@ -19,8 +19,9 @@ type readModel struct {
 	// cannot read, as a replay must too).
 	decodes func(eventstore.RecordedEvent) bool
 	// newFold returns an empty in-memory read model and the function that applies one decoded
-	// event to it; send takes the rows of append-only tables as they pile up (see appendOnly).
-	newFold func(send func(copyTable) error) (memoryModel, func(context.Context, eventstore.RecordedEvent, domain.Event) error)
+	// event to it; send takes the rows of append-only tables as they pile up, chunk at a time
+	// (see appendOnly).
+	newFold func(send func(copyTable) error, chunk int) (memoryModel, func(context.Context, eventstore.RecordedEvent, domain.Event) error)
 	// tables are the read model's tables, referenced tables before those that reference them.
 	tables []tableSpec
 	// lookups name the indexes, besides the unique ones, that the projection's SQL store reads
@@ -58,7 +59,7 @@ var readModels = []readModel{
 	{
 		proj:    PaymentOrders{},
 		decodes: all,
-		newFold: func(func(copyTable) error) (memoryModel, func(context.Context, eventstore.RecordedEvent, domain.Event) error) {
+		newFold: func(func(copyTable) error, int) (memoryModel, func(context.Context, eventstore.RecordedEvent, domain.Event) error) {
 			m := newMemPaymentOrders()
 			return m, func(ctx context.Context, r eventstore.RecordedEvent, e domain.Event) error {
 				return applyPaymentOrders(ctx, m, r, e)
@@ -72,8 +73,8 @@ var readModels = []readModel{
 	{
 		proj:    Ledger{},
 		decodes: all,
-		newFold: func(send func(copyTable) error) (memoryModel, func(context.Context, eventstore.RecordedEvent, domain.Event) error) {
-			m := newMemLedger(send)
+		newFold: func(send func(copyTable) error, chunk int) (memoryModel, func(context.Context, eventstore.RecordedEvent, domain.Event) error) {
+			m := newMemLedger(send, chunk)
 			return m, func(ctx context.Context, r eventstore.RecordedEvent, e domain.Event) error {
 				return applyLedger(ctx, m, r, e)
 			}
@@ -101,7 +102,7 @@ var readModels = []readModel{
 	{
 		proj:    Merchants{},
 		decodes: merchantsDecodes,
-		newFold: func(func(copyTable) error) (memoryModel, func(context.Context, eventstore.RecordedEvent, domain.Event) error) {
+		newFold: func(func(copyTable) error, int) (memoryModel, func(context.Context, eventstore.RecordedEvent, domain.Event) error) {
 			m := newMemMerchants()
 			return m, func(ctx context.Context, r eventstore.RecordedEvent, e domain.Event) error {
 				return applyMerchants(ctx, m, r, e)

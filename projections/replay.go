@@ -88,7 +88,8 @@ func (p ReplayProgress) ETA() time.Duration {
 type ReplayOptions struct {
 	// PageSize is the number of events read per query (default 20,000).
 	PageSize int
-	// CopyChunk is the number of rows per COPY transaction (default 50,000).
+	// CopyChunk is the number of rows per COPY transaction, and of the append-only tables'
+	// rows the fold hands to the load at a time (default 20,000).
 	CopyChunk int
 	// Complete builds every definition of the live tables into the shadows (see shadowDDL):
 	// for a shadow that is to be kept or swapped. Without it the shadows have the keys and
@@ -140,7 +141,7 @@ func Replay(ctx context.Context, pool *pgxpool.Pool, projections []string, opts 
 		opts.PageSize = 20000
 	}
 	if opts.CopyChunk <= 0 {
-		opts.CopyChunk = 50000
+		opts.CopyChunk = 20000
 	}
 	names := make([]string, len(models))
 	for i, m := range models {
@@ -179,7 +180,7 @@ func Replay(ctx context.Context, pool *pgxpool.Pool, projections []string, opts 
 			return res, err
 		}
 		builds = append(builds, b)
-		b.mem, b.apply = m.newFold(load.sender(b.schema))
+		b.mem, b.apply = m.newFold(load.sender(b.schema), opts.CopyChunk)
 	}
 
 	if res.Events, res.Position, err = foldLog(ctx, pool, builds, opts.PageSize, progress); err != nil {
