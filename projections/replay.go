@@ -42,7 +42,8 @@ import (
 //
 // Memory: the fold keeps the rows that events change (payments, orders and their lines, rates,
 // merchants) and what the rules read back (entry keys, wallet movements by transaction) until
-// the end; for 100,000 payments (about 540,000 events) about 600 MB live.
+// the end, a few hundred megabytes for 100,000 payments (about 540,000 events): a log tens of
+// times larger needs a machine with that much more memory.
 
 // ReplayGCPercent is the garbage collector setting paymentctl replay and BenchmarkReplay run
 // with unless GOGC is set: the fold's heap (hundreds of megabytes of rows and decimals) lives
