@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -122,7 +123,7 @@ func ReplayableProjections() []string {
 }
 
 // ErrUnknownProjection is wrapped by the error for a projection name Replay does not know.
-var ErrUnknownProjection = fmt.Errorf("projections: unknown projection")
+var ErrUnknownProjection = errors.New("projections: unknown projection")
 
 // modelsNamed returns the read models named, in ReplayableProjections order; "all" or no
 // name means every one.
