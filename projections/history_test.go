@@ -175,7 +175,21 @@ func (g *historyGen) payment(id domain.OrderID, n int) [][]domain.Event {
 		}
 		return decimal.NewFromInt(1 + g.rng.Int64N(balance.IntPart()-1))
 	}
-	switch n % 12 {
+	approveAtPSP := func(previous domain.Status) { // found approved at Toss by a read-back
+		a := h()
+		add(domain.PaymentApprovedAtPSP{EventHeader: a, PaymentKey: pk, ApprovedAt: a.At, Method: "카드", TotalAmount: total,
+			LastTransactionKey: "tx-" + string(id), PreviousStatus: previous, Reason: "reconciliation"})
+		row("tx-"+string(id), total, a.At)
+	}
+	consoleCancel := func(amount decimal.Decimal) { // a refund made in Toss's console
+		balance = balance.Sub(amount)
+		c := h()
+		key := fmt.Sprintf("tx-%s-console-%d", id, c.At.UnixNano())
+		add(domain.PaymentCanceledAtPSP{EventHeader: c, TransactionKey: key, Amount: amount, CanceledAt: c.At, BalanceAfter: balance,
+			CancelReason: "console", Reason: "webhook"})
+		row(key, amount.Neg(), c.At)
+	}
+	switch n % 14 {
 	case 0: // left at checkout, or while Toss is being called
 		if n/12%2 == 1 {
 			confirm(1)
@@ -223,6 +237,15 @@ func (g *historyGen) payment(id domain.OrderID, n int) [][]domain.Event {
 		approve()
 		cancel(part(), "canceled")
 		cancel(part(), "canceled")
+	case 12:
+		confirm(1)
+		add(domain.PaymentRejected{EventHeader: h(), PaymentKey: pk, Code: "PROVIDER_ERROR", Message: "later approved", Source: domain.SourcePSP})
+		approveAtPSP(domain.StatusFailure)
+	case 13:
+		confirm(1)
+		approve()
+		consoleCancel(part())
+		cancel(balance, "canceled")
 	}
 	for _, s := range settle {
 		add(s)

@@ -33,15 +33,18 @@ func chainKeyOf(cfg Config) (eventstore.ChainKey, error) {
 // auditCommand is `paymentctl audit` (the checks) with its subcommands keygen and seal.
 func (o *operator) auditCommand() *cobra.Command {
 	var format, publicKey, sealFile string
+	var skipReplay bool
 	cmd := &cobra.Command{
-		Use:   "audit [--format table|json] [--public-key KEY] [--seal-file PATH]",
+		Use:   "audit [--format table|json] [--public-key KEY] [--seal-file PATH] [--skip-replay]",
 		Short: "Check every stream's hash chain, history and seals, and the books; exit 1 naming each problem",
 		Long: `Check the whole history and the books:
   - every stream's hash chain, its recorded head and, with AUDIT_CHAIN_KEY, its keyed hashes;
   - every stream's events are a legal history of its payment or merchant;
   - every seal's signature (with the public key only), and history against every seal;
   - every journal entry balances, every merchant's trial balance is zero and every seller's
-    wallet equals its seller_payable balance, as of now.
+    wallet equals its seller_payable balance, as of now;
+  - every read model equals a fresh replay of the log (projection_drift), unless --skip-replay.
+    The replay writes only shadow schemas, which it drops.
 Progress goes to stderr, the report to stdout. It exits 1 when it finds a problem.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -59,11 +62,17 @@ Progress goes to stderr, the report to stdout. It exits 1 when it finds a proble
 				}
 			}
 			return o.with(cmd.Context(), false, func(env opEnv) error {
-				rep, err := audit.New(env.pool, env.store, audit.Options{
+				opts := audit.Options{
 					PublicKey: []byte(pub),
 					SealFile:  sealFile,
 					Progress:  progressPrinter(o.stderr),
-				}).Run(cmd.Context())
+				}
+				if !skipReplay {
+					prog := newProgress(o.stderr, time.Now)
+					defer prog.finish()
+					opts.Drift = audit.ReplayDrift{Pool: env.pool, Progress: prog.report}
+				}
+				rep, err := audit.New(env.pool, env.store, opts).Run(cmd.Context())
 				if err != nil {
 					return err
 				}
@@ -80,6 +89,7 @@ Progress goes to stderr, the report to stdout. It exits 1 when it finds a proble
 	cmd.Flags().StringVar(&format, "format", "table", "table (for people) or json")
 	cmd.Flags().StringVar(&publicKey, "public-key", "", "the seals' ed25519 public key, base64 (default AUDIT_PUBLIC_KEY)")
 	cmd.Flags().StringVar(&sealFile, "seal-file", "", "a copy of the seal file (the off-machine copy) whose seals are verified too")
+	cmd.Flags().BoolVar(&skipReplay, "skip-replay", false, "do not compare the read models with a replay (the slowest check)")
 
 	cmd.AddCommand(&cobra.Command{
 		Use:   "keygen",

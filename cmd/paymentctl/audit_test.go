@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/shopspring/decimal"
 
@@ -139,5 +140,82 @@ func TestAuditSealAndExitCodes(t *testing.T) {
 		if err := run(ctx, c.args, envFrom(c.env), nil, &out, &errOut); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: %v, want %q", c.args, err, c.want)
 		}
+	}
+}
+
+// A read-model row changed by hand is projection drift to the audit; replay --swap, which
+// first proves the history, puts the replayed rows back; and a swap over an edited history is
+// refused with nothing changed.
+func TestAuditFindsProjectionDriftAndReplaySwapRepairsIt(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	co, _ := env.Pay(t, domain.CheckoutLine{SellerID: "seller-a", ProductID: "book-1", Amount: decimal.RequireFromString("12000")})
+	status := func() string {
+		var s string
+		if err := env.Pool.QueryRow(ctx, `SELECT status FROM payment_orders WHERE order_id = $1`, co.OrderID).Scan(&s); err != nil {
+			return err.Error()
+		}
+		return s
+	}
+	testenv.WaitFor(t, 30*time.Second, "the payment's row at SUCCESS", func() bool { return status() == string(domain.StatusSuccess) })
+	runCtl := func(args ...string) (string, error) {
+		var out, errOut bytes.Buffer
+		err := run(ctx, args, envFrom(map[string]string{"DATABASE_URL": env.Pool.Config().ConnString()}), nil, &out, &errOut)
+		return out.String(), err
+	}
+	runAudit := func() (jsonReport, string, error) {
+		out, err := runCtl("audit", "--format", "json")
+		var rep jsonReport
+		if jerr := json.Unmarshal([]byte(out), &rep); jerr != nil {
+			t.Fatalf("audit printed no report (%v, %v):\n%s", err, jerr, out)
+		}
+		return rep, out, err
+	}
+	if rep, out, err := runAudit(); err != nil || !rep.OK {
+		t.Fatalf("audit before the edit: %v\n%s", err, out)
+	}
+
+	if _, err := env.Pool.Exec(ctx, `UPDATE payment_orders SET status = 'FAILURE' WHERE order_id = $1`, co.OrderID); err != nil {
+		t.Fatal(err)
+	}
+	rep, out, err := runAudit()
+	if err == nil || rep.OK || len(rep.Problems) != 1 {
+		t.Fatalf("audit of an edited read model: %v\n%s", err, out)
+	}
+	if p := rep.Problems[0]; p.Kind != audit.KindProjectionDrift || !strings.Contains(p.Detail, "payment_orders row ("+string(co.OrderID)+") differs in status") {
+		t.Fatalf("want projection_drift naming the row and column, got %+v", p)
+	}
+
+	out, err = runCtl("replay", "--swap")
+	if err != nil || !strings.Contains(out, "history verified: ") || !strings.Contains(out, "payment_orders: swapped") {
+		t.Fatalf("replay --swap: %v\n%s", err, out)
+	}
+	if s := status(); s != string(domain.StatusSuccess) {
+		t.Fatalf("after the swap the row is %s, want SUCCESS", s)
+	}
+	if rep, out, err := runAudit(); err != nil || !rep.OK {
+		t.Fatalf("audit after the swap: %v\n%s", err, out)
+	}
+
+	// Edited history is never rebuilt into live tables.
+	for _, sql := range []string{
+		`ALTER TABLE events DISABLE TRIGGER events_no_update_delete`,
+		`UPDATE events SET data = replace(data::text, '12000', '12001')::json WHERE stream_id = '` + domain.StreamName(co.OrderID) + `' AND version = 1`,
+		`ALTER TABLE events ENABLE TRIGGER events_no_update_delete`,
+	} {
+		if _, err := env.Pool.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var swaps int
+	if err := env.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'replay\_%'`).Scan(&swaps); err != nil {
+		t.Fatal(err)
+	}
+	out, err = runCtl("replay", "--swap")
+	if err == nil || !strings.Contains(err.Error(), "the event history has") || !strings.Contains(out, "hash_mismatch") || strings.Contains(out, "swapped") {
+		t.Fatalf("replay --swap over an edited history: %v\n%s", err, out)
+	}
+	var after int
+	if err := env.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'replay\_%'`).Scan(&after); err != nil || after != swaps {
+		t.Fatalf("shadow schemas %d before, %d after a refused swap (%v)", swaps, after, err)
 	}
 }

@@ -11,9 +11,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/paymentledger/ledger/audit"
+	"github.com/paymentledger/ledger/eventstore"
 	"github.com/paymentledger/ledger/internal/db"
 	"github.com/paymentledger/ledger/projections"
 )
@@ -32,7 +35,9 @@ func (o *operator) replayCommand() *cobra.Command {
 		Long: `Rebuild read models from position 0 of the event log into shadow schemas
 (replay_<projection>_<time>), compare them with the live tables row by row, print the rows
 that differ, and with --swap replace the live tables by the shadow ones in one transaction while
-paymentd keeps serving (its projection runner resumes from the shadow's position).
+paymentd keeps serving (its projection runner resumes from the shadow's position). Before a
+swap the event history is verified (hash chains, heads, the state machine and, with
+AUDIT_PUBLIC_KEY, the seals): a history with a problem is not rebuilt into live tables.
 
 The replay reads the log and writes only its shadow schemas: no Toss call, no webhook, no
 message. Without --swap or --keep the shadows are dropped at the end.
@@ -76,6 +81,11 @@ func (o *operator) replay(ctx context.Context, projection string, swap, keep boo
 	}
 	defer pool.Close()
 
+	if swap {
+		if err := o.verifyHistory(ctx, cfg, pool); err != nil {
+			return err
+		}
+	}
 	prog := newProgress(o.stderr, time.Now)
 	res, err := projections.Replay(ctx, pool, []string{projection}, projections.ReplayOptions{Complete: swap || keep, Progress: prog.report})
 	prog.finish()
@@ -132,6 +142,32 @@ func (o *operator) replay(ctx context.Context, projection string, swap, keep boo
 		return fmt.Errorf("%d rows differ between the live and the replayed read models", differing)
 	}
 	return nil
+}
+
+// verifyHistory proves the event history before a swap puts tables rebuilt from it live: every
+// stream's chain and head, its state-machine history and, with AUDIT_PUBLIC_KEY, the seals (an
+// audit of the history alone). A replay of edited history would make the edit look like fact.
+func (o *operator) verifyHistory(ctx context.Context, cfg Config, pool *pgxpool.Pool) error {
+	key, err := chainKeyOf(cfg)
+	if err != nil {
+		return err
+	}
+	rep, err := audit.New(pool, eventstore.NewPostgres(pool, eventstore.WithChainKey(key)), audit.Options{
+		PublicKey:   []byte(cfg.AuditPublicKey),
+		HistoryOnly: true,
+		Progress:    progressPrinter(o.stderr),
+	}).Run(ctx)
+	if err != nil {
+		return fmt.Errorf("verify the history before the swap: %w", err)
+	}
+	if rep.OK {
+		fmt.Fprintf(o.stdout, "history verified: %d streams, %d events\n", rep.Streams, rep.Events)
+		return nil
+	}
+	for _, p := range rep.Problems {
+		fmt.Fprintf(o.stdout, "history: %s\n", p)
+	}
+	return fmt.Errorf("the event history has %d problems (above; paymentctl audit tells more): no read model is rebuilt from it", len(rep.Problems))
 }
 
 func printComparison(w io.Writer, c projections.Comparison) {

@@ -19,8 +19,8 @@ import (
 	"github.com/paymentledger/ledger/projections"
 )
 
-// appendLedgerHistory writes a small history the ledger books: a commission rate, three
-// payments approved, one canceled in part, two settled with their payouts.
+// appendLedgerHistory writes a small, legal history the ledger books: a merchant with a
+// commission rate, three payments approved, one canceled in part, two settled with their payouts.
 func appendLedgerHistory(t *testing.T, store *eventstore.Postgres) {
 	t.Helper()
 	at := time.Date(2026, 11, 21, 3, 0, 0, 0, time.UTC)
@@ -40,7 +40,8 @@ func appendLedgerHistory(t *testing.T, store *eventstore.Postgres) {
 		}
 	}
 	d := decimal.RequireFromString
-	add(domain.MerchantStreamName("shop"), domain.CommissionRateChanged{MerchantHeader: domain.MerchantHeader{MerchantID: "shop", At: at}, Rate: d("0.1")})
+	mh := domain.MerchantHeader{MerchantID: "shop", At: at}
+	add(domain.MerchantStreamName("shop"), domain.MerchantRegistered{MerchantHeader: mh, Name: "Shop"}, domain.CommissionRateChanged{MerchantHeader: mh, Rate: d("0.1")})
 	for i, amount := range []string{"10000", "25000", "3300"} {
 		id := domain.OrderID("order-" + string(rune('a'+i)) + "-0001")
 		h := domain.EventHeader{OrderID: id, MerchantID: "shop", At: at.Add(time.Duration(i) * time.Hour)}
@@ -48,11 +49,13 @@ func appendLedgerHistory(t *testing.T, store *eventstore.Postgres) {
 		events := []domain.Event{
 			domain.CheckoutCreated{EventHeader: h, BuyerID: "b", OrderName: "o", Currency: domain.KRW, TotalAmount: d(amount),
 				Lines: []domain.Line{{LineID: "L1", SellerID: "s1", ProductID: "p", Amount: d(amount)}}, ExpiresAt: h.At.Add(time.Hour)},
+			domain.ConfirmationStarted{EventHeader: h, PaymentKey: "pk", Amount: d(amount), Attempt: 1, PSPIdempotencyKey: "idem-" + string(id)},
 			domain.PaymentApproved{EventHeader: h, PaymentKey: "pk", ApprovedAt: h.At, Method: "카드", TotalAmount: d(amount), LastTransactionKey: key},
 		}
 		if i == 0 {
-			events = append(events, domain.PaymentCanceled{EventHeader: h, CancelID: "c1", Amount: d("1000"), TransactionKey: key + "-c1",
-				CanceledAt: h.At, BalanceAfter: d("9000")})
+			events = append(events, domain.CancelRequested{EventHeader: h, CancelID: "c1", Amount: d("1000"), Reason: "r", PSPIdempotencyKey: "idem-c1"},
+				domain.PaymentCanceled{EventHeader: h, CancelID: "c1", Amount: d("1000"), TransactionKey: key + "-c1",
+					CanceledAt: h.At, BalanceAfter: d("9000")})
 		}
 		if i < 2 {
 			fee := d(amount).Div(d("100")).Floor()
