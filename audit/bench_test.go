@@ -9,12 +9,16 @@ import (
 	"github.com/paymentledger/ledger/audit"
 )
 
-var benchPayments = flag.Int("audit.payments", 100_000, "payments (4 events each) BenchmarkAudit fills the database with")
+var (
+	benchPayments = flag.Int("audit.payments", 100_000, "payments (4 events each) BenchmarkAudit fills the database with")
+	benchReplay   = flag.Bool("audit.replay", true, "BenchmarkAudit compares the read models with a replay, as paymentctl audit does without --skip-replay")
+)
 
 // BenchmarkAudit measures a whole audit of a database of -audit.payments settled payments (4
 // events each: checkout, confirm, approval, settlement), appended through the event store by
-// concurrent appenders, with the read models built and the history sealed. Filling the
-// database is not timed. Run with:
+// concurrent appenders, with the read models built and the history sealed, including the
+// projection drift check (a replay of every projection; -audit.replay=false leaves it out).
+// Filling the database is not timed. Run with:
 //
 //	go test -run '^$' -bench Audit -benchtime 1x -timeout 60m ./audit/
 func BenchmarkAudit(b *testing.B) {
@@ -32,11 +36,15 @@ func BenchmarkAudit(b *testing.B) {
 	var rep audit.Report
 	var historyDone time.Duration
 	for b.Loop() {
-		a := audit.New(f.pool, f.store, audit.Options{PublicKey: f.pub, SealFile: f.file, Progress: func(p audit.Progress) {
+		opts := audit.Options{PublicKey: f.pub, SealFile: f.file, Progress: func(p audit.Progress) {
 			if p.Streams >= p.TotalStreams {
 				historyDone = p.Elapsed
 			}
-		}})
+		}}
+		if *benchReplay {
+			opts.Drift = audit.ReplayDrift{Pool: f.pool}
+		}
+		a := audit.New(f.pool, f.store, opts)
 		var err error
 		if rep, err = a.Run(context.Background()); err != nil {
 			b.Fatal(err)

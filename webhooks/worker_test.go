@@ -314,3 +314,52 @@ func TestRowsOfOneOrderShareOneReadBack(t *testing.T) {
 		t.Fatalf("%d rows, %d read-backs; want 3 rows, 1 read-back", n, syncer.callsFor("order-1"))
 	}
 }
+
+// TestConsoleRefundIsBookedFromItsWebhook: a refund made in Toss's merchant console reaches the
+// ledger through Toss's webhook, not only at the daily reconciliation: the worker's read-back
+// books it as PaymentCanceledAtPSP, once, and calls no cancel itself.
+func TestConsoleRefundIsBookedFromItsWebhook(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	co, key := env.Pay(t, domain.CheckoutLine{SellerID: "seller-a", ProductID: "book-1", Amount: won("25000")})
+	four := won("4000")
+	if _, err := env.Sim.ConsoleCancel(string(key), &four, "고객 변심 (console)"); err != nil {
+		t.Fatal(err)
+	}
+	url := inboxServer(t, env.Pool, webhooks.InboxConfig{})
+	// Toss's webhook names the order; the body is only a hint, the worker reads the payment back.
+	body := forged(t, "webhook-payment-status-changed-done.json", co.OrderID)
+	for range 2 {
+		if a := post(t, url, body, tid("whtrans_console")); a.Status != http.StatusOK {
+			t.Fatalf("answer %+v", a)
+		}
+	}
+	w := webhooks.NewWorker(env.Pool, env.Commands, webhooks.WorkerConfig{}, testenv.Logger(t))
+	drain(t, w)
+
+	events := env.Events(t, co.OrderID)
+	p, err := domain.Rebuild(events)
+	if err != nil || p.Status != domain.StatusPartiallyCanceled || !p.Balance.Equal(won("21000")) {
+		t.Fatalf("payment %s balance %s (%v), want PARTIALLY_CANCELED with 21000 left", p.Status, p.Balance, err)
+	}
+	if n := count(events, domain.EventPaymentCanceledAtPSP); n != 1 {
+		t.Fatalf("%d PaymentCanceledAtPSP, want 1", n)
+	}
+	if n := count(events, domain.EventCancelRequested); n != 0 {
+		t.Fatalf("%d CancelRequested: the worker must only read back", n)
+	}
+	recs, err := env.Store.ReadStream(ctx, domain.StreamName(co.OrderID), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := recs[len(recs)-1]; last.Type != string(domain.EventPaymentCanceledAtPSP) || last.Metadata.Actor != webhooks.Actor {
+		t.Fatalf("last event %s by %q, want PaymentCanceledAtPSP by %q", last.Type, last.Metadata.Actor, webhooks.Actor)
+	}
+	// The next webhook of the same payment books nothing more.
+	if a := post(t, url, body, tid("whtrans_console_2")); a.Status != http.StatusOK {
+		t.Fatalf("answer %+v", a)
+	}
+	drain(t, w)
+	if n := len(env.Events(t, co.OrderID)); n != len(events) {
+		t.Fatalf("%d events after a second webhook, want %d", n, len(events))
+	}
+}

@@ -7,13 +7,17 @@
 //	paymentctl secrets rotate                                 re-seal Toss keys under SECRETS_KEY
 //	paymentctl settlements import --merchant ID --from 2026-11-01 --to 2026-11-21
 //	paymentctl reconcile --from 2026-11-01 --to 2026-11-21 [--merchant ID] [--apply] [--format table|json|csv]
-//	paymentctl audit [--format table|json] [--public-key KEY] [--seal-file PATH], audit keygen | seal
+//	paymentctl audit [--format table|json] [--public-key KEY] [--seal-file PATH] [--skip-replay], audit keygen | seal
+//	paymentctl replay [--projection NAME|all] [--swap] [--keep] [--limit N]
+//	paymentctl history ORDER_ID [--json]
+//	paymentctl balances [--as-of TIME] [--merchant ID] [--json]
 //
 // Configuration comes from the environment only, as for paymentd; every command's --help lists
 // the variables it reads, and a malformed value fails the command naming the variable.
 //
 // It exits with status 1 when a command fails, including an import in which rows were refused;
-// reconcile exits 1 when differences remain and 2 when it fails.
+// reconcile exits 1 when differences remain and 2 when it fails; audit and replay exit 1 when
+// they find a problem or a difference.
 package main
 
 import (
