@@ -135,6 +135,9 @@ func compareOnce(ctx context.Context, pool *pgxpool.Pool, m *readModel, live, sh
 				return err
 			}
 		}
+		if _, err := tx.Exec(ctx, `SET LOCAL work_mem = '`+compareWorkMem+`'`); err != nil {
+			return err
+		}
 		p, err := Checkpoint(ctx, tx, m.proj.Name())
 		if err != nil {
 			return err
@@ -175,19 +178,36 @@ func compareOnce(ctx context.Context, pool *pgxpool.Pool, m *readModel, live, sh
 	return res, err
 }
 
+// compareTable compares one table in two passes. The first reads every row of both sides once,
+// as a key and an md5 of its compared columns (tableSpec.checksum), and finds the differing rows (counted, the first limit
+// kept); rows are paired by key and, within a key that is not unique, by checksum order. Only
+// the second pass, over the few keys kept, reads rows whole. Keys sort in the "C" collation
+// (bytewise, several times faster than a linguistic one), and the transaction gets the memory
+// to sort and join in RAM (compareWorkMem).
 func compareTable(ctx context.Context, tx pgx.Tx, t tableSpec, live, shadow string, limit int) (TableComparison, error) {
 	tc := TableComparison{Table: t.name}
+	from := func(schema string) string { return fmt.Sprintf(t.from, ident(schema)) }
+	key := `ROW(` + t.key + `)::text COLLATE "C"`
+	var columns []string
+	rows, err := tx.Query(ctx, `SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum`,
+		ident(live, t.name))
+	if err == nil {
+		columns, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	}
+	if err != nil {
+		return tc, fmt.Errorf("columns of %s: %w", t.name, err)
+	}
+	sum := `md5(` + t.checksum(columns) + `) COLLATE "C"`
 	side := func(schema string) string {
-		return fmt.Sprintf(`SELECT k, row_number() OVER (PARTITION BY k ORDER BY h) AS n, h, c FROM (
-			SELECT ROW(%[2]s)::text AS k, md5((%[3]s)::text) AS h, (%[3]s)::text AS c FROM %[4]s) x`,
-			schema, t.key, t.content, fmt.Sprintf(t.from, ident(schema)))
+		return fmt.Sprintf(`SELECT k, row_number() OVER (PARTITION BY k ORDER BY h) AS n, h FROM (
+			SELECT %s AS k, %s AS h FROM %s) x`, key, sum, from(schema))
 	}
 	if err := tx.QueryRow(ctx, fmt.Sprintf(`SELECT (SELECT count(*) FROM %s), (SELECT count(*) FROM %s)`,
-		fmt.Sprintf(t.from, ident(live)), fmt.Sprintf(t.from, ident(shadow)))).Scan(&tc.LiveRows, &tc.ShadowRows); err != nil {
+		from(live), from(shadow))).Scan(&tc.LiveRows, &tc.ShadowRows); err != nil {
 		return tc, fmt.Errorf("count %s: %w", t.name, err)
 	}
-	rows, err := tx.Query(ctx, `WITH l AS (`+side(live)+`), s AS (`+side(shadow)+`)
-		SELECT COALESCE(l.k, s.k), COALESCE(l.c, ''), COALESCE(s.c, ''), count(*) OVER ()
+	rows, err = tx.Query(ctx, `WITH l AS (`+side(live)+`), s AS (`+side(shadow)+`)
+		SELECT COALESCE(l.k, s.k), l.n, s.n, count(*) OVER ()
 		FROM l FULL JOIN s ON l.k = s.k AND l.n = s.n
 		WHERE l.h IS DISTINCT FROM s.h
 		ORDER BY 1, 2, 3
@@ -195,20 +215,68 @@ func compareTable(ctx context.Context, tx pgx.Tx, t tableSpec, live, shadow stri
 	if err != nil {
 		return tc, fmt.Errorf("compare %s: %w", t.name, err)
 	}
-	var d Difference
-	_, err = pgx.ForEachRow(rows, []any{&d.Key, &d.Live, &d.Shadow, &tc.Differing}, func() error {
-		if len(tc.Differences) < limit {
-			d.Table = t.name
-			d.Columns = differingColumns(d.Live, d.Shadow)
-			tc.Differences = append(tc.Differences, d)
+	type pair struct {
+		key            string
+		liveN, shadowN *int64
+	}
+	var pairs []pair
+	var p pair
+	_, err = pgx.ForEachRow(rows, []any{&p.key, &p.liveN, &p.shadowN, &tc.Differing}, func() error {
+		if len(pairs) < limit {
+			pairs = append(pairs, p)
 		}
 		return nil
 	})
 	if err != nil {
 		return tc, fmt.Errorf("compare %s: %w", t.name, err)
 	}
+	if len(pairs) == 0 {
+		return tc, nil
+	}
+	keys := make([]string, len(pairs))
+	for i, p := range pairs {
+		keys[i] = p.key
+	}
+	// The rows of the differing keys, in the order of the first pass's numbering.
+	content := func(schema string) (map[string][]string, error) {
+		rows, err := tx.Query(ctx, fmt.Sprintf(`SELECT k, c FROM (SELECT %s AS k, %s AS h, (%s)::text AS c FROM %s) x
+			WHERE k = ANY($1) ORDER BY k, h`, key, sum, t.display(), from(schema)), keys)
+		if err != nil {
+			return nil, err
+		}
+		out := map[string][]string{}
+		var k, c string
+		_, err = pgx.ForEachRow(rows, []any{&k, &c}, func() error {
+			out[k] = append(out[k], c)
+			return nil
+		})
+		return out, err
+	}
+	liveRows, err := content(live)
+	if err != nil {
+		return tc, fmt.Errorf("compare %s: %w", t.name, err)
+	}
+	shadowRows, err := content(shadow)
+	if err != nil {
+		return tc, fmt.Errorf("compare %s: %w", t.name, err)
+	}
+	nth := func(rows map[string][]string, k string, n *int64) string {
+		if n == nil || *n < 1 || *n > int64(len(rows[k])) {
+			return ""
+		}
+		return rows[k][*n-1]
+	}
+	for _, p := range pairs {
+		d := Difference{Table: t.name, Key: p.key, Live: nth(liveRows, p.key, p.liveN), Shadow: nth(shadowRows, p.key, p.shadowN)}
+		d.Columns = differingColumns(d.Live, d.Shadow)
+		tc.Differences = append(tc.Differences, d)
+	}
 	return tc, nil
 }
+
+// compareWorkMem is the memory a compare's transaction may use per sort or hash: enough to keep
+// a table's keys and checksums (about 100 bytes a row) in RAM at a few hundred thousand rows.
+const compareWorkMem = "256MB"
 
 // differingColumns names the fields whose values differ between two rows given as jsonb text
 // (canonical: equal values print the same).

@@ -90,3 +90,57 @@ func BenchmarkReplay(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkVerify measures the projection drift check of an audit (Verify: replay every
+// projection, compare each shadow with its live read model row by row, drop the shadows) over
+// the same generated history, with live read models equal to it (built by a replay and a
+// swap, untimed). Run it without -race:
+//
+//	go test -run '^$' -bench BenchmarkVerify -benchtime 2x ./projections/
+func BenchmarkVerify(b *testing.B) {
+	payments := 100000
+	if s := os.Getenv("REPLAY_BENCH_PAYMENTS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			b.Fatalf("REPLAY_BENCH_PAYMENTS: %v", err)
+		}
+		payments = n
+	}
+	if os.Getenv("GOGC") == "" {
+		defer debug.SetGCPercent(debug.SetGCPercent(projections.ReplayGCPercent))
+	}
+	ctx := context.Background()
+	pool := pgtest.NewPool(b)
+	events := bulkAppend(b, pool, history(7, payments))
+	if _, err := pool.Exec(ctx, `VACUUM ANALYZE events`); err != nil {
+		b.Fatal(err)
+	}
+	waitReadable(b, pool, eventstore.NewPostgres(pool))
+	res, err := projections.Replay(ctx, pool, nil, projections.ReplayOptions{Complete: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, sh := range res.Shadows {
+		if _, err := projections.Swap(ctx, pool, sh.Schema); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := pool.Exec(ctx, `ANALYZE`); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		comparisons, err := projections.Verify(ctx, pool, nil, projections.VerifyOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, c := range comparisons {
+			if c.Differing() != 0 {
+				b.Fatalf("%s: %d rows differ from a replay of the same log", c.Projection, c.Differing())
+			}
+		}
+	}
+	perRun := b.Elapsed() / time.Duration(b.N)
+	b.ReportMetric(float64(events)/perRun.Seconds(), "events/s")
+	b.Logf("%d events: %s per check (replay, compare, drop)", events, perRun.Round(time.Millisecond))
+}
