@@ -467,9 +467,14 @@ func TestSealsAndKeyedChain(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	testenv.WaitFor(t, 30*time.Second, "the seal made at start", func() bool {
+	// The seal is stored, then appended to the file: wait for both.
+	testenv.WaitFor(t, 30*time.Second, "the seal made at start, in the database and the file", func() bool {
 		var n int
-		return pool.QueryRow(context.Background(), `SELECT count(*) FROM audit_seals`).Scan(&n) == nil && n > 0
+		if pool.QueryRow(context.Background(), `SELECT count(*) FROM audit_seals`).Scan(&n) != nil || n == 0 {
+			return false
+		}
+		seals, err := audit.ReadSealFile(filepath.Join(dataDir, "audit-seals.jsonl"))
+		return err == nil && len(seals) > 0
 	})
 	seals, err := audit.ReadSealFile(filepath.Join(dataDir, "audit-seals.jsonl"))
 	if err != nil || len(seals) != 1 || seals[0].Err != nil || seals[0].Seal.Verify(pub) != nil || seals[0].Seal.Streams != 1 {
