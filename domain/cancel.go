@@ -19,7 +19,7 @@ func (p Payment) DecideCancelRecoveryExhausted(attempts int, lastError string, n
 	case p.NeedsReview:
 		return nil, nil
 	}
-	return []Event{CancelRecoveryExhausted{EventHeader: EventHeader{OrderID: p.OrderID, MerchantID: p.MerchantID, At: now},
+	return []Event{CancelRecoveryExhausted{EventHeader: p.header(now),
 		CancelID: c.ID, Attempts: attempts, LastError: lastError}}, nil
 }
 
@@ -56,7 +56,7 @@ func (p Payment) DecideCancelRetry(id CancelID, code, message string, now time.T
 		return nil, Errorf(ErrIllegalTransition, "order %s has no pending cancel %s", p.OrderID, id)
 	}
 	next := c.Attempt + 1
-	return []Event{CancelRetried{EventHeader: EventHeader{OrderID: p.OrderID, MerchantID: p.MerchantID, At: now},
+	return []Event{CancelRetried{EventHeader: p.header(now),
 		CancelID: id, Attempt: next, PSPIdempotencyKey: CancelIdempotencyKey(p.OrderID, id, next), Code: code, Message: message}}, nil
 }
 
@@ -91,7 +91,7 @@ func (p Payment) DecideCancel(cmd CancelCommand, now time.Time) ([]Event, error)
 		}
 	}
 	return []Event{CancelRequested{
-		EventHeader:       EventHeader{OrderID: p.OrderID, MerchantID: p.MerchantID, At: now},
+		EventHeader:       p.header(now),
 		CancelID:          cmd.CancelID,
 		Amount:            amount,
 		Reason:            cmd.Reason,
@@ -124,7 +124,7 @@ func (p Payment) DecideCanceled(id CancelID, amount decimal.Decimal, txKey strin
 		return nil, Errorf(ErrPSPResponseMismatch, "PSP canceled %s for cancel %s of %s", amount, id, c.Amount)
 	}
 	return []Event{PaymentCanceled{
-		EventHeader:    EventHeader{OrderID: p.OrderID, MerchantID: p.MerchantID, At: now},
+		EventHeader:    p.header(now),
 		CancelID:       id,
 		Amount:         amount,
 		TransactionKey: txKey,
@@ -144,7 +144,7 @@ func (p Payment) DecideCancelRejected(id CancelID, code, message string, now tim
 	case c.State != CancelPending:
 		return nil, Errorf(ErrIllegalTransition, "cancel %s of order %s is %s", id, p.OrderID, c.State)
 	}
-	return []Event{CancelRejected{EventHeader: EventHeader{OrderID: p.OrderID, MerchantID: p.MerchantID, At: now},
+	return []Event{CancelRejected{EventHeader: p.header(now),
 		CancelID: id, Code: code, Message: message}}, nil
 }
 
@@ -154,6 +154,6 @@ func (p Payment) DecideCancelUnknown(id CancelID, code, message string, now time
 	if !ok || c.State != CancelPending {
 		return nil, Errorf(ErrIllegalTransition, "unknown outcome for cancel %s of order %s", id, p.OrderID)
 	}
-	return []Event{CancelOutcomeUnknown{EventHeader: EventHeader{OrderID: p.OrderID, MerchantID: p.MerchantID, At: now},
+	return []Event{CancelOutcomeUnknown{EventHeader: p.header(now),
 		CancelID: id, Code: code, Message: message}}, nil
 }

@@ -26,7 +26,7 @@ type ConfirmCommand struct {
 //     amount: no events; the caller answers with the current state and calls no PSP.
 //   - the same states with another paymentKey or amount, FAILURE and EXPIRED: a typed error.
 func (p Payment) DecideConfirm(cmd ConfirmCommand, now time.Time) ([]Event, error) {
-	h := EventHeader{OrderID: p.OrderID, MerchantID: p.MerchantID, At: now}
+	h := p.header(now)
 	switch p.Status {
 	case StatusNotStarted:
 		if !now.Before(p.ExpiresAt) {
@@ -85,7 +85,7 @@ func (p Payment) DecideApproved(a Approval, now time.Time) ([]Event, error) {
 	switch p.Status {
 	case StatusExecuting, StatusUnknown:
 		return []Event{PaymentApproved{
-			EventHeader:        EventHeader{OrderID: p.OrderID, MerchantID: p.MerchantID, At: now},
+			EventHeader:        p.header(now),
 			PaymentKey:         a.PaymentKey,
 			ApprovedAt:         a.ApprovedAt,
 			Method:             a.Method,
@@ -103,7 +103,7 @@ func (p Payment) DecideRejected(code, message string, now time.Time) ([]Event, e
 	switch p.Status {
 	case StatusExecuting, StatusUnknown:
 		return []Event{PaymentRejected{
-			EventHeader: EventHeader{OrderID: p.OrderID, MerchantID: p.MerchantID, At: now},
+			EventHeader: p.header(now),
 			PaymentKey:  p.PaymentKey,
 			Code:        code,
 			Message:     message,
@@ -120,7 +120,7 @@ func (p Payment) DecideUnknown(code, message string, now time.Time) ([]Event, er
 	switch p.Status {
 	case StatusExecuting, StatusUnknown:
 		return []Event{PaymentOutcomeUnknown{
-			EventHeader: EventHeader{OrderID: p.OrderID, MerchantID: p.MerchantID, At: now},
+			EventHeader: p.header(now),
 			PaymentKey:  p.PaymentKey,
 			Code:        code,
 			Message:     message,
@@ -135,7 +135,7 @@ func (p Payment) DecideExpired(reason string, now time.Time) ([]Event, error) {
 	switch p.Status {
 	case StatusNotStarted, StatusExecuting, StatusUnknown:
 		return []Event{PaymentExpired{
-			EventHeader: EventHeader{OrderID: p.OrderID, MerchantID: p.MerchantID, At: now},
+			EventHeader: p.header(now),
 			Reason:      reason,
 		}}, nil
 	case StatusExpired:

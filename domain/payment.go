@@ -225,3 +225,8 @@ func (p Payment) KnowsTransaction(key string) bool {
 	}
 	return false
 }
+
+// header is the header of an event of this payment decided at now.
+func (p Payment) header(now time.Time) EventHeader {
+	return EventHeader{OrderID: p.OrderID, MerchantID: p.MerchantID, At: now}
+}

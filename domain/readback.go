@@ -107,10 +107,6 @@ func (p Payment) DecideReadBack(rb ReadBack, now time.Time, opts ReadBackOptions
 	return nil, nil
 }
 
-func (p Payment) header(now time.Time) EventHeader {
-	return EventHeader{OrderID: p.OrderID, MerchantID: p.MerchantID, At: now}
-}
-
 // matches checks that the PSP's payment is this one: the order, the amount and, once we know
 // it, the paymentKey.
 func (p Payment) matches(rb ReadBack) error {
@@ -234,7 +230,7 @@ func (p Payment) DecideRecoveryExhausted(attempts int, lastError string, now tim
 		return nil, nil
 	}
 	return []Event{RecoveryExhausted{
-		EventHeader: EventHeader{OrderID: p.OrderID, MerchantID: p.MerchantID, At: now},
+		EventHeader: p.header(now),
 		Attempts:    attempts,
 		LastError:   lastError,
 	}}, nil

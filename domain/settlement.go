@@ -36,7 +36,7 @@ func (p Payment) DecideSettlement(s SettlementInput, now time.Time) ([]Event, er
 		return nil, Errorf(ErrInvalidInput, "settlement %s: payout %s is not amount %s minus fee %s", s.TransactionKey, s.PayOutAmount, s.Amount, s.Fee)
 	}
 	return []Event{SettlementRecorded{
-		EventHeader:    EventHeader{OrderID: p.OrderID, MerchantID: p.MerchantID, At: now},
+		EventHeader:    p.header(now),
 		TransactionKey: s.TransactionKey, PaymentKey: s.PaymentKey,
 		SoldDate: s.SoldDate, PaidOutDate: s.PaidOutDate,
 		Amount: s.Amount, Fee: s.Fee, VAT: s.VAT, PayOutAmount: s.PayOutAmount,
