@@ -15,12 +15,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/paymentledger/ledger/eventstore"
+	"github.com/paymentledger/ledger/internal/db"
 )
-
-// sealLockKey is the PostgreSQL advisory lock a sealer holds while it seals, so seals are made
-// one at a time by whichever process (paymentd, paymentctl) gets there first. Arbitrary but
-// fixed: every process must use the same value, and nothing else in the database may.
-const sealLockKey int64 = 0x5ea1_0001
 
 // ErrSealing is returned when another process holds the seal lock: it is making a seal now.
 var ErrSealing = errors.New("audit: another process is making a seal")
@@ -61,38 +57,26 @@ func (s *Sealer) SealIfDue(ctx context.Context, minAge time.Duration) (seal Seal
 	return s.seal(ctx, minAge, true)
 }
 
-func (s *Sealer) seal(ctx context.Context, minAge time.Duration, ifDue bool) (Seal, bool, error) {
-	conn, err := s.pool.Acquire(ctx)
-	if err != nil {
-		return Seal{}, false, fmt.Errorf("audit: seal: %w", err)
-	}
-	// A session lock belongs to this connection: it is released on the same one, or by the
-	// server when the connection dies.
-	var locked bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, sealLockKey).Scan(&locked); err != nil {
-		conn.Release()
-		return Seal{}, false, fmt.Errorf("audit: seal lock: %w", err)
-	}
-	if !locked {
-		conn.Release()
+func (s *Sealer) seal(ctx context.Context, minAge time.Duration, ifDue bool) (seal Seal, made bool, err error) {
+	ran, err := db.TryLocked(ctx, s.pool, db.LockAuditSeal, func(conn *pgxpool.Conn) error {
+		seal, made, err = s.sealLocked(ctx, conn, minAge, ifDue)
+		return err
+	})
+	if !ran && err == nil {
 		return Seal{}, false, ErrSealing
 	}
-	defer func() {
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if _, err := conn.Exec(uctx, `SELECT pg_advisory_unlock($1)`, sealLockKey); err != nil {
-			_ = conn.Conn().Close(uctx) // closing the session releases the lock
-		}
-		conn.Release()
-	}()
+	return seal, made, err
+}
 
+// sealLocked is seal under the seal lock, held by conn.
+func (s *Sealer) sealLocked(ctx context.Context, conn *pgxpool.Conn, minAge time.Duration, ifDue bool) (Seal, bool, error) {
 	var (
 		last  *Seal
 		cov   eventstore.Coverage
 		heads []eventstore.HeadAt
 		young bool
 	)
-	err = pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+	err := pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		var err error
 		if last, err = lastSeal(ctx, tx); err != nil {
 			return err

@@ -10,12 +10,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/paymentledger/ledger/domain"
+	"github.com/paymentledger/ledger/internal/db"
 )
-
-// advisoryLockKey is the PostgreSQL advisory lock (pg_try_advisory_lock) a daily run holds, so
-// only one paymentd instance reconciles at a time. Arbitrary but fixed: every instance must use
-// the same value, and nothing else in the database may (the settlement import's is 0x5e771e_0001).
-const advisoryLockKey int64 = 0x7ec0_c11e_0001
 
 // SchedulerConfig sets when paymentd reconciles.
 type SchedulerConfig struct {
@@ -88,7 +84,7 @@ func NewScheduler(pool *pgxpool.Pool, engine Runner, merchants func(ctx context.
 func (s *Scheduler) Run(ctx context.Context) error {
 	for {
 		now := s.now()
-		next := nextRun(now, s.hour, s.minute)
+		next := domain.NextKST(now, s.hour, s.minute)
 		s.logger.Debug("next reconciliation", "at", next)
 		select {
 		case <-ctx.Done():
@@ -110,56 +106,27 @@ func (s *Scheduler) runLocked(ctx context.Context, from, to string) (ran bool, r
 			log.Error("reconciliation failed", "error", err)
 		}
 	}()
-	conn, err := s.pool.Acquire(ctx)
-	if err != nil {
-		return false, nil, fmt.Errorf("reconciliation lock: %w", err)
-	}
-	// A session lock belongs to this connection: it is unlocked on the same one, and released
-	// by PostgreSQL if the connection dies.
-	var locked bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, advisoryLockKey).Scan(&locked); err != nil {
-		conn.Release()
-		return false, nil, fmt.Errorf("reconciliation lock: %w", err)
-	}
-	if !locked {
-		conn.Release()
-		log.Info("reconciliation skipped: another instance is reconciling")
-		return false, nil, nil
-	}
-	defer func() {
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if _, uerr := conn.Exec(uctx, `SELECT pg_advisory_unlock($1)`, advisoryLockKey); uerr != nil {
-			_ = conn.Conn().Close(uctx) // closing the connection releases the lock
-			err = errors.Join(err, fmt.Errorf("reconciliation unlock: %w", uerr))
-		}
-		conn.Release()
-	}()
-	ids, err := s.merchants(ctx)
-	if err != nil {
-		return true, nil, fmt.Errorf("reconciliation: merchants: %w", err)
-	}
-	log.Info("reconciliation started", "merchants", len(ids))
-	var errs []error
-	for _, id := range ids {
-		rep, err := s.engine.Run(ctx, Request{Merchant: id, From: from, To: to, Apply: s.apply, Trigger: TriggerDaily})
-		reports = append(reports, rep)
+	ran, err = db.TryLocked(ctx, s.pool, db.LockReconciliation, func(*pgxpool.Conn) error {
+		ids, err := s.merchants(ctx)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("merchant %s: %w", id, err))
+			return fmt.Errorf("reconciliation: merchants: %w", err)
 		}
-		if ctx.Err() != nil {
-			break
+		log.Info("reconciliation started", "merchants", len(ids))
+		var errs []error
+		for _, id := range ids {
+			rep, err := s.engine.Run(ctx, Request{Merchant: id, From: from, To: to, Apply: s.apply, Trigger: TriggerDaily})
+			reports = append(reports, rep)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("merchant %s: %w", id, err))
+			}
+			if ctx.Err() != nil {
+				break
+			}
 		}
+		return errors.Join(errs...)
+	})
+	if !ran && err == nil {
+		log.Info("reconciliation skipped: another instance is reconciling")
 	}
-	return true, reports, errors.Join(errs...)
-}
-
-// nextRun is the first hour:minute KST strictly after now.
-func nextRun(now time.Time, hour, minute int) time.Time {
-	k := now.In(domain.KST)
-	t := time.Date(k.Year(), k.Month(), k.Day(), hour, minute, 0, 0, domain.KST)
-	if !t.After(now) {
-		t = t.AddDate(0, 0, 1)
-	}
-	return t
+	return ran, reports, err
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/paymentledger/ledger/domain"
+	"github.com/paymentledger/ledger/internal/db"
 	"github.com/paymentledger/ledger/internal/pgtest"
 )
 
@@ -20,20 +21,6 @@ func (f fakeRunner) Run(_ context.Context, req Request) (Report, error) {
 
 func twoMerchants(context.Context) ([]domain.MerchantID, error) {
 	return []domain.MerchantID{"shop-a", "shop-b"}, nil
-}
-
-func TestNextRun(t *testing.T) {
-	for _, c := range []struct{ now, want string }{
-		{"2026-11-21T06:59:59+09:00", "2026-11-21T07:00:00+09:00"},
-		{"2026-11-21T07:00:00+09:00", "2026-11-22T07:00:00+09:00"},
-		{"2026-11-21T22:30:00Z", "2026-11-23T07:00:00+09:00"}, // 07:30 KST on the 22nd
-	} {
-		now, _ := time.Parse(time.RFC3339, c.now)
-		want, _ := time.Parse(time.RFC3339, c.want)
-		if got := nextRun(now, 7, 0); !got.Equal(want) {
-			t.Errorf("nextRun(%s) = %s, want %s", c.now, got, want)
-		}
-	}
 }
 
 func TestNewSchedulerRefusesBadSettings(t *testing.T) {
@@ -107,13 +94,13 @@ func TestSchedulerSkipsWhileAnotherInstanceReconciles(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.Release()
-	if _, err := other.Exec(ctx, `SELECT pg_advisory_lock($1)`, advisoryLockKey); err != nil {
+	if _, err := other.Exec(ctx, `SELECT pg_advisory_lock($1)`, db.LockReconciliation); err != nil {
 		t.Fatal(err)
 	}
 	if ran, _, err := a.runLocked(ctx, "2026-11-21", "2026-11-21"); ran || err != nil || len(runner.calls) != 0 {
 		t.Fatalf("with the lock taken: ran %v err %v, %d runs; want a skip", ran, err, len(runner.calls))
 	}
-	if _, err := other.Exec(ctx, `SELECT pg_advisory_unlock($1)`, advisoryLockKey); err != nil {
+	if _, err := other.Exec(ctx, `SELECT pg_advisory_unlock($1)`, db.LockReconciliation); err != nil {
 		t.Fatal(err)
 	}
 	// Free again: each runs in turn and releases the lock for the next.

@@ -2,22 +2,15 @@ package settlements
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/paymentledger/ledger/domain"
+	"github.com/paymentledger/ledger/internal/db"
 )
-
-// kst is fixed so the schedule does not depend on tzdata being installed. Toss's soldDate is a
-// Korean calendar day.
-var kst = time.FixedZone("KST", 9*60*60)
-
-// advisoryLockKey is the PostgreSQL advisory lock (pg_try_advisory_lock) an import holds, so
-// only one paymentd instance imports at a time. The value is arbitrary but fixed: every
-// instance must use the same one, and nothing else in the database may.
-const advisoryLockKey int64 = 0x5e771e_0001
 
 // SchedulerConfig sets when paymentd imports settlements.
 type SchedulerConfig struct {
@@ -80,12 +73,12 @@ func NewScheduler(pool *pgxpool.Pool, imp Job, cfg SchedulerConfig, logger *slog
 // Cancelling ctx stops an import between rows.
 func (s *Scheduler) Run(ctx context.Context) error {
 	if s.catchUp > 0 {
-		today := s.now().In(kst)
+		today := s.now().In(domain.KST)
 		s.runLocked(ctx, day(today.AddDate(0, 0, -s.catchUp)), day(today.AddDate(0, 0, -1)))
 	}
 	for {
 		now := s.now()
-		next := nextRun(now, s.hour, s.minute)
+		next := domain.NextKST(now, s.hour, s.minute)
 		s.logger.Debug("next settlement import", "at", next)
 		select {
 		case <-ctx.Done():
@@ -95,7 +88,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		// The daily run covers the whole window, not only yesterday: a day whose import failed
 		// (Toss down at 06:00, a row refused because its payment was still unsettled here) is
 		// tried again for CatchUpDays days. Imports are idempotent per transactionKey.
-		today := s.now().In(kst)
+		today := s.now().In(domain.KST)
 		s.runLocked(ctx, day(today.AddDate(0, 0, -max(s.catchUp, 1))), day(today.AddDate(0, 0, -1)))
 	}
 }
@@ -109,45 +102,16 @@ func (s *Scheduler) runLocked(ctx context.Context, from, to string) (ran bool, s
 			log.Error("settlement import failed", "error", err)
 		}
 	}()
-	conn, err := s.pool.Acquire(ctx)
-	if err != nil {
-		return false, sum, fmt.Errorf("settlement import lock: %w", err)
-	}
-	// A session lock belongs to this connection: it must be unlocked on the same one, and if
-	// the connection dies PostgreSQL releases it.
-	var locked bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, advisoryLockKey).Scan(&locked); err != nil {
-		conn.Release()
-		return false, sum, fmt.Errorf("settlement import lock: %w", err)
-	}
-	if !locked {
-		conn.Release()
+	ran, err = db.TryLocked(ctx, s.pool, db.LockSettlementImport, func(*pgxpool.Conn) error {
+		log.Info("settlement import started")
+		var err error
+		sum, err = s.imp.Import(ctx, from, to, nil)
+		return err
+	})
+	if !ran && err == nil {
 		log.Info("settlement import skipped: another instance is importing")
-		return false, sum, nil
 	}
-	defer func() {
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if _, uerr := conn.Exec(uctx, `SELECT pg_advisory_unlock($1)`, advisoryLockKey); uerr != nil {
-			// Closing the connection releases the lock; the pool drops a closed connection.
-			_ = conn.Conn().Close(uctx)
-			err = errors.Join(err, fmt.Errorf("settlement import unlock: %w", uerr))
-		}
-		conn.Release()
-	}()
-	log.Info("settlement import started")
-	sum, err = s.imp.Import(ctx, from, to, nil)
-	return true, sum, err
-}
-
-// nextRun is the first hour:minute KST strictly after now.
-func nextRun(now time.Time, hour, minute int) time.Time {
-	k := now.In(kst)
-	t := time.Date(k.Year(), k.Month(), k.Day(), hour, minute, 0, 0, kst)
-	if !t.After(now) {
-		t = t.AddDate(0, 0, 1)
-	}
-	return t
+	return ran, sum, err
 }
 
 func day(t time.Time) string { return t.Format(time.DateOnly) }

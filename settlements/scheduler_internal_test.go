@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/paymentledger/ledger/internal/db"
 	"github.com/paymentledger/ledger/internal/pgtest"
 )
 
@@ -17,21 +18,6 @@ type fakeImporter struct{ calls chan importCall }
 func (f fakeImporter) Import(_ context.Context, from, to string, _ func(Progress)) (Summary, error) {
 	f.calls <- importCall{from, to}
 	return Summary{From: from, To: to}, nil
-}
-
-func TestNextRun(t *testing.T) {
-	for _, c := range []struct{ now, want string }{
-		{"2026-11-21T05:59:59+09:00", "2026-11-21T06:00:00+09:00"},
-		{"2026-11-21T06:00:00+09:00", "2026-11-22T06:00:00+09:00"},
-		{"2026-11-21T22:30:00Z", "2026-11-23T06:00:00+09:00"}, // 07:30 KST on the 22nd
-		{"2026-11-20T20:00:00Z", "2026-11-21T06:00:00+09:00"}, // 05:00 KST on the 21st
-	} {
-		now, _ := time.Parse(time.RFC3339, c.now)
-		want, _ := time.Parse(time.RFC3339, c.want)
-		if got := nextRun(now, 6, 0); !got.Equal(want) {
-			t.Errorf("nextRun(%s) = %s, want %s", c.now, got, want)
-		}
-	}
 }
 
 func TestNewSchedulerRejectsABadTime(t *testing.T) {
@@ -109,7 +95,7 @@ func TestSchedulerSkipsWhileAnotherInstanceImports(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.Release()
-	if _, err := other.Exec(ctx, `SELECT pg_advisory_lock($1)`, advisoryLockKey); err != nil {
+	if _, err := other.Exec(ctx, `SELECT pg_advisory_lock($1)`, db.LockSettlementImport); err != nil {
 		t.Fatal(err)
 	}
 	if ran, _, err := a.runLocked(ctx, "2026-11-21", "2026-11-21"); ran || err != nil {
@@ -118,7 +104,7 @@ func TestSchedulerSkipsWhileAnotherInstanceImports(t *testing.T) {
 	if len(imp.calls) != 0 {
 		t.Fatal("imported without the lock")
 	}
-	if _, err := other.Exec(ctx, `SELECT pg_advisory_unlock($1)`, advisoryLockKey); err != nil {
+	if _, err := other.Exec(ctx, `SELECT pg_advisory_unlock($1)`, db.LockSettlementImport); err != nil {
 		t.Fatal(err)
 	}
 	// Free again: one runs, and releases the lock for the next.
