@@ -314,21 +314,12 @@ func (s *Server) getPayment(w http.ResponseWriter, r *http.Request) {
 // reconciliationRuns is GET /api/v1/reconciliation/runs?limit=&cursor=: the caller's merchant's
 // reconciliation runs, newest first.
 func (s *Server) reconciliationRuns(w http.ResponseWriter, r *http.Request) {
-	params := r.URL.Query()
-	q := queries.RunsQuery{Cursor: params.Get("cursor")}
-	// An empty cursor would read as "first page"; the API never returns one.
-	if params.Has("cursor") && q.Cursor == "" {
-		writeError(w, r, s.logger, badRequest("INVALID_REQUEST", `cursor "" is not one this API returned; leave cursor out for the first page`))
+	cursor, limit, err := pageParams(r.URL.Query())
+	if err != nil {
+		writeError(w, r, s.logger, err)
 		return
 	}
-	if l := params.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 {
-			writeError(w, r, s.logger, badRequest("INVALID_REQUEST", "limit must be a positive integer, got %q", truncate(l, 20)))
-			return
-		}
-		q.Limit = n
-	}
+	q := queries.RunsQuery{Cursor: cursor, Limit: limit}
 	page, err := s.queries.ReconciliationRuns(r.Context(), principalOf(r.Context()).Merchant, q)
 	if err != nil {
 		writeError(w, r, s.logger, err)
@@ -338,22 +329,20 @@ func (s *Server) reconciliationRuns(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listPayments(w http.ResponseWriter, r *http.Request) {
-	q := queries.ListQuery{Cursor: r.URL.Query().Get("cursor"), Status: r.URL.Query().Get("status")}
-	if v := r.URL.Query().Get("needsReview"); v != "" {
+	params := r.URL.Query()
+	cursor, limit, err := pageParams(params)
+	if err != nil {
+		writeError(w, r, s.logger, err)
+		return
+	}
+	q := queries.ListQuery{Cursor: cursor, Limit: limit, Status: params.Get("status")}
+	if v := params.Get("needsReview"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
 			writeError(w, r, s.logger, badRequest("INVALID_REQUEST", "needsReview must be true or false, got %q", truncate(v, 20)))
 			return
 		}
 		q.NeedsReview = b
-	}
-	if l := r.URL.Query().Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 {
-			writeError(w, r, s.logger, badRequest("INVALID_REQUEST", "limit must be a positive integer, got %q", truncate(l, 20)))
-			return
-		}
-		q.Limit = n
 	}
 	page, err := s.queries.ListPayments(r.Context(), principalOf(r.Context()).Merchant, q)
 	if err != nil {

@@ -299,7 +299,11 @@ func TestListPaymentsNewestFirstWithCursor(t *testing.T) {
 		if pages > 4 {
 			t.Fatal("too many pages")
 		}
-		status, page := call(t, "GET", env.API.URL+"/api/v1/payments?limit=3&cursor="+cursor, "")
+		url := env.API.URL + "/api/v1/payments?limit=3"
+		if cursor != "" {
+			url += "&cursor=" + cursor
+		}
+		status, page := call(t, "GET", url, "")
 		if status != http.StatusOK {
 			t.Fatalf("page: %d %v", status, page)
 		}
@@ -314,6 +318,11 @@ func TestListPaymentsNewestFirstWithCursor(t *testing.T) {
 	}
 	if len(seen) != 7 {
 		t.Fatalf("saw %d payments over the pages, want 7: %v", len(seen), seen)
+	}
+	// An empty cursor is not one the API returned: a client that lost its cursor is told, not
+	// sent back to the first page.
+	if status, body := call(t, "GET", env.API.URL+"/api/v1/payments?limit=3&cursor=", ""); status != http.StatusBadRequest {
+		t.Fatalf("cursor=: %d %v, want 400", status, body)
 	}
 	for i := range seen { // newest first: the reverse of creation order
 		if seen[i] != created[len(created)-1-i] {

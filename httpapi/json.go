@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/shopspring/decimal"
@@ -188,4 +190,23 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// pageParams reads a list's cursor and limit query parameters. An empty cursor is refused: the
+// queries would read it as "first page", and the API never returns one, so a client sending
+// cursor= has lost its cursor and must not silently start over. A limit is a positive integer
+// (0: the query's default); the query checks its upper bound.
+func pageParams(params url.Values) (cursor string, limit int, err error) {
+	cursor = params.Get("cursor")
+	if params.Has("cursor") && cursor == "" {
+		return "", 0, badRequest("INVALID_REQUEST", `cursor "" is not one this API returned; leave cursor out for the first page`)
+	}
+	if l := params.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 {
+			return "", 0, badRequest("INVALID_REQUEST", "limit must be a positive integer, got %q", truncate(l, 20))
+		}
+		limit = n
+	}
+	return cursor, limit, nil
 }

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"context"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -75,22 +74,12 @@ func (s *Server) ledgerAccounts(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) ledgerPostings(w http.ResponseWriter, r *http.Request) {
-	params := r.URL.Query()
-	q := queries.PostingsQuery{Cursor: params.Get("cursor")}
-	// The queries read an empty cursor as "first page"; the API never returns one, so a client
-	// sending cursor= has lost its cursor and must not silently start over.
-	if params.Has("cursor") && q.Cursor == "" {
-		writeError(w, r, s.logger, badRequest("INVALID_REQUEST", `cursor "" is not one this API returned; leave cursor out for the first page`))
+	cursor, limit, err := pageParams(r.URL.Query())
+	if err != nil {
+		writeError(w, r, s.logger, err)
 		return
 	}
-	if l := params.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 {
-			writeError(w, r, s.logger, badRequest("INVALID_REQUEST", "limit must be a positive integer, got %q", truncate(l, 20)))
-			return
-		}
-		q.Limit = n
-	}
+	q := queries.PostingsQuery{Cursor: cursor, Limit: limit}
 	res, err := s.ledger.Postings(r.Context(), principalOf(r.Context()).Merchant, mux.Vars(r)["account"], q)
 	if err != nil {
 		writeError(w, r, s.logger, err)
