@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/paymentledger/ledger/eventstore"
 	"github.com/paymentledger/ledger/internal/pgtest"
 	"github.com/paymentledger/ledger/projections"
@@ -29,26 +31,8 @@ import (
 //
 //	go test -run '^$' -bench BenchmarkReplay -benchtime 3x ./projections/
 func BenchmarkReplay(b *testing.B) {
-	payments := 100000
-	if s := os.Getenv("REPLAY_BENCH_PAYMENTS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil {
-			b.Fatalf("REPLAY_BENCH_PAYMENTS: %v", err)
-		}
-		payments = n
-	}
-	if os.Getenv("GOGC") == "" {
-		defer debug.SetGCPercent(debug.SetGCPercent(projections.ReplayGCPercent))
-	}
 	ctx := context.Background()
-	pool := pgtest.NewPool(b)
-	genStart := time.Now()
-	events := bulkAppend(b, pool, history(7, payments))
-	if _, err := pool.Exec(ctx, `VACUUM ANALYZE events`); err != nil {
-		b.Fatal(err)
-	}
-	waitReadable(b, pool, eventstore.NewPostgres(pool))
-	b.Logf("history: %d payments, %d events, written in %s", payments, events, time.Since(genStart).Round(time.Millisecond))
+	pool, events := benchHistory(b)
 
 	for _, complete := range []bool{false, true} {
 		name := "compare"
@@ -98,24 +82,8 @@ func BenchmarkReplay(b *testing.B) {
 //
 //	go test -run '^$' -bench BenchmarkVerify -benchtime 2x ./projections/
 func BenchmarkVerify(b *testing.B) {
-	payments := 100000
-	if s := os.Getenv("REPLAY_BENCH_PAYMENTS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil {
-			b.Fatalf("REPLAY_BENCH_PAYMENTS: %v", err)
-		}
-		payments = n
-	}
-	if os.Getenv("GOGC") == "" {
-		defer debug.SetGCPercent(debug.SetGCPercent(projections.ReplayGCPercent))
-	}
 	ctx := context.Background()
-	pool := pgtest.NewPool(b)
-	events := bulkAppend(b, pool, history(7, payments))
-	if _, err := pool.Exec(ctx, `VACUUM ANALYZE events`); err != nil {
-		b.Fatal(err)
-	}
-	waitReadable(b, pool, eventstore.NewPostgres(pool))
+	pool, events := benchHistory(b)
 	res, err := projections.Replay(ctx, pool, nil, projections.ReplayOptions{Complete: true})
 	if err != nil {
 		b.Fatal(err)
@@ -143,4 +111,31 @@ func BenchmarkVerify(b *testing.B) {
 	perRun := b.Elapsed() / time.Duration(b.N)
 	b.ReportMetric(float64(events)/perRun.Seconds(), "events/s")
 	b.Logf("%d events: %s per check (replay, compare, drop)", events, perRun.Round(time.Millisecond))
+}
+
+// benchHistory writes the benchmarks' history (REPLAY_BENCH_PAYMENTS payments, default
+// 100,000) into a new database, readable below the xmin horizon, and sets the garbage collector
+// as paymentctl replay does (ReplayGCPercent, unless GOGC is set) until the benchmark ends.
+func benchHistory(b *testing.B) (*pgxpool.Pool, int) {
+	payments := 100000
+	if s := os.Getenv("REPLAY_BENCH_PAYMENTS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			b.Fatalf("REPLAY_BENCH_PAYMENTS: %v", err)
+		}
+		payments = n
+	}
+	if os.Getenv("GOGC") == "" {
+		old := debug.SetGCPercent(projections.ReplayGCPercent)
+		b.Cleanup(func() { debug.SetGCPercent(old) })
+	}
+	pool := pgtest.NewPool(b)
+	start := time.Now()
+	events := bulkAppend(b, pool, history(7, payments))
+	if _, err := pool.Exec(context.Background(), `VACUUM ANALYZE events`); err != nil {
+		b.Fatal(err)
+	}
+	waitReadable(b, pool, eventstore.NewPostgres(pool))
+	b.Logf("history: %d payments, %d events, written in %s", payments, events, time.Since(start).Round(time.Millisecond))
+	return pool, events
 }
