@@ -13,22 +13,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/paymentledger/ledger/audit"
-	"github.com/paymentledger/ledger/eventstore"
 	"github.com/paymentledger/ledger/internal/db"
 )
-
-// chainKeyOf is AUDIT_CHAIN_KEY as the event store takes it: the zero key when it is unset.
-// Every paymentctl command that appends or verifies events uses it, as paymentd does.
-func chainKeyOf(cfg Config) (eventstore.ChainKey, error) {
-	if len(cfg.AuditChainKey) == 0 {
-		return eventstore.ChainKey{}, nil
-	}
-	k, err := eventstore.NewChainKey(cfg.AuditChainKey)
-	if err != nil {
-		return eventstore.ChainKey{}, fmt.Errorf("AUDIT_CHAIN_KEY: %w", err)
-	}
-	return k, nil
-}
 
 // auditCommand is `paymentctl audit` (the checks) with its subcommands keygen and seal.
 func (o *operator) auditCommand() *cobra.Command {

@@ -68,7 +68,7 @@ func (o *operator) open(ctx context.Context, needKeyring bool) (opEnv, error) {
 			return opEnv{}, err
 		}
 	}
-	key, err := chainKeyOf(cfg)
+	key, err := cfg.AuditChainKey.Key()
 	if err != nil {
 		return opEnv{}, err
 	}

@@ -148,7 +148,7 @@ func (o *operator) replay(ctx context.Context, projection string, swap, keep boo
 // stream's chain and head, its state-machine history and, with AUDIT_PUBLIC_KEY, the seals (an
 // audit of the history alone). A replay of edited history would make the edit look like fact.
 func (o *operator) verifyHistory(ctx context.Context, cfg Config, pool *pgxpool.Pool) error {
-	key, err := chainKeyOf(cfg)
+	key, err := cfg.AuditChainKey.Key()
 	if err != nil {
 		return err
 	}

@@ -106,7 +106,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	chainKey, err := chainKeyOf(cfg)
+	chainKey, err := cfg.AuditChainKey.Key()
 	if err != nil {
 		return err
 	}
@@ -409,18 +409,6 @@ func settlementSources(ctx context.Context, svc *merchants.Service, psps command
 		out = append(out, settlements.Source{Merchant: id, Client: lister})
 	}
 	return out, nil
-}
-
-// chainKeyOf is AUDIT_CHAIN_KEY as the event store takes it: the zero key when it is unset.
-func chainKeyOf(cfg Config) (eventstore.ChainKey, error) {
-	if len(cfg.AuditChainKey) == 0 {
-		return eventstore.ChainKey{}, nil
-	}
-	k, err := eventstore.NewChainKey(cfg.AuditChainKey)
-	if err != nil {
-		return eventstore.ChainKey{}, fmt.Errorf("AUDIT_CHAIN_KEY: %w", err)
-	}
-	return k, nil
 }
 
 // waitForDatabase pings until the database answers or wait passes, so paymentd can start

@@ -5,7 +5,10 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
+	"fmt"
 	"path/filepath"
+
+	"github.com/paymentledger/ledger/eventstore"
 )
 
 // Audit is the environment of the audit (package audit): the seal keys, the seal file and the
@@ -91,11 +94,8 @@ func (k *PublicKey) EnvDecode(_ context.Context, v string) error {
 // String is the key as written in the environment: public, so the start-up log shows it.
 func (k PublicKey) String() string { return base64.StdEncoding.EncodeToString(k) }
 
-// MinChainKeySize is the shortest AUDIT_CHAIN_KEY: 256 bits, the strength of the hash it keys.
-const MinChainKeySize = 32
-
-// ChainKey is the key of the event hash chain: standard base64 of at least MinChainKeySize
-// bytes. Its decoder never repeats the value.
+// ChainKey is the key of the event hash chain: standard base64 of at least
+// eventstore.MinChainKeyLen bytes. Its decoder never repeats the value.
 type ChainKey []byte
 
 // EnvDecode implements envconfig.DecoderCtx.
@@ -108,9 +108,22 @@ func (k *ChainKey) EnvDecode(_ context.Context, v string) error {
 	if err != nil {
 		return valueErrorf("the value (not shown) is not standard base64; make one with openssl rand -base64 32")
 	}
-	if len(b) < MinChainKeySize {
-		return valueErrorf("the value (not shown) decodes to %d bytes, fewer than %d; make one with openssl rand -base64 32", len(b), MinChainKeySize)
+	if len(b) < eventstore.MinChainKeyLen {
+		return valueErrorf("the value (not shown) decodes to %d bytes, fewer than %d; make one with openssl rand -base64 32", len(b), eventstore.MinChainKeyLen)
 	}
 	*k = b
 	return nil
+}
+
+// Key is the key as the event store takes it: the zero key (plain SHA-256 chains) when
+// AUDIT_CHAIN_KEY is unset.
+func (k ChainKey) Key() (eventstore.ChainKey, error) {
+	if len(k) == 0 {
+		return eventstore.ChainKey{}, nil
+	}
+	key, err := eventstore.NewChainKey(k)
+	if err != nil {
+		return eventstore.ChainKey{}, fmt.Errorf("AUDIT_CHAIN_KEY: %w", err)
+	}
+	return key, nil
 }
