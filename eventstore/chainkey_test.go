@@ -103,6 +103,14 @@ func TestPostgresChainKeyArrivesOnPlainHistory(t *testing.T) {
 	if _, err := plain.ReadVerified(t.Context(), "new"); !errors.Is(err, eventstore.ErrChainKeyMissing) || !errors.Is(err, eventstore.ErrChainBroken) {
 		t.Fatalf("keyless read of a keyed stream: %v", err)
 	}
+	if _, broken, err := plain.ReadVerifiedMany(t.Context(), []string{"new"}); err != nil || !errors.Is(broken["new"], eventstore.ErrChainKeyMissing) {
+		t.Fatalf("keyless bulk read of a keyed stream: %v, %v", broken, err)
+	}
+	// The reader lacks the key; the stream is fine: it is not recorded as broken.
+	var flagged int
+	if err := pool.QueryRow(t.Context(), `SELECT count(*) FROM broken_streams`).Scan(&flagged); err != nil || flagged != 0 {
+		t.Fatalf("%d streams recorded broken by a reader without the key (%v)", flagged, err)
+	}
 	if _, err := plain.ReadVerified(t.Context(), "old-only"); err != nil {
 		t.Fatalf("keyless read of an all-plain stream: %v", err)
 	}

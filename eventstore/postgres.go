@@ -385,7 +385,9 @@ func (p *Postgres) ReadVerified(ctx context.Context, stream string) ([]RecordedE
 		return nil, fmt.Errorf("eventstore: read stream %q: %w", stream, ErrStreamNotFound)
 	}
 	if !found {
-		return nil, fmt.Errorf("eventstore: read stream %q: %w: its events have no head", stream, ErrChainBroken)
+		err := fmt.Errorf("eventstore: read stream %q: %w: its events have no head", stream, ErrChainBroken)
+		p.flagBroken(ctx, stream, err)
+		return nil, err
 	}
 	if err := v.VerifyStream(stream, events, head); err != nil {
 		p.flagBroken(ctx, stream, err)
@@ -459,9 +461,14 @@ func (p *Postgres) ReadVerifiedMany(ctx context.Context, streams []string) (map[
 }
 
 // flagBroken records a stream found broken in broken_streams (migration 0014), so that the
-// review list and audit show it even if nobody reads the error. A failure to record is not the
-// reader's problem: the read has already failed with the chain error.
+// review list shows it and recovery leaves it alone even if nobody reads the error (the audit
+// finds broken streams by itself). A reader without the chain key records nothing: the fault
+// is its configuration, not the stream. A failure to record is not the reader's problem: the
+// read has already failed with the chain error.
 func (p *Postgres) flagBroken(ctx context.Context, stream string, cause error) {
+	if errors.Is(cause, ErrChainKeyMissing) {
+		return // this reader lacks the chain key: nothing is known of the stream
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	_, _ = p.pool.Exec(ctx, `
