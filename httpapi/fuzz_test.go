@@ -284,10 +284,11 @@ var craftedCursors = func() []string {
 	for _, id := range []string{"\x00", "a\x00b", "\xff\xfe", "\xed\xa0\x80", "\x01", "", strings.Repeat("a", 900)} {
 		out = append(out, makeCursor("payments", "", "false", "1", id))
 	}
-	for _, micros := range []string{"9223372036854775807", "-9223372036854775808", "253402300800000000", "x", ""} {
-		out = append(out, makeCursor("payments", "", "false", micros, "order-1"))
+	// -3e17 µs is within int64 and pgx's range but outside PostgreSQL's timestamps.
+	for _, micros := range []string{"9223372036854775807", "-9223372036854775808", "253402300800000000", "-300000000000000000", "x", ""} {
+		out = append(out, makeCursor("payments", "", "false", micros, "order-1"), makeCursor("runs", micros, "1"))
 	}
-	out = append(out, makeCursor("psp_receivable:toss", "1", "1"), makeCursor("payments", "\x00", "false", "1", "order-1"))
+	out = append(out, makeCursor("psp_receivable:toss", "1", "1"), makeCursor("psp_receivable:toss", "-300000000000000000", "1"), makeCursor("payments", "\x00", "false", "1", "order-1"))
 	for _, s := range []string{"1|\x00", "1|\xff\xfe", "9223372036854775807|order-1", "|"} {
 		out = append(out, base64.RawURLEncoding.EncodeToString([]byte(s)))
 	}

@@ -187,16 +187,17 @@ func TestLedgerRoutes(t *testing.T) {
 	raw, _ := base64.RawURLEncoding.DecodeString(cursor)
 	raw[len(raw)-1] ^= 0x01
 	garbage := map[string]string{
-		"a bare posting id":    "0",
-		"a number":             "42",
-		"not a cursor":         "abc",
-		"empty":                "",
-		"valid base64 of junk": base64.RawURLEncoding.EncodeToString([]byte("12345|psp_receivable:toss")),
-		"checksum flipped":     base64.RawURLEncoding.EncodeToString(raw),
-		"an extra field":       makeCursor(append(fields, "1")...),
-		"a field missing":      makeCursor(fields[:2]...),
-		"another account's":    makeCursor("bank:operating", fields[1], fields[2]),
-		"an id of zero":        makeCursor(fields[0], fields[1], "0"),
+		"a bare posting id":         "0",
+		"a number":                  "42",
+		"not a cursor":              "abc",
+		"empty":                     "",
+		"valid base64 of junk":      base64.RawURLEncoding.EncodeToString([]byte("12345|psp_receivable:toss")),
+		"checksum flipped":          base64.RawURLEncoding.EncodeToString(raw),
+		"an extra field":            makeCursor(append(fields, "1")...),
+		"a field missing":           makeCursor(fields[:2]...),
+		"another account's":         makeCursor("bank:operating", fields[1], fields[2]),
+		"an id of zero":             makeCursor(fields[0], fields[1], "0"),
+		"a time PostgreSQL has not": makeCursor(fields[0], "-300000000000000000", fields[2]),
 	}
 	for name, c := range garbage {
 		code, body = call(t, http.MethodGet, postings+"?limit=1&cursor="+url.QueryEscape(c), "")

@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"strconv"
+	"time"
 
 	"github.com/paymentledger/ledger/domain"
 )
@@ -84,4 +86,23 @@ func clip(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// Cursor times are the microseconds of a row's time. A forged cursor may hold any integer, and
+// PostgreSQL refuses a timestamp outside its range with an error: only times a row of this
+// system can have are accepted.
+var (
+	minCursorTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxCursorTime = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+)
+
+// cursorTime reads a cursor's time field; ok is false for anything encodeCursorFields was not
+// given by a query.
+func cursorTime(field string) (t time.Time, ok bool) {
+	micros, err := strconv.ParseInt(field, 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	t = time.UnixMicro(micros).UTC()
+	return t, !t.Before(minCursorTime) && !t.After(maxCursorTime)
 }

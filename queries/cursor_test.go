@@ -99,3 +99,24 @@ func FuzzCursorDecode(f *testing.F) {
 		}
 	})
 }
+
+// A forged cursor's time must not reach PostgreSQL outside its range (an error there, a 500
+// here): only times a row can have decode.
+func TestCursorTimeRange(t *testing.T) {
+	for field, want := range map[string]bool{
+		"1763694000000000":     true,  // 2025-11-21
+		"946684800000000":      true,  // 2000-01-01
+		"946684799999999":      false, // a microsecond before
+		"253402214400000000":   true,  // 9999-12-31
+		"253402214400000001":   false,
+		"-300000000000000000":  false,
+		"9223372036854775807":  false,
+		"-9223372036854775808": false,
+		"x":                    false,
+		"":                     false,
+	} {
+		if _, ok := cursorTime(field); ok != want {
+			t.Errorf("cursorTime(%q) ok = %v, want %v", field, ok, want)
+		}
+	}
+}

@@ -124,15 +124,15 @@ func decodePostingsCursor(account, c string) (time.Time, int64, error) {
 	if err != nil {
 		return time.Time{}, 0, err
 	}
-	micros, err1 := strconv.ParseInt(f[1], 10, 64)
-	id, err2 := strconv.ParseInt(f[2], 10, 64)
-	if err1 != nil || err2 != nil || id < 1 {
+	t, timeOK := cursorTime(f[1])
+	id, err := strconv.ParseInt(f[2], 10, 64)
+	if !timeOK || err != nil || id < 1 {
 		return time.Time{}, 0, domain.Errorf(domain.ErrInvalidInput, "cursor %q is not one this API returned", clip(c, 40))
 	}
 	if f[0] != account {
 		return time.Time{}, 0, domain.Errorf(domain.ErrInvalidInput, "cursor %q is not one this API returned for account %s", clip(c, 40), account)
 	}
-	return time.UnixMicro(micros), id, nil
+	return t, id, nil
 }
 
 func (l *Ledger) balances(ctx context.Context, merchant domain.MerchantID, asOf time.Time, currency string) ([]AccountBalance, error) {

@@ -336,14 +336,13 @@ func decodePaymentsCursor(q ListQuery) (*time.Time, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	micros, err := strconv.ParseInt(f[3], 10, 64)
+	t, timeOK := cursorTime(f[3])
 	// The checksum is unkeyed, so a cursor can be forged: its order id is checked like any
 	// input before it reaches the database (which refuses NUL and invalid UTF-8 in text).
 	_, idErr := domain.ParseOrderID(f[4])
-	if f[0] != "payments" || f[1] != q.Status || f[2] != strconv.FormatBool(q.NeedsReview) || err != nil || idErr != nil {
+	if f[0] != "payments" || f[1] != q.Status || f[2] != strconv.FormatBool(q.NeedsReview) || !timeOK || idErr != nil {
 		return nil, "", domain.Errorf(domain.ErrInvalidInput, "cursor %q is not one this list returned (another list's, or other filters)", clip(q.Cursor, 40))
 	}
-	t := time.UnixMicro(micros).UTC()
 	return &t, f[4], nil
 }
 

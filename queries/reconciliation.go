@@ -63,12 +63,11 @@ func (s *Service) ReconciliationRuns(ctx context.Context, merchant domain.Mercha
 		if err != nil {
 			return RunsPage{}, err
 		}
-		micros, err1 := strconv.ParseInt(f[1], 10, 64)
-		id, err2 := strconv.ParseInt(f[2], 10, 64)
-		if f[0] != "runs" || err1 != nil || err2 != nil {
+		t, timeOK := cursorTime(f[1])
+		id, err := strconv.ParseInt(f[2], 10, 64)
+		if f[0] != "runs" || !timeOK || err != nil {
 			return RunsPage{}, domain.Errorf(domain.ErrInvalidInput, "cursor %q is not one this list returned", clip(q.Cursor, 40))
 		}
-		t := time.UnixMicro(micros).UTC()
 		after, afterID = &t, id
 	}
 	rows, err := s.pool.Query(ctx, `
