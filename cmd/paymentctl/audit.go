@@ -31,45 +31,11 @@ func (o *operator) auditCommand() *cobra.Command {
     wallet equals its seller_payable balance, as of now;
   - every read model equals a fresh replay of the log (projection_drift), unless --skip-replay.
     The replay writes only shadow schemas, which it drops.
-Progress goes to stderr, the report to stdout. It exits 1 when it finds a problem.`,
+Progress goes to stderr, the report to stdout. It exits 1 when it finds a problem and 2 when
+it cannot check (the database, the seal file, seals without a public key).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if format != "table" && format != "json" {
-				return fmt.Errorf("--format must be table or json, not %q", format)
-			}
-			cfg, err := o.load(cmd.Context())
-			if err != nil {
-				return err
-			}
-			pub := cfg.AuditPublicKey
-			if publicKey != "" {
-				if err := pub.EnvDecode(cmd.Context(), publicKey); err != nil {
-					return fmt.Errorf("--public-key: %w", err)
-				}
-			}
-			return o.with(cmd.Context(), false, func(env opEnv) error {
-				opts := audit.Options{
-					PublicKey: []byte(pub),
-					SealFile:  sealFile,
-					Progress:  progressPrinter(o.stderr),
-				}
-				if !skipReplay {
-					prog := newProgress(o.stderr, time.Now)
-					defer prog.finish()
-					opts.Drift = audit.ReplayDrift{Pool: env.pool, Progress: prog.report}
-				}
-				rep, err := audit.New(env.pool, env.store, opts).Run(cmd.Context())
-				if err != nil {
-					return err
-				}
-				if err := printReport(o.stdout, format, rep); err != nil {
-					return err
-				}
-				if !rep.OK {
-					return fmt.Errorf("audit: %d problems", len(rep.Problems))
-				}
-				return nil
-			})
+			return checked(o.audit(cmd, format, publicKey, sealFile, skipReplay))
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", "table", "table (for people) or json")
@@ -167,4 +133,44 @@ func printReport(w io.Writer, format string, rep audit.Report) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Kind, stream, version, strings.ReplaceAll(p.Detail, "\n", " "))
 	}
 	return tw.Flush()
+}
+
+// audit runs the checks of paymentctl audit and prints the report.
+func (o *operator) audit(cmd *cobra.Command, format, publicKey, sealFile string, skipReplay bool) error {
+	if format != "table" && format != "json" {
+		return fmt.Errorf("--format must be table or json, not %q", format)
+	}
+	cfg, err := o.load(cmd.Context())
+	if err != nil {
+		return err
+	}
+	pub := cfg.AuditPublicKey
+	if publicKey != "" {
+		if err := pub.EnvDecode(cmd.Context(), publicKey); err != nil {
+			return fmt.Errorf("--public-key: %w", err)
+		}
+	}
+	return o.with(cmd.Context(), false, func(env opEnv) error {
+		opts := audit.Options{
+			PublicKey: []byte(pub),
+			SealFile:  sealFile,
+			Progress:  progressPrinter(o.stderr),
+		}
+		if !skipReplay {
+			prog := newProgress(o.stderr, time.Now)
+			defer prog.finish()
+			opts.Drift = audit.ReplayDrift{Pool: env.pool, Progress: prog.report}
+		}
+		rep, err := audit.New(env.pool, env.store, opts).Run(cmd.Context())
+		if err != nil {
+			return err
+		}
+		if err := printReport(o.stdout, format, rep); err != nil {
+			return err
+		}
+		if !rep.OK {
+			return found("audit: %d problems", len(rep.Problems))
+		}
+		return nil
+	})
 }

@@ -108,8 +108,8 @@ func TestAuditSealAndExitCodes(t *testing.T) {
 	}
 	out, _, err = runCtl("audit", "--format", "json", "--seal-file", sealFile)
 	rep = jsonReport{}
-	if err == nil || json.Unmarshal([]byte(out), &rep) != nil || rep.OK {
-		t.Fatalf("audit of an edited history: %v\n%s", err, out)
+	if err == nil || exitCode(err) != 1 || json.Unmarshal([]byte(out), &rep) != nil || rep.OK {
+		t.Fatalf("audit of an edited history: %v (exit %d)\n%s", err, exitCode(err), out)
 	}
 	found := false
 	for _, p := range rep.Problems {
@@ -139,6 +139,8 @@ func TestAuditSealAndExitCodes(t *testing.T) {
 		var out, errOut bytes.Buffer
 		if err := run(ctx, c.args, envFrom(c.env), nil, &out, &errOut); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: %v, want %q", c.args, err, c.want)
+		} else if c.args[len(c.args)-1] != "seal" && exitCode(err) != 2 {
+			t.Errorf("%v: exit %d, want 2 (the audit could not check)", c.args, exitCode(err))
 		}
 	}
 }
@@ -178,8 +180,8 @@ func TestAuditFindsProjectionDriftAndReplaySwapRepairsIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	rep, out, err := runAudit()
-	if err == nil || rep.OK || len(rep.Problems) != 1 {
-		t.Fatalf("audit of an edited read model: %v\n%s", err, out)
+	if err == nil || exitCode(err) != 1 || rep.OK || len(rep.Problems) != 1 {
+		t.Fatalf("audit of an edited read model: %v (exit %d)\n%s", err, exitCode(err), out)
 	}
 	if p := rep.Problems[0]; p.Kind != audit.KindProjectionDrift || !strings.Contains(p.Detail, "payment_orders row ("+string(co.OrderID)+") differs in status") {
 		t.Fatalf("want projection_drift naming the row and column, got %+v", p)
@@ -211,7 +213,7 @@ func TestAuditFindsProjectionDriftAndReplaySwapRepairsIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, err = runCtl("replay", "--swap")
-	if err == nil || !strings.Contains(err.Error(), "the event history has") || !strings.Contains(out, "hash_mismatch") || strings.Contains(out, "swapped") {
+	if err == nil || exitCode(err) != 1 || !strings.Contains(err.Error(), "the event history has") || !strings.Contains(out, "hash_mismatch") || strings.Contains(out, "swapped") {
 		t.Fatalf("replay --swap over an edited history: %v\n%s", err, out)
 	}
 	var after int

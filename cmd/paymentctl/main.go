@@ -15,9 +15,10 @@
 // Configuration comes from the environment only, as for paymentd; every command's --help lists
 // the variables it reads, and a malformed value fails the command naming the variable.
 //
-// It exits with status 1 when a command fails, including an import in which rows were refused;
-// reconcile exits 1 when differences remain and 2 when it fails; audit and replay exit 1 when
-// they find a problem or a difference.
+// It exits with status 1 when a command fails, including an import in which rows were refused.
+// The checking commands exit 1 for what they find and 2 when they cannot check: reconcile when
+// differences remain, audit when it finds a problem, replay when rows differ or a swap is
+// refused over a broken history.
 package main
 
 import (
@@ -172,4 +173,44 @@ func (o *operator) importSettlements(ctx context.Context, merchant domain.Mercha
 		return fmt.Errorf("%d settlement rows were refused; see above", sum.Errors)
 	}
 	return nil
+}
+
+// Exit statuses. A command exits 1 when it fails. The checking commands (reconcile, audit,
+// replay) tell what they found from not being able to look: 1 when they found differences or
+// problems, 2 when they could not check (bad flags, Toss, the database).
+
+// exitError carries the exit status of a command that must not exit 1.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// exitCode is the status paymentctl exits with after err: the command's own, else 1.
+func exitCode(err error) int {
+	var e *exitError
+	if errors.As(err, &e) {
+		return e.code
+	}
+	return 1
+}
+
+// failed is a checking command's exit status 2: it could not check.
+func failed(err error) error { return &exitError{code: 2, err: err} }
+
+// found is a checking command's exit status 1: what it found.
+func found(format string, args ...any) error {
+	return &exitError{code: 1, err: fmt.Errorf(format, args...)}
+}
+
+// checked gives err a checking command's exit status: its own when it has one (found, failed),
+// else 2.
+func checked(err error) error {
+	var e *exitError
+	if err == nil || errors.As(err, &e) {
+		return err
+	}
+	return failed(err)
 }

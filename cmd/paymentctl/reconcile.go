@@ -20,28 +20,6 @@ import (
 	"github.com/paymentledger/ledger/reconcile"
 )
 
-// exitError carries the exit status of a command that must not exit 1 (reconcile: 1 means
-// differences remain, 2 an error).
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
-
-// exitCode is the status paymentctl exits with after err: the command's own, else 1.
-func exitCode(err error) int {
-	var e *exitError
-	if errors.As(err, &e) {
-		return e.code
-	}
-	return 1
-}
-
-// failed is reconcile's exit status 2: it could not compare (bad flags, Toss or the database).
-func failed(err error) error { return &exitError{code: 2, err: err} }
-
 func (o *operator) reconcileCommand() *cobra.Command {
 	var from, to, merchant, format string
 	var apply bool

@@ -47,16 +47,17 @@ Progress goes to stderr: a bar on a terminal, a line every few seconds otherwise
 Projections: ` + names + `, or all.
 
 Exit status: 0 when every replayed read model equals its live one, or when --swap replaced
-them; 1 when rows differ (they are printed) or the replay failed.`,
+them; 1 when rows differ (they are printed) or --swap finds the history broken; 2 when the
+replay could not run.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if projection != "all" && !slices.Contains(projections.ReplayableProjections(), projection) {
-				return fmt.Errorf("--projection %q: want one of %s or all", projection, names)
+				return failed(fmt.Errorf("--projection %q: want one of %s or all", projection, names))
 			}
 			if limit < 1 {
-				return fmt.Errorf("--limit %d: must be at least 1", limit)
+				return failed(fmt.Errorf("--limit %d: must be at least 1", limit))
 			}
-			return o.replay(cmd.Context(), projection, swap, keep, limit)
+			return checked(o.replay(cmd.Context(), projection, swap, keep, limit))
 		},
 	}
 	c.Flags().StringVar(&projection, "projection", "all", "the read model to rebuild: "+names+" or all")
@@ -139,7 +140,7 @@ func (o *operator) replay(ctx context.Context, projection string, swap, keep boo
 		}
 	}
 	if differing > 0 && !swap {
-		return fmt.Errorf("%d rows differ between the live and the replayed read models", differing)
+		return found("%d rows differ between the live and the replayed read models", differing)
 	}
 	return nil
 }
@@ -167,7 +168,7 @@ func (o *operator) verifyHistory(ctx context.Context, cfg Config, pool *pgxpool.
 	for _, p := range rep.Problems {
 		fmt.Fprintf(o.stdout, "history: %s\n", p)
 	}
-	return fmt.Errorf("the event history has %d problems (above; paymentctl audit tells more): no read model is rebuilt from it", len(rep.Problems))
+	return found("the event history has %d problems (above; paymentctl audit tells more): no read model is rebuilt from it", len(rep.Problems))
 }
 
 func printComparison(w io.Writer, c projections.Comparison) {

@@ -106,7 +106,7 @@ func TestReplayCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, _, err = ctl("replay", "--projection", "ledger")
-	if err == nil || !strings.Contains(err.Error(), "1 rows differ") {
+	if err == nil || exitCode(err) != 1 || !strings.Contains(err.Error(), "1 rows differ") {
 		t.Fatalf("replay of an edited ledger: err %v\n%s", err, out)
 	}
 	for _, want := range []string{"ledger: 1 rows differ as of ", "  wallet_movements: 1 rows differ (", `"amount": 9001`, `"amount": 9000`, "differs in: amount"} {
@@ -165,8 +165,8 @@ func waitLedgerBuilt(t *testing.T, pool *pgxpool.Pool, store *eventstore.Postgre
 func TestReplayUsage(t *testing.T) {
 	var out, errOut bytes.Buffer
 	err := run(ctx, []string{"replay", "--projection", "ledgers"}, envFrom(nil), nil, &out, &errOut)
-	if err == nil || !strings.Contains(err.Error(), `--projection "ledgers": want one of payment_orders, ledger, merchants or all`) {
-		t.Errorf("bad projection: %v", err)
+	if err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), `--projection "ledgers": want one of payment_orders, ledger, merchants or all`) {
+		t.Errorf("bad projection: %v (exit %d)", err, exitCode(err))
 	}
 	out.Reset()
 	if err := run(ctx, []string{"replay", "--help"}, envFrom(nil), nil, &out, &errOut); err != nil {
