@@ -119,7 +119,7 @@ func paymentEvents(t testing.TB, order string, seller string, amount int64, step
 		fee := decimal.NewFromInt(amount / 50)
 		next(p.DecideSettlement(domain.SettlementInput{TransactionKey: "tx-" + order, PaymentKey: key,
 			SoldDate: "2026-03-02", PaidOutDate: "2026-03-04", Amount: p.TotalAmount, Fee: fee,
-			VAT: decimal.Zero, PayOutAmount: p.TotalAmount.Sub(fee), ApprovedTransaction: true}, at))
+			VAT: decimal.Zero, PayOutAmount: p.TotalAmount.Sub(fee)}, at))
 	}
 	return events
 }

@@ -35,21 +35,16 @@ func (s *Service) RecordSettlementAs(ctx context.Context, actor string, merchant
 		return false, domain.Errorf(domain.ErrInvalidInput, "settlement row %s without an orderId", row.TransactionKey)
 	}
 	in := domain.SettlementInput{
-		TransactionKey:      row.TransactionKey,
-		PaymentKey:          domain.PaymentKey(row.PaymentKey),
-		SoldDate:            row.SoldDate,
-		PaidOutDate:         row.PaidOutDate,
-		Amount:              row.Amount,
-		Fee:                 row.Fee,
-		VAT:                 row.VAT,
-		PayOutAmount:        row.PayOutAmount,
-		ApprovedTransaction: row.Cancel == nil,
+		TransactionKey: row.TransactionKey,
+		PaymentKey:     domain.PaymentKey(row.PaymentKey),
+		SoldDate:       row.SoldDate,
+		PaidOutDate:    row.PaidOutDate,
+		Amount:         row.Amount,
+		Fee:            row.Fee,
+		VAT:            row.VAT,
+		PayOutAmount:   row.PayOutAmount,
 	}
 	_, events, err := s.update(ctx, domain.OrderID(row.OrderID), merchant, newMetadata(actor), func(p domain.Payment) ([]domain.Event, error) {
-		if p.PaymentKey != "" && in.PaymentKey != "" && p.PaymentKey != in.PaymentKey {
-			return nil, domain.Errorf(domain.ErrPSPResponseMismatch, "settlement %s of order %s is for paymentKey %s, the payment's is %s",
-				in.TransactionKey, p.OrderID, in.PaymentKey, p.PaymentKey)
-		}
 		return p.DecideSettlement(in, s.now())
 	})
 	if err != nil {

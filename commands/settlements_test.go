@@ -128,7 +128,7 @@ func TestRecordSettlementUnknownOrder(t *testing.T) {
 	}
 }
 
-func TestRecordSettlementRejectsForeignPaymentKeyAndBadArithmetic(t *testing.T) {
+func TestRecordSettlementRejectsForeignPaymentKeyBadArithmeticAndBadDates(t *testing.T) {
 	env := testenv.New(t, testenv.Options{})
 	co := confirmedPayment(t, env)
 	row := simulatorRows(t, env, co.OrderID)[0]
@@ -142,6 +142,14 @@ func TestRecordSettlementRejectsForeignPaymentKeyAndBadArithmetic(t *testing.T) 
 	bad.PayOutAmount = bad.PayOutAmount.Add(bad.Fee)
 	if _, err := env.Commands.RecordSettlement(ctx, testenv.Merchant, bad); !errors.Is(err, domain.ErrInvalidInput) {
 		t.Fatalf("payout ≠ amount − fee: %v", err)
+	}
+	// A row the ledger could not book would stop the ledger's projection at its event.
+	for _, dates := range [][2]string{{"garbage", row.PaidOutDate}, {row.SoldDate, ""}, {"2026-11-21", "2026-11-20"}} {
+		undated := row
+		undated.SoldDate, undated.PaidOutDate = dates[0], dates[1]
+		if _, err := env.Commands.RecordSettlement(ctx, testenv.Merchant, undated); !errors.Is(err, domain.ErrInvalidInput) {
+			t.Fatalf("dates %q: %v", dates, err)
+		}
 	}
 	if got := settlementEvents(t, env, co.OrderID); len(got) != 0 {
 		t.Fatalf("events %+v after refused rows", got)
