@@ -82,8 +82,9 @@ type ReadBackOptions struct {
 // and canceled since): PaymentApprovedAtPSP (and its cancels), when order, paymentKey and amount
 // match the checkout; a mismatch is ErrPSPResponseMismatch.
 //
-// An approved payment (SUCCESS, PARTIALLY_CANCELED, CANCELED): each cancel the PSP lists that the
-// ledger has not recorded is, in the PSP's order, the pending cancel's outcome when one of ours
+// An approved payment (SUCCESS, PARTIALLY_CANCELED, CANCELED) that the PSP shows approved or
+// canceled, with the same order, paymentKey and amount (else ErrPSPResponseMismatch): each
+// cancel the PSP lists that the ledger has not recorded is, in the PSP's order, the pending cancel's outcome when one of ours
 // of that amount is pending (PaymentCanceled), and otherwise a cancel made at the PSP
 // (PaymentCanceledAtPSP). A cancel above what is left to cancel is ErrPSPResponseMismatch.
 func (p Payment) DecideReadBack(rb ReadBack, now time.Time, opts ReadBackOptions) ([]Event, error) {
@@ -102,6 +103,12 @@ func (p Payment) DecideReadBack(rb ReadBack, now time.Time, opts ReadBackOptions
 			PreviousStatus: p.Status, Reason: opts.Reason}
 		return p.thenCancels([]Event{approved}, rb, now, opts)
 	case StatusSuccess, StatusPartiallyCanceled, StatusCanceled:
+		if rb.Status != PSPDone && rb.Status != PSPCanceled && rb.Status != PSPPartialCanceled {
+			return nil, nil
+		}
+		if err := p.matches(rb); err != nil {
+			return nil, err
+		}
 		return p.thenCancels(nil, rb, now, opts)
 	}
 	return nil, nil

@@ -144,6 +144,18 @@ func TestReadBackBooksWhatThePSPDid(t *testing.T) {
 			canceledAtToss(domain.PSPPartialCanceled, pspCancel("TXC2", "5000")),
 			[]domain.Event{domain.PaymentCanceled{EventHeader: header(t0), CancelID: "c1", Amount: won("5000"), TransactionKey: "TXC2", CanceledAt: t0, BalanceAfter: won("20000")}},
 			nil, domain.StatusPartiallyCanceled},
+		{"approved, another payment's cancels are not booked", given[domain.StatusSuccess],
+			func() domain.ReadBack {
+				r := canceledAtToss(domain.PSPPartialCanceled, pspCancel("TXC1", "1000"))
+				r.PaymentKey = "tosss_another"
+				return r
+			}(), nil, domain.ErrPSPResponseMismatch, domain.StatusSuccess},
+		{"approved, another order's cancels are not booked", given[domain.StatusSuccess],
+			func() domain.ReadBack {
+				r := canceledAtToss(domain.PSPPartialCanceled, pspCancel("TXC1", "1000"))
+				r.OrderID = "order-9999"
+				return r
+			}(), nil, domain.ErrPSPResponseMismatch, domain.StatusSuccess},
 		{"a console cancel above the balance needs review", given[domain.StatusSuccess],
 			canceledAtToss(domain.PSPCanceled, pspCancel("TXC1", "30000")), nil, domain.ErrPSPResponseMismatch, domain.StatusSuccess},
 		{"failed here, approved at Toss", given[domain.StatusFailure], readBack(domain.PSPDone),
