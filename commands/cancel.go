@@ -94,8 +94,9 @@ func (s *Service) Cancel(ctx context.Context, in CancelInput) (CancelResult, err
 // key (CancelRetried) and is tried again, a bounded number of times.
 func (s *Service) callCancel(ctx context.Context, psp PSP, p domain.Payment, c domain.Cancel, meta eventstore.Metadata) (CancelResult, error) {
 	detached := context.WithoutCancel(ctx)
+	var refusedAt time.Time // of the last round the PSP refused as too soon after another refund
 	for round := 1; ; round++ {
-		if err := s.spaceCancel(detached, p); err != nil {
+		if err := s.spaceCancel(detached, p, refusedAt); err != nil {
 			return CancelResult{}, err
 		}
 		pay, pspErr := s.cancelWithRetries(detached, psp, p, c)
@@ -114,18 +115,23 @@ func (s *Service) callCancel(ctx context.Context, psp PSP, p domain.Payment, c d
 		if !retried || round >= maxNotExecutedRounds {
 			return cancelResult(p2, c.ID), nil
 		}
-		p, c = p2, p2.Cancels[c.ID]
+		p, c, refusedAt = p2, p2.Cancels[c.ID], s.now()
 	}
 }
 
 // spaceCancel waits until the PSP accepts another cancel of the payment: CancelSpacing after the
 // latest refund we recorded (our record time is after the PSP's, so the gap at the PSP is at
-// least as long).
-func (s *Service) spaceCancel(ctx context.Context, p domain.Payment) error {
-	if p.LastCanceledAt.IsZero() {
+// least as long), and after refusedAt, when the PSP refused the last call as too soon after a
+// refund we do not know of (made in its console): that refund came before the refusal.
+func (s *Service) spaceCancel(ctx context.Context, p domain.Payment, refusedAt time.Time) error {
+	last := p.LastCanceledAt
+	if refusedAt.After(last) {
+		last = refusedAt
+	}
+	if last.IsZero() {
 		return nil
 	}
-	wait := p.LastCanceledAt.Add(CancelSpacing).Sub(s.now())
+	wait := last.Add(CancelSpacing).Sub(s.now())
 	if wait <= 0 {
 		return nil
 	}

@@ -180,15 +180,16 @@ func TestTwoRefundsInARowBothSucceed(t *testing.T) {
 	}
 }
 
-// consecutiveRefusal is Toss refusing every cancel made under a first attempt's key as too soon
-// after another (a refusal it replays under that key), and passing the rest to the simulator.
+// consecutiveRefusal is Toss just after a refund made in its console: it refuses every cancel
+// of the payment as too soon until blockedUntil, and passes the rest to the simulator.
 type consecutiveRefusal struct {
 	*toss.Client
-	refused int
+	blockedUntil time.Time
+	refused      int
 }
 
 func (c *consecutiveRefusal) Cancel(ctx context.Context, key string, req toss.CancelRequest, idem string) (*toss.Payment, error) {
-	if strings.Count(idem, ":") == 2 { // "<order>:cancel:<id>": attempt 1
+	if time.Now().Before(c.blockedUntil) {
 		c.refused++
 		return nil, &toss.Error{Op: "cancel", HTTPStatus: 403, Code: "FORBIDDEN_CONSECUTIVE_REQUEST", Message: "too soon", Class: toss.ClassNotExecuted}
 	}
@@ -196,11 +197,12 @@ func (c *consecutiveRefusal) Cancel(ctx context.Context, key string, req toss.Ca
 }
 
 // A cancel Toss refused without executing it goes on under a new key (CancelRetried) and
-// completes, within the request; it never stays PENDING on a replayed refusal.
+// completes, within the request; it never stays PENDING on a replayed refusal. The new key is
+// tried CancelSpacing after the refusal, not at once, which Toss would refuse again.
 func TestConsecutiveRefusalMovesTheCancelToANewKey(t *testing.T) {
 	env := testenv.New(t, testenv.Options{})
 	co := approvedOrder(t, env)
-	psp := &consecutiveRefusal{Client: env.Toss}
+	psp := &consecutiveRefusal{Client: env.Toss, blockedUntil: time.Now().Add(500 * time.Millisecond)}
 	svc, err := commands.New(env.Store, commands.OnePSP(psp), commands.Config{Retry: fastRetry(2)}, time.Now, nil)
 	if err != nil {
 		t.Fatal(err)
