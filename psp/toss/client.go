@@ -441,6 +441,7 @@ func (c *Client) send(req *http.Request, op string, out any) (int, error) {
 	if err != nil {
 		return status, &Error{Op: op, HTTPStatus: status, Class: ClassUnknownOutcome, TraceID: traceID, Err: fmt.Errorf("read response: %w", err)}
 	}
+	raw = withoutNUL(raw)
 	if status < 200 || status > 299 {
 		return status, decodeError(op, status, traceID, raw)
 	}
@@ -475,7 +476,7 @@ func decodeError(op string, status int, traceID string, raw []byte) *Error {
 	if err := json.Unmarshal(raw, &body); err != nil || body.Code == "" {
 		e.Err = fmt.Errorf("error body is not Toss JSON: %q", snippet(raw))
 	} else {
-		e.Code, e.Message = body.Code, body.Message
+		e.Code, e.Message = clipText(body.Code, maxCodeRunes), clipText(body.Message, maxMessageRunes)
 	}
 	e.Class = Classify(op, status, e.Code)
 	return e
@@ -492,4 +493,43 @@ func snippet(raw []byte) string {
 		cut--
 	}
 	return string(raw[:cut]) + "..."
+}
+
+// Toss's error codes are short upper-case names and its messages a sentence; what a response
+// holds beyond these bounds is cut, so that a rejection recorded from it stays a line.
+const (
+	maxCodeRunes    = 100
+	maxMessageRunes = 1000
+)
+
+// clipText keeps the first n characters of s.
+func clipText(s string, n int) string {
+	for i := range s {
+		if n == 0 {
+			return s[:i]
+		}
+		n--
+	}
+	return s
+}
+
+// withoutNUL replaces every \u0000 escape of a JSON text by \ufffd. A NUL in a string Toss sent
+// would reach events and read models, and PostgreSQL refuses it in text and jsonb columns (the
+// projection would stop at that event). Raw control bytes are not valid JSON, so the escape is
+// the only way a NUL can come; invalid UTF-8 is already replaced by encoding/json.
+func withoutNUL(raw []byte) []byte {
+	if !bytes.Contains(raw, []byte(`\u0000`)) {
+		return raw
+	}
+	out := bytes.Clone(raw)
+	for i := 0; i+1 < len(out); i++ {
+		if out[i] != '\\' {
+			continue
+		}
+		if out[i+1] == 'u' && i+5 < len(out) && string(out[i+2:i+6]) == "0000" {
+			copy(out[i+2:i+6], "fffd")
+		}
+		i++ // the escaped character: after \\ it is not an escape
+	}
+	return out
 }

@@ -578,3 +578,26 @@ func TestConcurrentUse(t *testing.T) {
 	}
 	wantEq(t, "requests", f.count(), 8)
 }
+
+// A NUL in what Toss sends never reaches the caller (PostgreSQL refuses it in text), an escaped
+// backslash before "u0000" is text, not a NUL, and an error's code and message are bounded.
+func TestResponsesCarryNoNUL(t *testing.T) {
+	f := newFakeToss(t, 200, []byte(`{"paymentKey":"pk\u0000","orderId":"order-1","status":"DONE","method":"카드\u0000","totalAmount":1000,"balanceAmount":1000,"lastTransactionKey":"a\\u0000b"}`))
+	p, err := newClient(t, f.URL).GetPaymentByOrderID(context.Background(), "order-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantEq(t, "PaymentKey", p.PaymentKey, "pk\uFFFD")
+	wantEq(t, "Method", p.Method, "카드\uFFFD")
+	wantEq(t, "LastTransactionKey", p.LastTransactionKey, `a\u0000b`)
+
+	long := strings.Repeat("가", maxMessageRunes+10)
+	f = newFakeToss(t, 400, []byte(`{"code":"REJECT\u0000CARD","message":"`+long+`"}`))
+	_, err = newClient(t, f.URL).GetPaymentByOrderID(context.Background(), "order-1")
+	var e *Error
+	if !errors.As(err, &e) {
+		t.Fatalf("error %v is not *Error", err)
+	}
+	wantEq(t, "Code", e.Code, "REJECT\uFFFDCARD")
+	wantEq(t, "Message", e.Message, long[:len("가")*maxMessageRunes])
+}
