@@ -157,6 +157,43 @@ func TestLostCancelResponseIsResolvedUnderTheSameKey(t *testing.T) {
 	}
 }
 
+// replayedRefusal is Toss replaying, under a cancel's key, an error it stored for it: every call
+// answers ALREADY_CANCELED_PAYMENT, while lookups show the truth.
+type replayedRefusal struct{ *toss.Client }
+
+func (replayedRefusal) Cancel(context.Context, string, toss.CancelRequest, string) (*toss.Payment, error) {
+	const code = "ALREADY_CANCELED_PAYMENT"
+	return nil, &toss.Error{Op: "cancel", HTTPStatus: 400, Code: code, Message: "이미 취소된 결제 입니다.", Class: toss.Classify("cancel", 400, code)}
+}
+
+// A pending cancel that Toss performed is resolved from the payment read back, not from what a
+// repeated call answers: under its key Toss would replay a stored error until the key expires.
+func TestPendingCancelIsResolvedFromTheReadBack(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	co := approvedOrder(t, env)
+	lossy, err := commands.New(env.Store, commands.OnePSP(&testenv.LostCancelAnswer{Client: env.Toss}), commands.Config{Retry: fastRetry(1)}, time.Now, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := lossy.Cancel(ctx, commands.CancelInput{Merchant: testenv.Merchant, IdempotencyKey: "refund-1", OrderID: co.OrderID, Amount: amount("5000"), Reason: "r"}); err != nil || res.CancelStatus != "PENDING" {
+		t.Fatalf("cancel with a lost answer: %+v %v, want PENDING", res, err)
+	}
+	replaying, err := commands.New(env.Store, commands.OnePSP(replayedRefusal{env.Toss}), commands.Config{Retry: fastRetry(1)}, time.Now, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := replaying.ResolveCancel(ctx, co.OrderID, commands.ResolveOptions{Actor: "recovery"})
+	if err != nil || res.CancelStatus != "CANCELED" || !res.Balance.Equal(won("20000")) {
+		t.Fatalf("resolve: %+v %v, want CANCELED with 20000 left", res, err)
+	}
+	if st := env.Sim.Stats(); st.CancelsProcessed != 1 {
+		t.Fatalf("Toss processed %d cancels, want 1", st.CancelsProcessed)
+	}
+	if err := domain.CheckHistory(env.Events(t, co.OrderID)); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // The defect: two refunds of one payment within a second got 403 FORBIDDEN_CONSECUTIVE_REQUEST,
 // replayed under the same key on every retry. Cancels of a payment are spaced a second apart, so
 // both refunds go through, each on its first key.

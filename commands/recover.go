@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/paymentledger/ledger/domain"
@@ -127,27 +128,54 @@ func (s *Service) Sync(ctx context.Context, id domain.OrderID, opts ResolveOptio
 	return resultOf(p), nil
 }
 
-// ResolveCancel resolves the payment's pending cancel whose outcome we do not know by calling the
-// PSP again under the cancel's own key: the PSP replays the stored result of a cancel it
-// performed, or performs it now if it never did. A new key is used only after the PSP said it
-// executed nothing (CancelRetried). A payment without a pending cancel is returned as it is.
+// ResolveCancel resolves the payment's pending cancel whose outcome we do not know. It reads the
+// payment back first: a cancel the PSP lists is booked from its truth (domain.DecideReadBack),
+// whatever the PSP would answer a repeated call (it replays a stored error such as
+// ALREADY_CANCELED_PAYMENT under the cancel's key for as long as the key lives). Only when the
+// PSP lists no such cancel, or cannot be read, does it call the PSP again under the cancel's own key, which performs
+// the cancel if the PSP never did. A new key is used only after the PSP said it executed nothing
+// (CancelRetried). A payment without a pending cancel is returned as it is.
 func (s *Service) ResolveCancel(ctx context.Context, id domain.OrderID, opts ResolveOptions) (CancelResult, error) {
-	p, _, err := s.load(ctx, id)
-	if err != nil {
+	meta := newMetadata(opts.Actor)
+	var (
+		psp     PSP
+		pending domain.CancelID
+	)
+	p, _, err := s.update(ctx, id, opts.Merchant, meta, func(p domain.Payment) ([]domain.Event, error) {
+		c := p.PendingCancel()
+		if c == nil {
+			return nil, nil
+		}
+		pending = c.ID
+		if psp == nil {
+			var err error
+			if psp, err = s.pspOf(ctx, p); err != nil {
+				return nil, err
+			}
+		}
+		events, err := s.readBackEvents(ctx, psp, p, domain.ReadBackOptions{Reason: opts.Actor + " read-back"})
+		var pspErr *toss.Error
+		if errors.As(err, &pspErr) {
+			// Toss could not be asked (down, slow): the call under the cancel's key below
+			// learns the outcome as well, or fails the same way.
+			s.logger.WarnContext(ctx, "cancel read-back failed; calling again under the cancel's key", "orderId", p.OrderID, "error", err)
+			return nil, nil
+		}
+		return events, err
+	})
+	switch {
+	case p.OrderID == "":
 		return CancelResult{}, err
-	}
-	if opts.Merchant != "" && p.MerchantID != opts.Merchant {
-		return CancelResult{}, notFound(id)
+	case pending == "":
+		return CancelResult{OrderID: id, PaymentStatus: p.Status, Balance: p.Balance}, err
+	case err != nil:
+		return cancelResult(p, pending), err
 	}
 	c := p.PendingCancel()
-	if c == nil {
-		return CancelResult{OrderID: id, PaymentStatus: p.Status, Balance: p.Balance}, nil
+	if c == nil { // the read-back resolved it
+		return cancelResult(p, pending), nil
 	}
-	psp, err := s.pspOf(ctx, p)
-	if err != nil {
-		return cancelResult(p, c.ID), err
-	}
-	return s.callCancel(ctx, psp, p, *c, newMetadata(opts.Actor))
+	return s.callCancel(ctx, psp, p, *c, meta)
 }
 
 // MarkExhausted records that recovery gave up on a payment after attempts tries.

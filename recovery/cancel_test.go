@@ -122,12 +122,16 @@ func TestExhaustedCancelIsFlaggedForReview(t *testing.T) {
 	}
 }
 
-// unknownCancels is a Toss client whose cancels never give an answer (the call may or may not
-// have reached Toss), the way a Toss outage looks to a refund.
+// unknownCancels is a Toss client whose cancels and lookups never give an answer (a cancel may
+// or may not have reached Toss), the way a Toss outage looks to a refund.
 type unknownCancels struct{ commands.PSP }
 
 func (unknownCancels) Cancel(context.Context, string, toss.CancelRequest, string) (*toss.Payment, error) {
 	return nil, &toss.Error{Op: "cancel", HTTPStatus: 503, Class: toss.ClassUnknownOutcome}
+}
+
+func (unknownCancels) GetPaymentByOrderID(context.Context, string) (*toss.Payment, error) {
+	return nil, &toss.Error{Op: "get payment", HTTPStatus: 503, Class: toss.ClassUnknownOutcome}
 }
 
 // The defect: a refund whose outcome stays unknown was retried only every RECOVERY_STALE_AFTER,
