@@ -365,7 +365,12 @@ func (m Merchant) DecideRevokeKey(id APIKeyID, now time.Time) ([]Event, error) {
 	return []Event{APIKeyRevoked{MerchantHeader: m.header(now), KeyID: id, EffectiveAt: now, Reason: RevokedByRequest}}, nil
 }
 
-// DecideRotateKey issues a new key with the scopes of key old and lets old work for grace more.
+// MaxRotationGrace bounds a rotation's grace period: a rotation is not a way to keep a key for
+// ever.
+const MaxRotationGrace = 30 * 24 * time.Hour
+
+// DecideRotateKey issues a new key with the scopes of key old and lets old work for grace more
+// (0 to MaxRotationGrace).
 func (m Merchant) DecideRotateKey(old APIKeyID, next IssueKeyCommand, grace time.Duration, now time.Time) ([]Event, error) {
 	if err := m.registered(); err != nil {
 		return nil, err
@@ -376,8 +381,8 @@ func (m Merchant) DecideRotateKey(old APIKeyID, next IssueKeyCommand, grace time
 		return nil, Errorf(ErrAPIKeyNotFound, "merchant %s has no API key %s", m.ID, old)
 	case !k.ActiveAt(now):
 		return nil, Errorf(ErrAPIKeyRevoked, "API key %s is revoked; issue a new key instead", old)
-	case grace < 0:
-		return nil, Errorf(ErrInvalidInput, "the grace period must not be negative")
+	case grace < 0 || grace > MaxRotationGrace:
+		return nil, Errorf(ErrInvalidInput, "the grace period must be from 0s to %s, not %s", MaxRotationGrace, grace)
 	}
 	next.Scopes = slices.Clone(k.Scopes)
 	if err := m.checkNewKey(next, now); err != nil {

@@ -194,6 +194,13 @@ func TestMerchantDeciders(t *testing.T) {
 			},
 			wantErr: domain.ErrAPIKeyRevoked,
 		},
+		{
+			name: "a grace period beyond the bound is refused", given: []domain.Event{registered, keyIssued},
+			when: func(m domain.Merchant) ([]domain.Event, error) {
+				return m.DecideRotateKey("k1", domain.IssueKeyCommand{KeyID: "k2", SecretHash: hash2}, domain.MaxRotationGrace+time.Second, t0)
+			},
+			wantErr: domain.ErrInvalidInput,
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := tc.when(merchantOf(t, tc.given...))

@@ -243,13 +243,10 @@ func (h adminHandlers) rotateKey(w http.ResponseWriter, r *http.Request) {
 		grace := h.grace
 		if req.GracePeriod != "" {
 			var err error
-			if grace, err = time.ParseDuration(req.GracePeriod); err != nil || grace < 0 || grace > maxGrace {
-				return nil, badRequest("INVALID_REQUEST", "gracePeriod must be a duration from 0s to %s such as \"24h\", got %q", maxGrace, truncate(req.GracePeriod, 40))
+			if grace, err = time.ParseDuration(req.GracePeriod); err != nil || grace < 0 || grace > domain.MaxRotationGrace {
+				return nil, badRequest("INVALID_REQUEST", "gracePeriod must be a duration from 0s to %s such as \"24h\", got %q", domain.MaxRotationGrace, truncate(req.GracePeriod, 40))
 			}
 		}
 		return h.a.RotateKey(r.Context(), id, domain.APIKeyID(mux.Vars(r)["keyId"]), grace, merchants.ActorAdmin)
 	})
 }
-
-// maxGrace bounds a rotation's grace period: a rotation is not a way to keep a key for ever.
-const maxGrace = 30 * 24 * time.Hour

@@ -161,7 +161,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"merchants", "set-commission", "m-1", "--rate", "1e-1"}, nil, "--rate"},
 		{[]string{"merchants", "show", "a.b"}, nil, "merchant id: INVALID_REQUEST"},
 		{[]string{"keys", "issue", "--merchant", "m-1", "--scope", "payments:delete"}, nil, `unknown scope "payments:delete"`},
-		{[]string{"keys", "rotate", "--merchant", "m-1", "k", "--grace", "-1h"}, nil, "--grace -1h0m0s must not be negative"},
+		{[]string{"keys", "rotate", "--merchant", "m-1", "k", "--grace", "-1h"}, nil, "--grace -1h0m0s must be from 0s to 720h0m0s"},
+		{[]string{"keys", "rotate", "--merchant", "m-1", "k", "--grace", "721h"}, nil, "--grace 721h0m0s must be from 0s to 720h0m0s"},
 		{[]string{"migrate", "now"}, nil, "unknown command"},
 		{[]string{"frobnicate"}, nil, "unknown command"},
 	} {

@@ -465,8 +465,8 @@ func (o *operator) keysCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if grace < 0 {
-				return fmt.Errorf("--grace %s must not be negative", grace)
+			if grace < 0 || grace > domain.MaxRotationGrace {
+				return fmt.Errorf("--grace %s must be from 0s to %s", grace, domain.MaxRotationGrace)
 			}
 			return o.with(cmd.Context(), false, func(env opEnv) error {
 				k, err := env.svc.RotateKey(cmd.Context(), id, domain.APIKeyID(args[0]), grace, merchants.ActorOperator)

@@ -10,6 +10,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/paymentledger/ledger/domain"
 	"github.com/paymentledger/ledger/internal/config"
 	"github.com/paymentledger/ledger/reconcile"
 )
@@ -61,7 +62,7 @@ type Config struct {
 	APIKeyRate            float64       `env:"API_KEY_RATE,default=50" desc:"requests per second allowed per API key (token bucket rate)"`
 	APIKeyBurst           int           `env:"API_KEY_BURST,default=100" desc:"requests per API key allowed in a burst"`
 	AuthFailuresPerMinute int           `env:"AUTH_FAILURES_PER_MINUTE,default=10" desc:"failed authentications allowed per client address per minute before 429"`
-	APIKeyRotationGrace   time.Duration `env:"API_KEY_ROTATION_GRACE,default=24h" desc:"how long a rotated API key keeps working; 0 revokes it at once"`
+	APIKeyRotationGrace   time.Duration `env:"API_KEY_ROTATION_GRACE,default=24h" desc:"how long a rotated API key keeps working, at most 720h; 0 revokes it at once"`
 	AuthCacheTTL          time.Duration `env:"AUTH_CACHE_TTL,default=500ms" desc:"how long an instance caches an API key lookup, at most 1s: revocations take effect on every instance within this"`
 
 	TossWebhookAllowedIPs config.Prefixes `env:"TOSS_WEBHOOK_ALLOWED_IPS" desc:"comma-separated IP addresses and CIDR blocks Toss webhooks may come from; empty accepts any address"`
@@ -119,8 +120,8 @@ func (c Config) Validate() error {
 	if c.AuthCacheTTL > authCacheTTLMax {
 		errs = append(errs, config.Invalid("AUTH_CACHE_TTL", "must be at most %s, not %s: a revoked key keeps working this long", authCacheTTLMax, c.AuthCacheTTL))
 	}
-	if c.APIKeyRotationGrace < 0 {
-		errs = append(errs, config.Invalid("API_KEY_ROTATION_GRACE", "must not be negative, not %s", c.APIKeyRotationGrace))
+	if c.APIKeyRotationGrace < 0 || c.APIKeyRotationGrace > domain.MaxRotationGrace {
+		errs = append(errs, config.Invalid("API_KEY_ROTATION_GRACE", "must be from 0s to %s, not %s", domain.MaxRotationGrace, c.APIKeyRotationGrace))
 	}
 	if _, err := time.Parse("15:04", c.SettlementImportAt); err != nil {
 		errs = append(errs, config.Invalid("SETTLEMENT_IMPORT_AT", "%q must be HH:MM (KST)", c.SettlementImportAt))
