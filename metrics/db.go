@@ -48,7 +48,7 @@ func newDBCollector(pool *pgxpool.Pool, now func() time.Time, projections []stri
 		backlog: desc("recovery_backlog",
 			"Payments the recovery sweeper still has to settle: EXECUTING, UNKNOWN or with a cancel in flight, and not waiting for review."),
 		needsReview: desc("needs_review",
-			"Payments recovery gave up on, waiting for a person (GET /api/v1/payments?needsReview=true)."),
+			"Payments recovery gave up on, waiting for a person. GET /api/v1/payments?needsReview=true lists these and also payments whose history failed verification or that reconciliation left for review, which this gauge does not count."),
 		inboxPending: desc("webhook_inbox_pending",
 			"Webhook deliveries the worker has not processed yet."),
 		inboxOldest: desc("webhook_inbox_oldest_pending_seconds",

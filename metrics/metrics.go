@@ -204,13 +204,13 @@ func (m *Metrics) SetBreakerState(to string) {
 // that a caller passing a key, a path or an error text cannot create series (or leak a secret
 // into them).
 var (
-	authReasons = []string{"missing", "malformed", "unknown_key", "bad_secret", "revoked", "forbidden_scope", "rate_limited", "other"}
+	authReasons = []string{"missing", "malformed", "unknown_key", "bad_secret", "revoked", "broken_history", "forbidden_scope", "admin_token", "other"}
 	limiters    = []string{"api_key", "auth_failures", "webhook", "other"}
 )
 
 // AuthFailure counts a request refused by authentication or authorization. reason is one of
-// missing, malformed, unknown_key, bad_secret, revoked, forbidden_scope, rate_limited; any other
-// value counts as "other".
+// missing, malformed, unknown_key, bad_secret, revoked, broken_history (merchants.Reason*),
+// forbidden_scope or admin_token (httpapi's); any other value counts as "other".
 func (m *Metrics) AuthFailure(reason string) {
 	if m == nil {
 		return

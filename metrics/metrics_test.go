@@ -254,7 +254,7 @@ func TestBreakerState(t *testing.T) {
 func TestAuthFailuresAndRateLimits(t *testing.T) {
 	m := metrics.New(nil)
 	text := scrape(t, m.Handler())
-	for _, r := range []string{"missing", "malformed", "unknown_key", "bad_secret", "revoked", "forbidden_scope", "rate_limited"} {
+	for _, r := range []string{"missing", "malformed", "unknown_key", "bad_secret", "revoked", "broken_history", "forbidden_scope", "admin_token"} {
 		wantValue(t, text, `paymentledger_auth_failures_total{reason="`+r+`"}`, 0)
 	}
 	for _, l := range []string{"api_key", "auth_failures", "webhook"} {
@@ -264,6 +264,7 @@ func TestAuthFailuresAndRateLimits(t *testing.T) {
 	m.AuthFailure("bad_secret")
 	m.AuthFailure("bad_secret")
 	m.AuthFailure("revoked")
+	m.AuthFailure("admin_token")
 	m.AuthFailure("sk_live_leaked_into_a_reason") // not a label value: counted as other
 	m.RateLimited("api_key")
 	m.RateLimited("/api/v1/payments/order-1")
@@ -271,6 +272,7 @@ func TestAuthFailuresAndRateLimits(t *testing.T) {
 	text = scrape(t, m.Handler())
 	wantValue(t, text, `paymentledger_auth_failures_total{reason="bad_secret"}`, 2)
 	wantValue(t, text, `paymentledger_auth_failures_total{reason="revoked"}`, 1)
+	wantValue(t, text, `paymentledger_auth_failures_total{reason="admin_token"}`, 1)
 	wantValue(t, text, `paymentledger_auth_failures_total{reason="missing"}`, 0)
 	wantValue(t, text, `paymentledger_auth_failures_total{reason="other"}`, 1)
 	wantValue(t, text, `paymentledger_rate_limited_total{limiter="api_key"}`, 1)

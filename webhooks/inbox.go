@@ -87,6 +87,9 @@ type InboxConfig struct {
 	// Notify, when set, is called after a delivery that needs the worker was stored; wire it to
 	// (*Worker).Wake so the worker starts at once instead of at its next poll. It must not block.
 	Notify func()
+	// OnRateLimited, when set, is called for each delivery refused by the rate limit (a
+	// metric). It must not block.
+	OnRateLimited func()
 }
 
 // Inbox is the webhook handler for POST /webhooks/toss/{merchantId}, to be mounted with the
@@ -143,6 +146,9 @@ func (in *Inbox) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if ok, wait := in.limiter.Allow(key, time.Now()); !ok {
 		in.logger.DebugContext(r.Context(), "webhook rate limited", "client", key)
+		if in.cfg.OnRateLimited != nil {
+			in.cfg.OnRateLimited()
+		}
 		w.Header().Set("Retry-After", ratelimit.RetryAfter(wait))
 		writeError(w, http.StatusTooManyRequests, "RATE_LIMITED", "too many webhooks from this address; send it again later")
 		return

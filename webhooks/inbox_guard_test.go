@@ -261,7 +261,8 @@ func TestParseAllowedIPs(t *testing.T) {
 func TestRateLimitPerAddress(t *testing.T) {
 	pool := pgtest.NewPool(t)
 	const burst = 5
-	inbox := newInbox(t, pool, webhooks.InboxConfig{Rate: 1e-6, Burst: burst})
+	var limited atomic.Int64
+	inbox := newInbox(t, pool, webhooks.InboxConfig{Rate: 1e-6, Burst: burst, OnRateLimited: func() { limited.Add(1) }})
 	path := "/" + string(testenv.Merchant)
 	for i := range burst {
 		if rec := serve(t, inbox, "203.0.113.9:5000", path, paymentBody("order-1"), tid(fmt.Sprint("whtrans_a_", i))); rec.Code != http.StatusOK {
@@ -295,6 +296,9 @@ func TestRateLimitPerAddress(t *testing.T) {
 	}
 	if n := countRows(t, pool); n != burst+2 {
 		t.Fatalf("%d rows, want %d", n, burst+2)
+	}
+	if n := limited.Load(); n != 2 {
+		t.Fatalf("OnRateLimited called %d times, want 2", n)
 	}
 }
 

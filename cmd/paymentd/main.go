@@ -175,6 +175,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		AllowedIPs:     cfg.TossWebhookAllowedIPs,
 		Rate:           cfg.WebhookRate,
 		Burst:          cfg.WebhookBurst,
+		OnRateLimited:  func() { met.RateLimited("webhook") },
 	}
 	var hookWorker *webhooks.Worker
 	if cfg.WebhookWorkerEnabled {
