@@ -189,6 +189,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	var workers sync.WaitGroup
+	// Whatever way run returns, the background work is stopped and waited for before the pool
+	// it uses is closed.
+	defer func() {
+		stopWork()
+		workers.Wait()
+	}()
 	for _, p := range []projections.Projection{projections.PaymentOrders{}, projections.Ledger{}, projections.Merchants{}} {
 		workers.Go(func() { _ = projections.NewRunner(pool, store, p, logger).Run(workCtx) })
 	}
@@ -205,7 +211,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		sched, err := settlements.NewScheduler(pool, job,
 			settlements.SchedulerConfig{At: cfg.SettlementImportAt, CatchUpDays: cfg.SettlementImportDays}, settleLog)
 		if err != nil {
-			stopWork()
 			return err
 		}
 		workers.Go(func() { _ = sched.Run(workCtx) })
@@ -213,7 +218,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if cfg.ReconcileEnabled {
 		sched, err := reconcileScheduler(cfg, pool, store, merchantSvc, directory(), cmdCfg, now, logger.With("component", "reconcile"))
 		if err != nil {
-			stopWork()
 			return err
 		}
 		workers.Go(func() { _ = sched.Run(workCtx) })
@@ -222,7 +226,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		sealer := audit.NewSealer(pool, ed25519.PrivateKey(cfg.AuditSigningKey), cfg.SealFile(cfg.DataDir))
 		sched, err := audit.NewScheduler(sealer, cfg.AuditSealInterval, logger.With("component", "audit"))
 		if err != nil {
-			stopWork()
 			return err
 		}
 		workers.Go(func() { _ = sched.Run(workCtx) })
@@ -233,7 +236,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		recoveryLog := logger.With("component", "recovery")
 		recoveryCmds, err := commands.New(store, directory(), cmdCfg, now, recoveryLog)
 		if err != nil {
-			stopWork()
 			return err
 		}
 		sweeper := recovery.New(pool, recoveryCmds, recovery.Config{
@@ -265,8 +267,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if cfg.DebugAddr != "" {
 		dln, err := net.Listen("tcp", cfg.DebugAddr)
 		if err != nil {
-			stopWork()
-			workers.Wait()
+			_ = srv.Close()
 			return fmt.Errorf("listen DEBUG_ADDR %s: %w", cfg.DebugAddr, err)
 		}
 		// No write timeout: a CPU profile streams for as long as it was asked to.
@@ -281,8 +282,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	select {
 	case <-ctx.Done():
 	case err := <-serveErr:
-		stopWork()
-		workers.Wait()
 		return fmt.Errorf("http server: %w", err)
 	}
 	logger.Info("shutting down")
