@@ -43,7 +43,6 @@ var _ Admin = (*merchants.Service)(nil)
 //
 // rotationGrace is the grace period when a rotation names none.
 func (s *Server) WithAdmin(a Admin, rotationGrace time.Duration) *Server {
-	s.admin = a
 	h := adminHandlers{s: s, a: a, grace: rotationGrace}
 	s.adminRoute(http.MethodPost, "/admin/v1/merchants", h.create)
 	s.adminRoute(http.MethodGet, "/admin/v1/merchants", h.list)

@@ -131,7 +131,7 @@ func (s *Server) requireKey(scope domain.Scope, next http.Handler) http.Handler 
 				Message: "this API key lacks the scope " + string(scope)})
 			return
 		}
-		ctx := withPrincipal(r.Context(), Principal{Merchant: p.Merchant, KeyID: p.KeyID, Scopes: p.Scopes})
+		ctx := withPrincipal(r.Context(), Principal{Merchant: p.Merchant})
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }

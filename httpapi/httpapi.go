@@ -67,7 +67,6 @@ type Server struct {
 	commands Commands
 	queries  Queries
 	ledger   LedgerQueries // optional: set by WithLedger
-	admin    Admin         // optional: set by WithAdmin
 	ready    func(context.Context) error
 	logger   *slog.Logger
 	router   *mux.Router

@@ -6,12 +6,11 @@ import (
 	"github.com/paymentledger/ledger/domain"
 )
 
-// Principal is who a request acts for: the merchant its API key belongs to, the key and the
-// key's scopes. Every command and query a request makes is scoped to Principal.Merchant.
+// Principal is who a request acts for: the merchant its API key belongs to. Every command and
+// query a request makes is scoped to Principal.Merchant. (The key and its scopes are checked
+// before the handler runs; no handler needs them.)
 type Principal struct {
 	Merchant domain.MerchantID
-	KeyID    domain.APIKeyID
-	Scopes   []domain.Scope
 }
 
 type principalKey struct{}
