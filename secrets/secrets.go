@@ -134,22 +134,6 @@ func ParseKey(b64 string) ([]byte, error) {
 	return nil, errors.New("is not base64; a key is 32 random bytes in base64 (e.g. openssl rand -base64 32)")
 }
 
-// ParseKeys decodes a comma-separated list of KEKs (empty: none).
-func ParseKeys(list string) ([][]byte, error) {
-	var out [][]byte
-	for i, part := range strings.Split(list, ",") {
-		if strings.TrimSpace(part) == "" {
-			continue
-		}
-		k, err := ParseKey(part)
-		if err != nil {
-			return nil, fmt.Errorf("key %d %w", i+1, err)
-		}
-		out = append(out, k)
-	}
-	return out, nil
-}
-
 // GenerateKey returns a new random KEK.
 func GenerateKey() ([]byte, error) {
 	k := make([]byte, KeySize)

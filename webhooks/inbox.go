@@ -283,44 +283,6 @@ func rateKey(a netip.Addr) string {
 	return netip.PrefixFrom(a, 64).Masked().String()
 }
 
-// ParseAllowedIPs parses a comma-separated list of addresses and prefixes ("203.0.113.7,
-// 198.51.100.0/24, 2001:db8::/32"), as InboxConfig.AllowedIPs wants them; a bare address is
-// that one address. Blank input is an empty list (no restriction).
-func ParseAllowedIPs(s string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	var errs []error
-	for f := range strings.SplitSeq(s, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
-		if strings.Contains(f, "/") {
-			p, err := netip.ParsePrefix(f)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			if p.Addr().Is4In6() && p.Bits() >= 96 {
-				// Client addresses are unmapped before the check: match them in IPv4 form.
-				p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
-			}
-			out = append(out, p.Masked())
-			continue
-		}
-		a, err := netip.ParseAddr(f)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		a = a.Unmap()
-		out = append(out, netip.PrefixFrom(a, a.BitLen()))
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("webhooks: allowed IPs: %w", err)
-	}
-	return out, nil
-}
-
 // insertDelivery stores line as classified by d; inserted is false when its dedupe key is
 // already stored.
 func insertDelivery(ctx context.Context, pool *pgxpool.Pool, line spoolLine, d delivery) (inserted bool, err error) {

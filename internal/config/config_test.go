@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -252,20 +253,18 @@ func TestRedact(t *testing.T) {
 	}
 }
 
-func TestPrefixesAllows(t *testing.T) {
-	var unset config.Prefixes
-	if !unset.Allows(netip.MustParseAddr("203.0.113.9")) {
-		t.Fatal("an empty list allows every address")
-	}
+// Prefixes are what the webhook inbox checks client addresses against, which it unmaps first:
+// an IPv4-mapped block becomes its IPv4 block.
+func TestPrefixesDecode(t *testing.T) {
 	var p config.Prefixes
-	if err := p.EnvDecode(ctx, "10.0.0.0/8,192.0.2.7"); err != nil {
+	if err := p.EnvDecode(ctx, " 203.0.113.7, 198.51.100.0/24 ,2001:db8::1, ::ffff:192.0.2.0/120, ::ffff:10.0.0.1"); err != nil {
 		t.Fatal(err)
 	}
-	for addr, want := range map[string]bool{
-		"10.1.2.3": true, "192.0.2.7": true, "192.0.2.8": false, "::ffff:10.9.9.9": true, "2001:db8::1": false,
-	} {
-		if got := p.Allows(netip.MustParseAddr(addr)); got != want {
-			t.Errorf("Allows(%s) = %v, want %v", addr, got, want)
-		}
+	want := config.Prefixes{
+		netip.MustParsePrefix("203.0.113.7/32"), netip.MustParsePrefix("198.51.100.0/24"),
+		netip.MustParsePrefix("2001:db8::1/128"), netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("10.0.0.1/32"),
+	}
+	if !slices.Equal(p, want) {
+		t.Fatalf("got %v, want %v", p, want)
 	}
 }

@@ -5,10 +5,9 @@ import (
 	"encoding/base64"
 	"net/netip"
 	"strings"
-)
 
-// KeySize is the length of a [Key]: AES-256.
-const KeySize = 32
+	"github.com/paymentledger/ledger/secrets"
+)
 
 // Key is a 32-byte key, written in the environment in standard base64 (openssl rand -base64
 // 32). Its decoder never repeats the value.
@@ -24,8 +23,8 @@ func (k *Key) EnvDecode(_ context.Context, v string) error {
 	if err != nil {
 		return valueErrorf("the value (not shown) is not standard base64; make one with openssl rand -base64 32")
 	}
-	if len(b) != KeySize {
-		return valueErrorf("the value (not shown) decodes to %d bytes, not %d; make one with openssl rand -base64 32", len(b), KeySize)
+	if len(b) != secrets.KeySize {
+		return valueErrorf("the value (not shown) decodes to %d bytes, not %d; make one with openssl rand -base64 32", len(b), secrets.KeySize)
 	}
 	*k = b
 	return nil
@@ -76,6 +75,10 @@ func (p *Prefixes) EnvDecode(_ context.Context, v string) error {
 			if pfx.Masked() != pfx {
 				return valueErrorf("%q has host bits set: write %s for the block or %s for the address", part, pfx.Masked(), pfx.Addr())
 			}
+			if pfx.Addr().Is4In6() && pfx.Bits() >= 96 {
+				// Client addresses are unmapped before they are checked: match them as IPv4.
+				pfx = netip.PrefixFrom(pfx.Addr().Unmap(), pfx.Bits()-96)
+			}
 			*p = append(*p, pfx)
 			continue
 		}
@@ -87,18 +90,4 @@ func (p *Prefixes) EnvDecode(_ context.Context, v string) error {
 		*p = append(*p, netip.PrefixFrom(addr, addr.BitLen()))
 	}
 	return nil
-}
-
-// Allows reports whether addr is in one of the prefixes; an empty list allows every address.
-func (p Prefixes) Allows(addr netip.Addr) bool {
-	if len(p) == 0 {
-		return true
-	}
-	addr = addr.Unmap()
-	for _, pfx := range p {
-		if pfx.Contains(addr) {
-			return true
-		}
-	}
-	return false
 }
