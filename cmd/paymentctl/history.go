@@ -147,17 +147,21 @@ func (o *operator) balancesCommand() *cobra.Command {
 				return err
 			}
 			return o.with(cmd.Context(), false, func(env opEnv) error {
+				// The books as the whole log says, whether or not a paymentd keeps them.
+				if err := o.catchUp(cmd.Context(), env, projections.Merchants{}, projections.Ledger{}); err != nil {
+					return err
+				}
 				ids := []domain.MerchantID{}
 				if merchant != "" {
 					id, err := domain.ParseMerchantID(merchant)
 					if err != nil {
 						return fmt.Errorf("--merchant: %w", err)
 					}
-					ids = append(ids, id)
-				} else {
-					if err := projections.CatchUp(cmd.Context(), env.pool, env.store, projections.Merchants{}); err != nil {
+					if _, err := env.svc.Show(cmd.Context(), id); err != nil {
 						return err
 					}
+					ids = append(ids, id)
+				} else {
 					ms, err := env.svc.List(cmd.Context())
 					if err != nil {
 						return err

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -335,6 +336,10 @@ func TestHistoryAndBalances(t *testing.T) {
 	}
 	if err := run(ctx, []string{"balances", "--as-of", "yesterday"}, getenv, nil, &out, &errOut); err == nil || !strings.Contains(err.Error(), "--as-of") {
 		t.Fatalf("a bad --as-of: %v", err)
+	}
+	// An unknown merchant is an error, not empty books.
+	if err := run(ctx, []string{"balances", "--merchant", "merchant-nobody"}, getenv, nil, &out, &errOut); !errors.Is(err, domain.ErrMerchantNotFound) {
+		t.Fatalf("balances of an unknown merchant: %v", err)
 	}
 	// Edited history is shown, under a warning, with exit status 1.
 	for _, stmt := range []string{`ALTER TABLE events DISABLE TRIGGER events_no_update_delete`,

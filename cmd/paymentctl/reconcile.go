@@ -80,7 +80,7 @@ func (o *operator) reconcile(ctx context.Context, only domain.MerchantID, from, 
 		return failed(err)
 	}
 	defer env.pool.Close()
-	if err := o.catchUp(ctx, env); err != nil {
+	if err := o.catchUp(ctx, env, projections.Merchants{}, projections.PaymentOrders{}); err != nil {
 		return failed(err)
 	}
 	ids := []domain.MerchantID{only}
@@ -145,16 +145,16 @@ func (o *operator) reconcile(ctx context.Context, only domain.MerchantID, from, 
 	return nil
 }
 
-// catchUpWait bounds how long reconcile waits for the read models to reach the events committed
+// catchUpWait bounds how long a command waits for the read models to reach the events committed
 // before it started.
 const catchUpWait = time.Minute
 
-// catchUp brings the read models the run selects from (payment_orders, merchants) up to every
-// event committed before it started, whether or not a paymentd keeps them. Events behind a
-// transaction still open elsewhere on the server cannot be read yet (eventstore's xmin horizon),
-// so CatchUp alone may stop short: it waits for them, at most catchUpWait, then goes on with a
-// warning (the next run compares what was missed).
-func (o *operator) catchUp(ctx context.Context, env opEnv) error {
+// catchUp brings the read models a command reads (reconcile: payment_orders and merchants;
+// balances: the ledger and merchants) up to every event committed before it started, whether or
+// not a paymentd keeps them. Events behind a transaction still open elsewhere on the server
+// cannot be read yet (eventstore's xmin horizon), so CatchUp alone may stop short: it waits for
+// them, at most catchUpWait, then goes on with a warning.
+func (o *operator) catchUp(ctx context.Context, env opEnv, models ...projections.Projection) error {
 	var last eventstore.Position
 	err := env.pool.QueryRow(ctx, `SELECT transaction_id, position FROM events ORDER BY transaction_id DESC, position DESC LIMIT 1`).
 		Scan(&last.Transaction, &last.Sequence)
@@ -167,7 +167,7 @@ func (o *operator) catchUp(ctx context.Context, env opEnv) error {
 	deadline := time.Now().Add(catchUpWait)
 	for delay := 10 * time.Millisecond; ; delay = min(2*delay, time.Second) {
 		behind := false
-		for _, p := range []projections.Projection{projections.Merchants{}, projections.PaymentOrders{}} {
+		for _, p := range models {
 			if err := projections.CatchUp(ctx, env.pool, env.store, p); err != nil {
 				return err
 			}
@@ -181,7 +181,7 @@ func (o *operator) catchUp(ctx context.Context, env opEnv) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			fmt.Fprintf(o.stderr, "warning: the read models are still behind the event log after %s (a long transaction is open on the server); payments committed meanwhile are compared by the next run\n", catchUpWait)
+			fmt.Fprintf(o.stderr, "warning: the read models are still behind the event log after %s (a long transaction is open on the server); what was committed meanwhile is not included\n", catchUpWait)
 			return nil
 		}
 		select {
