@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/paymentledger/ledger/audit"
@@ -262,6 +263,18 @@ func TestSealsOfAnotherKeyAndAlteredLeaves(t *testing.T) {
 	if _, err := audit.New(f.pool, f.store, audit.Options{}).Run(context.Background()); err == nil {
 		t.Fatal("an audit with seals and no public key succeeded")
 	}
+
+	// A seal planted in the database (here seal 2 re-dated, its signature no longer valid) is
+	// never chained to: sealing stops, loudly.
+	var genuine string
+	if err := f.pool.QueryRow(context.Background(), `SELECT seal::text FROM audit_seals WHERE seq = 2`).Scan(&genuine); err != nil {
+		t.Fatal(err)
+	}
+	f.tamper(`UPDATE audit_seals SET seal = jsonb_set(seal::jsonb, '{sealedAt}', '"2099-01-01T00:00:00Z"') WHERE seq = 2`)
+	if _, err := f.sealer().Seal(context.Background()); err == nil || !strings.Contains(err.Error(), "does not verify with this signing key") {
+		t.Fatalf("a seal chained to a planted one: %v", err)
+	}
+	f.tamper(`UPDATE audit_seals SET seal = $1 WHERE seq = 2`, genuine)
 
 	// A stored leaf of seal 2 altered to hide a rewrite of order5: the signed root disagrees.
 	recomputePlain(f, "payment-order5", 3, true)

@@ -81,6 +81,13 @@ func (s *Sealer) sealLocked(ctx context.Context, conn *pgxpool.Conn, minAge time
 		if last, err = lastSeal(ctx, tx); err != nil {
 			return err
 		}
+		// A seal is chained to the last one: a row planted in audit_seals must not become
+		// the base of the next signed seal (nor stop sealing with a position of its own).
+		if last != nil {
+			if err := last.Verify(s.key.Public().(ed25519.PublicKey)); err != nil {
+				return fmt.Errorf("the last seal in the database (seal %d) does not verify with this signing key, so no seal is chained to it (paymentctl audit tells more): %w", last.Seq, err)
+			}
+		}
 		if young = ifDue && last != nil && s.now().Sub(last.SealedAt) < minAge; young {
 			return nil
 		}
