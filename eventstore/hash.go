@@ -267,9 +267,9 @@ func (v Verifier) Check(stream string, events []RecordedEvent, head *Head) []*Ch
 	}
 	switch {
 	case last.Version < head.Version:
-		report(0, ProblemTailMissing, "its head is at version %d, its events end at version %d (events missing from the end, or added without the head)", head.Version, last.Version)
+		report(0, ProblemTailMissing, "its head is at version %d, its events end at version %d (events missing from the end)", head.Version, last.Version)
 	case last.Version > head.Version:
-		report(0, ProblemHeadBehind, "its head is at version %d, its events end at version %d (events missing from the end, or added without the head)", head.Version, last.Version)
+		report(0, ProblemHeadBehind, "its head is at version %d, its events end at version %d (events added without moving the head, or the head moved back)", head.Version, last.Version)
 	case len(events) > 0 && !bytes.Equal(last.Hash, head.Hash):
 		report(last.Version, ProblemHeadHash, "the head's hash differs from the last event's")
 	}
@@ -361,12 +361,4 @@ func VerifyChain(events []RecordedEvent) error { return Verifier{}.VerifyChain(e
 type Head struct {
 	Version int64
 	Hash    []byte
-}
-
-// VerifyStream checks a whole stream against its recorded head: the chain (VerifyChain) and
-// the head equal to the last event's version and hash. Errors are *ChainError (wrapping
-// ErrChainBroken) and name the stream and, where there is one, the version. Like VerifyChain
-// it has no chain key.
-func VerifyStream(stream string, events []RecordedEvent, head Head) error {
-	return Verifier{}.VerifyStream(stream, events, head)
 }
