@@ -28,7 +28,7 @@ type CancelResult struct {
 	OrderID       domain.OrderID
 	CancelID      domain.CancelID
 	Amount        decimal.Decimal
-	CancelStatus  string // CANCELED, REJECTED, or PENDING (outcome unknown; recovery resolves it)
+	CancelStatus  domain.CancelState // CANCELED, REJECTED, or PENDING (outcome unknown; recovery resolves it)
 	PaymentStatus domain.Status
 	Balance       decimal.Decimal // what is left to cancel
 	Failure       *domain.Failure
@@ -219,12 +219,12 @@ func cancelResult(p domain.Payment, id domain.CancelID) CancelResult {
 	r := CancelResult{OrderID: p.OrderID, CancelID: id, Amount: c.Amount, PaymentStatus: p.Status, Balance: p.Balance}
 	switch c.State {
 	case domain.CancelDone:
-		r.CancelStatus = "CANCELED"
+		r.CancelStatus = domain.CancelDone
 	case domain.CancelRefused:
-		r.CancelStatus = "REJECTED"
+		r.CancelStatus = domain.CancelRefused
 		r.Failure = &domain.Failure{Code: c.FailureCode, Message: c.FailureMessage, Source: domain.SourcePSP}
 	default:
-		r.CancelStatus = "PENDING"
+		r.CancelStatus = domain.CancelPending
 		if c.Unknown {
 			r.Failure = &domain.Failure{Code: c.FailureCode, Message: c.FailureMessage}
 		}

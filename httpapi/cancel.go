@@ -54,7 +54,7 @@ func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
 	}
 	body := cancelResponse{
 		OrderID: string(res.OrderID), CancelID: string(res.CancelID), Amount: res.Amount.String(),
-		CancelStatus: res.CancelStatus, PaymentStatus: string(res.PaymentStatus), Balance: res.Balance.String(),
+		CancelStatus: string(res.CancelStatus), PaymentStatus: string(res.PaymentStatus), Balance: res.Balance.String(),
 	}
 	if res.Failure != nil {
 		body.Failure = &failureBody{Code: res.Failure.Code, Message: res.Failure.Message}

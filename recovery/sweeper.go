@@ -394,7 +394,7 @@ func (s *Sweeper) resolve(ctx context.Context, l leased) (attempt, error) {
 	opts := commands.ResolveOptions{NewAttempt: true, Actor: "recovery"}
 	if l.cancel {
 		res, err := s.rec.ResolveCancel(ctx, l.id, opts)
-		return attempt{resolved: err == nil && res.CancelStatus != "PENDING", status: res.PaymentStatus, failure: res.Failure}, err
+		return attempt{resolved: err == nil && res.CancelStatus != domain.CancelPending, status: res.PaymentStatus, failure: res.Failure}, err
 	}
 	res, err := s.rec.ResolveConfirm(ctx, l.id, opts)
 	return attempt{resolved: err == nil && resolved(res.Status), status: res.Status, failure: res.Failure}, err
