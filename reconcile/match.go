@@ -48,6 +48,9 @@ type ourOrder struct {
 
 // fold turns a verified stream's events into the order as reconciliation sees it.
 func fold(events []domain.Event) (*ourOrder, error) {
+	if err := domain.CheckHistory(events); err != nil {
+		return nil, err
+	}
 	p, err := domain.Rebuild(events)
 	if err != nil {
 		return nil, err

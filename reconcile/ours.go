@@ -129,13 +129,18 @@ func loadChunk(ctx context.Context, store Streams, m domain.MerchantID, ids []do
 		if !ok {
 			continue // no such stream
 		}
+		// A verified stream that cannot be read, or is not a legal history (written by a bug,
+		// or by someone who could recompute its hashes), is one order's problem, reported as
+		// its broken history and never acted on, not the end of the merchant's run.
 		decoded, err := commands.DecodeEvents(recs)
 		if err != nil {
-			return fmt.Errorf("reconcile: %w", err)
+			out[id] = &ourOrder{broken: fmt.Errorf("its events cannot be read: %w", err)}
+			continue
 		}
 		o, err := fold(decoded)
 		if err != nil {
-			return fmt.Errorf("reconcile: fold %s: %w", id, err)
+			out[id] = &ourOrder{broken: fmt.Errorf("its events are not a history the state machine allows: %w", err)}
+			continue
 		}
 		if o.payment.MerchantID != m {
 			out[id] = &ourOrder{foreign: true}

@@ -553,6 +553,25 @@ func TestBrokenHistoryIsNotCompared(t *testing.T) {
 	}
 }
 
+// A stream that verifies but is not a legal history (here a second checkout, appended through
+// the store with its hash) is that order's history_broken, and the rest of the merchant's run
+// goes on.
+func TestAnIllegalHistoryIsOneOrdersProblem(t *testing.T) {
+	f := newFixture(t)
+	bad, _ := f.env.Pay(t, line("seller-1", "10000"))
+	good, _ := f.env.Pay(t, line("seller-2", "20000"))
+	first := f.env.Events(t, bad.OrderID)[0]
+	f.appendEvents(t, bad.OrderID, first)
+	d := day(today())
+	rep := f.run(t, d, d, false)
+	if diff, ok := find(rep, reconcile.HistoryBroken, string(bad.OrderID), ""); !ok || !strings.Contains(diff.Detail, "not a history the state machine allows") {
+		t.Fatalf("the unfoldable order: %s", describe(rep))
+	}
+	if _, ok := find(rep, reconcile.HistoryBroken, string(good.OrderID), ""); ok || rep.Counts[reconcile.Matched] == 0 {
+		t.Fatalf("the other order was not compared: %s", describe(rep))
+	}
+}
+
 // Two merchants, each reconciled with its own Toss key against its own Toss account: neither
 // run sees the other's payments. Each key reaches its own simulator through one Toss address,
 // as each key reaches its own MID at Toss.
