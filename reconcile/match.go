@@ -88,6 +88,7 @@ const (
 	kindOther    txKind = iota // a status that moves no money (WAITING_FOR_DEPOSIT, ABORTED, …): not compared
 	kindApproval               // DONE
 	kindCancel                 // CANCELED, PARTIAL_CANCELED
+	kindUnknown                // a status this ledger does not know: it may move money, so a person looks
 )
 
 func kindOf(t toss.Transaction) txKind {
@@ -99,7 +100,7 @@ func kindOf(t toss.Transaction) txKind {
 	case toss.StatusReady, toss.StatusInProgress, toss.StatusWaitingForDeposit, toss.StatusAborted, toss.StatusExpired:
 		return kindOther
 	}
-	return kindOther
+	return kindUnknown
 }
 
 func (o ourTx) kind() txKind {
@@ -210,6 +211,9 @@ func matchOrder(w window, rates []domain.FeeRatePeriod, id domain.OrderID, our *
 		switch kindOf(t) {
 		case kindOther:
 			continue
+		case kindUnknown:
+			d.Category = StatusMismatch
+			d.Detail = fmt.Sprintf("Toss lists a transaction in status %q, which this ledger does not know; a person must decide what it moved", t.Status)
 		case kindApproval:
 			switch {
 			case approved:

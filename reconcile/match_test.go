@@ -153,6 +153,9 @@ func TestMatchOrder(t *testing.T) {
 		{name: "no settlement row long after the transaction", our: approvedOrder(),
 			txs: []toss.Transaction{tx("T1", toss.StatusDone, "10000")}, matched: 1,
 			want: []want{{SettlementMissing, "T1", fixNone}}},
+		{name: "a status this ledger does not know is for a person", our: approvedOrder(),
+			txs: []toss.Transaction{tx("T1", toss.StatusDone, "10000"), tx("T5", "REFUNDED_SOMEHOW", "10000")}, matched: 1,
+			want: []want{{StatusMismatch, "T5", fixNone}}},
 		{name: "a broken history is not compared", our: &ourOrder{broken: errors.New("hash does not match")},
 			txs: []toss.Transaction{tx("T1", toss.StatusDone, "10000")}, want: []want{{HistoryBroken, "", fixNone}}},
 	} {
