@@ -3,6 +3,7 @@
 //	paymentctl migrate                                        apply pending migrations
 //	paymentctl merchants create --name NAME [--toss-secret-key KEY] [--id ID] [--json]
 //	paymentctl merchants list | show ID | set-toss-key ID --toss-secret-key KEY | set-commission ID --rate 0.1
+//	paymentctl merchants set-fee-rate ID --rate 0.0341 [--from yyyy-MM-dd]   the merchant's Toss contract fee rate
 //	paymentctl keys issue|list --merchant ID, keys revoke|rotate --merchant ID KEY_ID
 //	paymentctl secrets rotate                                 re-seal Toss keys under SECRETS_KEY
 //	paymentctl settlements import --merchant ID --from 2026-11-01 --to 2026-11-21
