@@ -16,6 +16,7 @@ const (
 	LockSettlementImport int64 = 0x5e771e_0001
 	LockReconciliation   int64 = 0x7ec0_c11e_0001
 	LockAuditSeal        int64 = 0x5ea1_0001
+	LockRelay            int64 = 0x7e1a_0001
 )
 
 // TryLocked runs fn while holding the session advisory lock key, on the connection that holds
