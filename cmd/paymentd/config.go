@@ -71,6 +71,12 @@ type Config struct {
 	WebhookRetention      time.Duration   `env:"WEBHOOK_RETENTION,default=720h" desc:"processed and rejected webhook inbox rows older than this are deleted"`
 	WebhookSyncInterval   time.Duration   `env:"WEBHOOK_SYNC_INTERVAL,default=5s" desc:"an order is read back from Toss at most once per this interval, however many webhooks name it"`
 
+	RelayEnabled        bool          `env:"RELAY_ENABLED,default=true" desc:"publish the event store to NATS JetStream's PAYMENTS stream (one instance at a time, by advisory lock)"`
+	RelayMaxInFlight    int           `env:"RELAY_MAX_IN_FLIGHT,default=256" desc:"messages the relay publishes before it waits for their acknowledgements and moves its checkpoint"`
+	NATSReplicas        int           `env:"NATS_REPLICAS,default=1" desc:"replicas of each JetStream stream (3 on a NATS cluster)"`
+	NATSMaxAge          time.Duration `env:"NATS_MAX_AGE,default=720h" desc:"how long the PAYMENTS stream keeps a message; 0 keeps them forever (the event store is the record either way)"`
+	NATSDuplicateWindow time.Duration `env:"NATS_DUPLICATE_WINDOW,default=10m" desc:"how long JetStream drops a re-published event by its id: a relay restarted within it never stores an event twice"`
+
 	AuditSealInterval time.Duration `env:"AUDIT_SEAL_INTERVAL,default=1h" desc:"how often the history is sealed when AUDIT_SIGNING_KEY is set (one instance at a time, by advisory lock)"`
 }
 
@@ -114,6 +120,7 @@ func (c Config) Validate() error {
 		{"RECOVERY_MAX_DELAY", c.RecoveryMaxDelay}, {"RECOVERY_LEASE", c.RecoveryLease},
 		{"AUTH_CACHE_TTL", c.AuthCacheTTL}, {"WEBHOOK_RETENTION", c.WebhookRetention},
 		{"WEBHOOK_SYNC_INTERVAL", c.WebhookSyncInterval}, {"AUDIT_SEAL_INTERVAL", c.AuditSealInterval},
+		{"NATS_DUPLICATE_WINDOW", c.NATSDuplicateWindow},
 	} {
 		errs = append(errs, config.Positive(d.name, d.d))
 	}
@@ -139,6 +146,7 @@ func (c Config) Validate() error {
 		{"PSP_RETRY_ATTEMPTS", c.PSPRetryAttempts}, {"RECOVERY_MAX_ATTEMPTS", c.RecoveryMaxAttempts},
 		{"RECOVERY_WORKERS", c.RecoveryWorkers}, {"API_KEY_BURST", c.APIKeyBurst},
 		{"AUTH_FAILURES_PER_MINUTE", c.AuthFailuresPerMinute}, {"WEBHOOK_BURST", c.WebhookBurst},
+		{"RELAY_MAX_IN_FLIGHT", c.RelayMaxInFlight}, {"NATS_REPLICAS", c.NATSReplicas},
 	} {
 		errs = append(errs, config.AtLeast(n.name, n.n, 1))
 	}
@@ -150,6 +158,9 @@ func (c Config) Validate() error {
 		if !(r.r > 0) || math.IsInf(r.r, 0) {
 			errs = append(errs, config.Invalid(r.name, "must be a positive number of requests per second, not %v", r.r))
 		}
+	}
+	if c.NATSMaxAge < 0 {
+		errs = append(errs, config.Invalid("NATS_MAX_AGE", "must not be negative, not %s (0 keeps messages forever)", c.NATSMaxAge))
 	}
 	if c.AdminToken != "" && len(c.AdminToken) < adminTokenMinLen {
 		errs = append(errs, config.Invalid("ADMIN_TOKEN", "must be at least %d characters (it has %d), or empty to turn the admin API off", adminTokenMinLen, len(c.AdminToken)))

@@ -36,6 +36,7 @@ import (
 	"github.com/paymentledger/ledger/merchants"
 	"github.com/paymentledger/ledger/metrics"
 	"github.com/paymentledger/ledger/migrations"
+	"github.com/paymentledger/ledger/natsbus"
 	"github.com/paymentledger/ledger/projections"
 	"github.com/paymentledger/ledger/psp/toss"
 	"github.com/paymentledger/ledger/psp/toss/tosssim"
@@ -95,6 +96,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	logger.Info("migrations applied", "new", applied)
 	met := metrics.New(pool, metrics.WithProjections("payment_orders", "ledger", "merchants"))
+
+	bus, err := natsbus.Open(ctx, natsbus.Config{
+		URL: cfg.NATSURL, DataDir: cfg.DataDir, Replicas: cfg.NATSReplicas,
+		MaxAge: cfg.NATSMaxAge, DuplicateWindow: cfg.NATSDuplicateWindow, Name: "paymentd",
+	}, logger.With("component", "nats"))
+	if err != nil {
+		return err
+	}
+	defer bus.Close() // deferred before the workers' stop below, so it runs after it
+	if cfg.NATSURL == "" {
+		logger.Info("nats: embedded server running", "url", bus.URL())
+	}
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -200,6 +213,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	if hookWorker != nil {
 		workers.Go(func() { _ = hookWorker.Run(workCtx) })
+	}
+	if cfg.RelayEnabled {
+		relay, err := natsbus.NewRelay(pool, store, bus.Conn, natsbus.RelayConfig{MaxInFlight: cfg.RelayMaxInFlight}, logger)
+		if err != nil {
+			return err
+		}
+		workers.Go(func() { _ = relay.Run(workCtx) })
 	}
 	if cfg.SettlementImportEnabled {
 		settleLog := logger.With("component", "settlements")

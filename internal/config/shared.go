@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -20,6 +21,7 @@ type Shared struct {
 	DataDir            string        `env:"DATA_DIR,default=./data" desc:"directory for local state: the webhook spool, the simulator's generated SECRETS_KEY, make run's throwaway PostgreSQL cluster"`
 	SecretsKey         Key           `env:"SECRETS_KEY" secret:"true" desc:"key-encryption key for merchants' Toss secret keys: base64 of 32 random bytes (openssl rand -base64 32); may be empty only with TOSS_SIMULATOR, which then generates one under DATA_DIR"`
 	SecretsKeyPrevious Keys          `env:"SECRETS_KEY_PREVIOUS" secret:"true" desc:"comma-separated earlier SECRETS_KEY values, still accepted for decryption during a rotation"`
+	NATSURL            string        `env:"NATS_URL" secret:"true" desc:"NATS server or cluster with JetStream (nats://host:4222, comma-separated for several); empty: paymentd runs nats-server in-process with its data under DATA_DIR/nats and writes its address to DATA_DIR/nats.url, where paymentctl finds it"`
 	LogLevel           slog.Level    `env:"LOG_LEVEL,default=info" desc:"debug, info, warn or error; paymentd logs JSON on stdout"`
 }
 
@@ -35,6 +37,15 @@ func (s Shared) Validate() error {
 	}
 	if err := HTTPURL("TOSS_BASE_URL", s.TossBaseURL); err != nil {
 		errs = append(errs, err)
+	}
+	if s.NATSURL != "" {
+		for _, part := range strings.Split(s.NATSURL, ",") {
+			u, err := url.Parse(strings.TrimSpace(part))
+			if err != nil || (u.Scheme != "nats" && u.Scheme != "tls" && u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
+				errs = append(errs, Invalid("NATS_URL", "each comma-separated address must be a nats://, tls://, ws:// or wss:// URL with a host"))
+				break
+			}
+		}
 	}
 	return errors.Join(errs...)
 }
