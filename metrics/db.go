@@ -3,7 +3,9 @@ package metrics
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -12,6 +14,9 @@ import (
 
 	"github.com/paymentledger/ledger/eventstore"
 )
+
+// relayPrefix marks a relay's checkpoint among the projections' in the lag query.
+const relayPrefix = "relay\x1f" // a unit separator: in no projection name
 
 const (
 	// dbTimeout bounds one scrape's queries: a scrape must answer well within Prometheus's
@@ -34,17 +39,18 @@ type dbCollector struct {
 	pool        *pgxpool.Pool
 	now         func() time.Time
 	projections []string // reported even without a checkpoint
+	relays      []string // likewise, relays of the event store to a bus
 	timeout     time.Duration
 
-	backlog, needsReview, inboxPending, inboxOldest, lagEvents, lagSeconds *prometheus.Desc
+	backlog, needsReview, inboxPending, inboxOldest, lagEvents, lagSeconds, relayEvents, relaySeconds *prometheus.Desc
 }
 
-func newDBCollector(pool *pgxpool.Pool, now func() time.Time, projections []string) *dbCollector {
+func newDBCollector(pool *pgxpool.Pool, now func() time.Time, projections, relays []string) *dbCollector {
 	desc := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc(namespace+"_"+name, help, labels, nil)
 	}
 	return &dbCollector{
-		pool: pool, now: now, projections: projections, timeout: dbTimeout,
+		pool: pool, now: now, projections: projections, relays: relays, timeout: dbTimeout,
 		backlog: desc("recovery_backlog",
 			"Payments the recovery sweeper still has to settle: EXECUTING, UNKNOWN or with a cancel in flight, and not waiting for review."),
 		needsReview: desc("needs_review",
@@ -59,12 +65,18 @@ func newDBCollector(pool *pgxpool.Pool, now func() time.Time, projections []stri
 		lagSeconds: desc("projection_lag_seconds",
 			"Age of the first event readable after the projection's checkpoint, the next it has to apply; 0 when caught up.",
 			"projection"),
+		relayEvents: desc("relay_lag_events",
+			"Events readable after the relay's checkpoint, not yet acknowledged by the bus, counted up to 100000.",
+			"relay"),
+		relaySeconds: desc("relay_lag_seconds",
+			"Age of the first event the relay has not had acknowledged yet; 0 when caught up.",
+			"relay"),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *dbCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.backlog, c.needsReview, c.inboxPending, c.inboxOldest, c.lagEvents, c.lagSeconds} {
+	for _, d := range []*prometheus.Desc{c.backlog, c.needsReview, c.inboxPending, c.inboxOldest, c.lagEvents, c.lagSeconds, c.relayEvents, c.relaySeconds} {
 		ch <- d
 	}
 }
@@ -87,8 +99,12 @@ func (c *dbCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.inboxPending, float64(s.inboxPending))
 	gauge(c.inboxOldest, s.age(s.inboxOldest))
 	for _, p := range s.lags {
-		gauge(c.lagEvents, float64(p.events), p.name)
-		gauge(c.lagSeconds, s.age(p.first), p.name)
+		events, seconds := c.lagEvents, c.lagSeconds
+		if p.relay {
+			events, seconds = c.relayEvents, c.relaySeconds
+		}
+		gauge(events, float64(p.events), p.name)
+		gauge(seconds, s.age(p.first), p.name)
 	}
 }
 
@@ -100,6 +116,7 @@ type sample struct {
 }
 
 type projectionLag struct {
+	relay  bool // a relay's lag, not a projection's
 	name   string
 	events int64
 	first  *time.Time // recorded_at of the next event to apply; nil when caught up
@@ -127,6 +144,8 @@ const (
 	inboxSQL = `SELECT count(*), min(received_at) FROM webhook_inbox WHERE status = 'pending'`
 
 	checkpointsSQL = `SELECT name, position FROM projection_checkpoints`
+
+	relayCheckpointsSQL = `SELECT name, position FROM relay_checkpoints`
 
 	// lagSQL measures every projection in one statement, hence one snapshot. Like the event
 	// store's readers it counts only events below pg_snapshot_xmin: those are the ones a
@@ -160,14 +179,18 @@ func (c *dbCollector) sample(ctx context.Context) (sample, error) {
 	b.Queue(ordersSQL)
 	b.Queue(inboxSQL)
 	b.Queue(checkpointsSQL)
+	b.Queue(relayCheckpointsSQL)
 	br := c.pool.SendBatch(ctx, &b)
 	err := br.QueryRow().Scan(&s.backlog, &s.needsReview)
 	if err == nil {
 		err = br.QueryRow().Scan(&s.inboxPending, &s.inboxOldest)
 	}
-	var checkpoints map[string]eventstore.Position
+	var checkpoints, relays map[string]eventstore.Position
 	if err == nil {
 		checkpoints, err = readCheckpoints(br)
+	}
+	if err == nil {
+		relays, err = readCheckpoints(br)
 	}
 	if cerr := br.Close(); err == nil {
 		err = cerr
@@ -181,15 +204,22 @@ func (c *dbCollector) sample(ctx context.Context) (sample, error) {
 			checkpoints[name] = eventstore.Start // not started yet: the whole log is ahead
 		}
 	}
-	names := make([]string, 0, len(checkpoints))
-	for name := range checkpoints {
-		names = append(names, name)
+	for _, name := range c.relays {
+		if _, ok := relays[name]; !ok {
+			relays[name] = eventstore.Start
+		}
 	}
-	slices.Sort(names)
+	// One statement for both kinds, hence one snapshot; a relay's name is prefixed to tell it
+	// apart.
+	all := maps.Clone(checkpoints)
+	for name, pos := range relays {
+		all[relayPrefix+name] = pos
+	}
+	names := slices.Sorted(maps.Keys(all))
 	txs := make([]uint64, len(names))
 	seqs := make([]int64, len(names))
 	for i, name := range names {
-		txs[i], seqs[i] = checkpoints[name].Transaction, checkpoints[name].Sequence
+		txs[i], seqs[i] = all[name].Transaction, all[name].Sequence
 	}
 	rows, err := c.pool.Query(ctx, lagSQL, names, txs, seqs, lagCap)
 	if err != nil {
@@ -198,6 +228,7 @@ func (c *dbCollector) sample(ctx context.Context) (sample, error) {
 	s.lags, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (projectionLag, error) {
 		var l projectionLag
 		err := r.Scan(&l.name, &l.events, &l.first)
+		l.name, l.relay = strings.CutPrefix(l.name, relayPrefix)
 		return l, err
 	})
 	if err != nil {

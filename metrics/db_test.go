@@ -127,6 +127,8 @@ func TestDatabaseGauges(t *testing.T) {
 	checkpoint(t, pool, "payment_orders", events[1].Position) // three behind
 	checkpoint(t, pool, "search", events[4].Position)         // caught up
 	// ledger: no checkpoint, all five behind
+	exec(t, pool, `INSERT INTO relay_checkpoints (name, position) VALUES ('nats', $1)`, events[3].Position.String()) // one behind
+	// relay "other": no checkpoint, all five behind
 
 	now := events[4].RecordedAt.Add(100 * time.Second)
 	clk := &clock{t: now}
@@ -138,7 +140,7 @@ func TestDatabaseGauges(t *testing.T) {
 	delivery(t, pool, "d4", "failed", now.Add(-time.Hour))
 	delivery(t, pool, "d5", "rejected", now.Add(-time.Hour))
 
-	m := metrics.New(pool, metrics.WithClock(clk.Now))
+	m := metrics.New(pool, metrics.WithClock(clk.Now), metrics.WithRelays("nats", "other"))
 	text := scrape(t, m.Handler())
 	wantValue(t, text, "paymentledger_recovery_backlog", 3)
 	wantValue(t, text, "paymentledger_needs_review", 2)
@@ -155,6 +157,12 @@ func TestDatabaseGauges(t *testing.T) {
 	} {
 		wantValue(t, text, `paymentledger_projection_lag_events{projection="`+c.projection+`"}`, c.events)
 		wantValue(t, text, `paymentledger_projection_lag_seconds{projection="`+c.projection+`"}`, c.seconds)
+	}
+	wantValue(t, text, `paymentledger_relay_lag_events{relay="nats"}`, 1)
+	wantValue(t, text, `paymentledger_relay_lag_seconds{relay="nats"}`, now.Sub(events[4].RecordedAt).Seconds())
+	wantValue(t, text, `paymentledger_relay_lag_events{relay="other"}`, 5)
+	if strings.Contains(text, `projection="nats"`) || strings.Contains(text, `projection="relay`) {
+		t.Errorf("a relay's lag reported as a projection's:\n%s", text)
 	}
 
 	// Caught up, and a clock behind the writers' never makes an age negative.

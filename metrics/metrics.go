@@ -67,6 +67,7 @@ type Option func(*options)
 type options struct {
 	now         func() time.Time
 	projections []string
+	relays      []string
 }
 
 // WithClock sets the clock the database gauges measure ages against (default time.Now), as the
@@ -84,6 +85,12 @@ func WithClock(now func() time.Time) Option {
 // projection_checkpoints are reported either way.
 func WithProjections(names ...string) Option {
 	return func(o *options) { o.projections = append([]string(nil), names...) }
+}
+
+// WithRelays names the relays whose lag is reported even before their first checkpoint (none
+// by default); relays with a row in relay_checkpoints are reported either way.
+func WithRelays(names ...string) Option {
+	return func(o *options) { o.relays = append([]string(nil), names...) }
 }
 
 // New builds the metrics on a new registry with the Go and process collectors. With a non-nil
@@ -138,7 +145,7 @@ func New(pool *pgxpool.Pool, opts ...Option) *Metrics {
 		m.httpDuration, m.tossDuration, m.breakerState, m.authFailures, m.rateLimited,
 	)
 	if pool != nil {
-		m.db = newDBCollector(pool, o.now, o.projections)
+		m.db = newDBCollector(pool, o.now, o.projections, o.relays)
 		m.reg.MustRegister(m.db)
 	}
 	// ContinueOnError: when the database cannot be sampled, the other metrics are still served

@@ -95,7 +95,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	logger.Info("migrations applied", "new", applied)
-	met := metrics.New(pool, metrics.WithProjections("payment_orders", "ledger", "merchants"))
+	relays := []string{}
+	if cfg.RelayEnabled {
+		relays = append(relays, natsbus.CheckpointName)
+	}
+	met := metrics.New(pool, metrics.WithProjections("payment_orders", "ledger", "merchants"), metrics.WithRelays(relays...))
 
 	bus, err := natsbus.Open(ctx, natsbus.Config{
 		URL: cfg.NATSURL, DataDir: cfg.DataDir, Replicas: cfg.NATSReplicas,
