@@ -308,6 +308,7 @@ type SwapResult struct {
 	Projection string
 	Position   eventstore.Position // the checkpoint the projection resumes from
 	CaughtUp   int                 // events applied to the shadow after the replay, before it went live
+	Unparked   int                 // parked and held events of the projection cleared (their effects are in the new tables)
 }
 
 // Swap makes a shadow left by Replay the live read model. It first builds what the shadow lacks
@@ -320,6 +321,10 @@ type SwapResult struct {
 //
 // It refuses a read model that other objects depend on (a foreign key from another table, a
 // view): after a swap they would point at the old tables.
+//
+// The projection's parked and held events (parked.go) are deleted by the swap: the new tables
+// hold their effects. An event that still fails makes the replay or the swap fail, naming it
+// (an *EventError); the live tables and the parked rows then stay as they were.
 func Swap(ctx context.Context, pool *pgxpool.Pool, shadow string) (SwapResult, error) {
 	st, m, live, err := openShadow(ctx, pool, shadow)
 	if err != nil {
@@ -345,7 +350,7 @@ func Swap(ctx context.Context, pool *pgxpool.Pool, shadow string) (SwapResult, e
 	archive := strings.Replace(shadow, shadowPrefix, shadowPrefix+"old_", 1)
 	for attempt := 1; ; attempt++ {
 		var n int
-		n, res.Position, err = swapOnce(ctx, pool, m, live, shadow, archive)
+		n, res.Unparked, res.Position, err = swapOnce(ctx, pool, m, live, shadow, archive)
 		if isLockFailure(err) && attempt < 5 {
 			continue
 		}
@@ -364,10 +369,18 @@ func Swap(ctx context.Context, pool *pgxpool.Pool, shadow string) (SwapResult, e
 	return res, errors.Join(errs...)
 }
 
-func swapOnce(ctx context.Context, pool *pgxpool.Pool, m *readModel, live, shadow, archive string) (int, eventstore.Position, error) {
-	var n int
+func swapOnce(ctx context.Context, pool *pgxpool.Pool, m *readModel, live, shadow, archive string) (int, int, eventstore.Position, error) {
+	var n, unparked int
 	var pos eventstore.Position
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		// The parked rows first: a runner's batch holds them shared until it commits, and may be
+		// waiting for the tables (parked.go).
+		if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '`+lockTimeout+`'`); err != nil {
+			return err
+		}
+		if err := lockParked(ctx, tx, m.proj.Name(), true); err != nil {
+			return err
+		}
 		if err := lockTables(ctx, tx, live, m, "ACCESS EXCLUSIVE"); err != nil {
 			return err
 		}
@@ -405,11 +418,21 @@ func swapOnce(ctx context.Context, pool *pgxpool.Pool, m *readModel, live, shado
 				return err
 			}
 		}
+		// The projection's parked and held events are applied to the new tables: the replay and
+		// applyIn above fail on an event that fails, and this position is at or after every
+		// parked row (they are written with the checkpoint that passes them). Kept, they would be
+		// stale, and a redrive would apply them a second time. (Re-evaluating them instead
+		// would need a failure to re-evaluate: there is none, since every one applied.)
+		tag, err := tx.Exec(ctx, `DELETE FROM projection_parked WHERE projection = $1`, m.proj.Name())
+		if err != nil {
+			return err
+		}
+		unparked = int(tag.RowsAffected())
 		_, err = tx.Exec(ctx, `INSERT INTO projection_checkpoints (name, position) VALUES ($1, $2)
 			ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, updated_at = now()`, m.proj.Name(), pos.String())
 		return err
 	})
-	return n, pos, err
+	return n, unparked, pos, err
 }
 
 // sameColumns refuses a shadow whose tables' columns are not the live tables' (a migration ran
@@ -506,7 +529,7 @@ func applyIn(ctx context.Context, tx pgx.Tx, m *readModel, schema string, from, 
 		}
 		for _, r := range page {
 			if err := m.proj.Apply(ctx, tx, r); err != nil {
-				return n, pos, fmt.Errorf("apply %s %s v%d at %s: %w", r.Type, r.StreamID, r.Version, r.Position, err)
+				return n, pos, newEventError(m.proj.Name(), r, err)
 			}
 			n, pos = n+1, r.Position
 		}

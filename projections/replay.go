@@ -365,11 +365,13 @@ func foldEvent(ctx context.Context, b *build, d decodedEvent) error {
 	if !b.model.decodes(r) {
 		return nil
 	}
+	// A replay never skips an event: one that fails (its body does not decode, the rules refuse
+	// it) fails the replay, naming the event, be it parked by the live runner or not.
 	if d.err != nil {
-		return fmt.Errorf("projections: replay %s %s v%d at %s: %w", r.Type, r.StreamID, r.Version, r.Position, d.err)
+		return fmt.Errorf("projections: replay: %w", newEventError(b.model.proj.Name(), r, d.err))
 	}
 	if err := b.apply(ctx, r, d.e); err != nil {
-		return fmt.Errorf("projections: replay %s: apply %s %s v%d at %s: %w", b.model.proj.Name(), r.Type, r.StreamID, r.Version, r.Position, err)
+		return fmt.Errorf("projections: replay: %w", newEventError(b.model.proj.Name(), r, err))
 	}
 	return nil
 }
