@@ -31,7 +31,7 @@ const (
 )
 
 // dbCollector samples the database at each scrape: the recovery backlog, payments waiting for a
-// person, the webhook inbox backlog and each projection's lag. Its queries use the tables'
+// person, the webhook inbox backlog, each projection's lag and its parked events. Its queries use the tables'
 // indexes (partial indexes on payment_orders, webhook_inbox_due, events_global_order) and run in
 // two round trips under dbTimeout. When they fail, Collect reports the error as an invalid
 // metric: the registry's Gather returns it, and the handler counts it and serves the rest.
@@ -42,7 +42,7 @@ type dbCollector struct {
 	relays      []string // likewise, relays of the event store to a bus
 	timeout     time.Duration
 
-	backlog, needsReview, inboxPending, inboxOldest, lagEvents, lagSeconds, relayEvents, relaySeconds *prometheus.Desc
+	backlog, needsReview, inboxPending, inboxOldest, lagEvents, lagSeconds, relayEvents, relaySeconds, parked *prometheus.Desc
 }
 
 func newDBCollector(pool *pgxpool.Pool, now func() time.Time, projections, relays []string) *dbCollector {
@@ -71,12 +71,15 @@ func newDBCollector(pool *pgxpool.Pool, now func() time.Time, projections, relay
 		relaySeconds: desc("relay_lag_seconds",
 			"Age of the first event the relay has not had acknowledged yet; 0 when caught up.",
 			"relay"),
+		parked: desc("projection_parked_events",
+			"Events the projection set aside, not applied: the poison events that failed its retries and the later events of their streams held behind them (paymentctl dlq list).",
+			"projection"),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *dbCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.backlog, c.needsReview, c.inboxPending, c.inboxOldest, c.lagEvents, c.lagSeconds, c.relayEvents, c.relaySeconds} {
+	for _, d := range []*prometheus.Desc{c.backlog, c.needsReview, c.inboxPending, c.inboxOldest, c.lagEvents, c.lagSeconds, c.relayEvents, c.relaySeconds, c.parked} {
 		ch <- d
 	}
 }
@@ -106,6 +109,9 @@ func (c *dbCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(events, float64(p.events), p.name)
 		gauge(seconds, s.age(p.first), p.name)
 	}
+	for _, name := range slices.Sorted(maps.Keys(s.parked)) {
+		gauge(c.parked, float64(s.parked[name]), name)
+	}
 }
 
 type sample struct {
@@ -113,6 +119,7 @@ type sample struct {
 	backlog, needsReview, inboxPending int64
 	inboxOldest                        *time.Time // nil: none pending
 	lags                               []projectionLag
+	parked                             map[string]int64 // by projection, 0 for those without
 }
 
 type projectionLag struct {
@@ -146,6 +153,8 @@ const (
 	checkpointsSQL = `SELECT name, position FROM projection_checkpoints`
 
 	relayCheckpointsSQL = `SELECT name, position FROM relay_checkpoints`
+	// A handful of rows at most in a healthy ledger; counted whole.
+	parkedSQL = `SELECT projection, count(*) FROM projection_parked GROUP BY projection`
 
 	// lagSQL measures every projection in one statement, hence one snapshot. Like the event
 	// store's readers it counts only events below pg_snapshot_xmin: those are the ones a
@@ -180,6 +189,7 @@ func (c *dbCollector) sample(ctx context.Context) (sample, error) {
 	b.Queue(inboxSQL)
 	b.Queue(checkpointsSQL)
 	b.Queue(relayCheckpointsSQL)
+	b.Queue(parkedSQL)
 	br := c.pool.SendBatch(ctx, &b)
 	err := br.QueryRow().Scan(&s.backlog, &s.needsReview)
 	if err == nil {
@@ -192,6 +202,9 @@ func (c *dbCollector) sample(ctx context.Context) (sample, error) {
 	if err == nil {
 		relays, err = readCheckpoints(br)
 	}
+	if err == nil {
+		s.parked, err = readParked(br)
+	}
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
@@ -200,6 +213,9 @@ func (c *dbCollector) sample(ctx context.Context) (sample, error) {
 	}
 
 	for _, name := range c.projections {
+		if _, ok := s.parked[name]; !ok {
+			s.parked[name] = 0
+		}
 		if _, ok := checkpoints[name]; !ok {
 			checkpoints[name] = eventstore.Start // not started yet: the whole log is ahead
 		}
@@ -256,6 +272,24 @@ func readCheckpoints(br pgx.BatchResults) (map[string]eventstore.Position, error
 	})
 	if err != nil {
 		return nil, fmt.Errorf("projection checkpoints: %w", err)
+	}
+	return out, nil
+}
+
+// readParked reads the parked events query's rows: the count per projection.
+func readParked(br pgx.BatchResults) (map[string]int64, error) {
+	rows, err := br.Query()
+	if err != nil {
+		return nil, fmt.Errorf("parked events: %w", err)
+	}
+	out := map[string]int64{}
+	var name string
+	var n int64
+	if _, err := pgx.ForEachRow(rows, []any{&name, &n}, func() error {
+		out[name] = n
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("parked events: %w", err)
 	}
 	return out, nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/paymentledger/ledger/internal/pgtest"
 	"github.com/paymentledger/ledger/internal/testenv"
 	"github.com/paymentledger/ledger/metrics"
+	"github.com/paymentledger/ledger/projections"
 )
 
 var ctx = context.Background()
@@ -91,6 +92,8 @@ func TestDatabaseGaugesOnAnEmptyDatabase(t *testing.T) {
 		`paymentledger_projection_lag_events{projection="ledger"}`,
 		`paymentledger_projection_lag_seconds{projection="payment_orders"}`,
 		`paymentledger_projection_lag_seconds{projection="ledger"}`,
+		`paymentledger_projection_parked_events{projection="payment_orders"}`,
+		`paymentledger_projection_parked_events{projection="ledger"}`,
 	} {
 		wantValue(t, text, series, 0)
 	}
@@ -238,4 +241,39 @@ func TestDatabaseSampleTimesOut(t *testing.T) {
 		!strings.Contains(err.Error(), "deadline exceeded") {
 		t.Fatalf("Gather error %v, want the sample's timeout", err)
 	}
+}
+
+// A projection runner parks an event its rules cannot decode and holds the stream's next one:
+// the gauge counts both, for that projection only.
+func TestParkedEventsGauge(t *testing.T) {
+	pool := pgtest.NewPool(t)
+	store := eventstore.NewPostgres(pool)
+	// A schema version this build cannot decode, then a later event of the same stream.
+	for _, v := range []int{99, 1} {
+		if _, err := store.Append(ctx, "payment-newer", eventstore.Any, []eventstore.EventData{{ID: uuid.New(), Type: "CheckoutCreated",
+			SchemaVersion: v, Data: []byte(`{}`), Metadata: eventstore.Metadata{MerchantID: "m", Actor: "system"}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	r := projections.NewRunner(pool, store, projections.PaymentOrders{}, nil)
+	r.MaxAttempts, r.RetryDelay = 1, time.Millisecond
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = r.Run(runCtx) })
+	defer func() { cancel(); wg.Wait() }()
+	// The last event, readable or not yet (another session may hold the horizon back).
+	var head eventstore.Position
+	if err := pool.QueryRow(ctx, `SELECT transaction_id, position FROM events
+		ORDER BY transaction_id DESC, position DESC LIMIT 1`).Scan(&head.Transaction, &head.Sequence); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 10*time.Second, "payment_orders at the head", func() bool {
+		pos, err := projections.Checkpoint(ctx, pool, projections.PaymentOrdersName)
+		return err == nil && pos == head
+	})
+
+	text := scrape(t, metrics.New(pool).Handler())
+	wantValue(t, text, `paymentledger_projection_parked_events{projection="payment_orders"}`, 2)
+	wantValue(t, text, `paymentledger_projection_parked_events{projection="ledger"}`, 0)
+	wantValue(t, text, `paymentledger_projection_lag_events{projection="payment_orders"}`, 0)
 }
