@@ -12,6 +12,7 @@
 //	paymentctl replay [--projection NAME|all] [--swap] [--keep] [--limit N]
 //	paymentctl history ORDER_ID [--json]
 //	paymentctl balances [--as-of TIME] [--merchant ID] [--json]
+//	paymentctl dlq list [--projection NAME] [--stream ID] [--json] | show ID | redrive ID|--all   events a projection parked
 //
 // Configuration comes from the environment only, as for paymentd; every command's --help lists
 // the variables it reads, and a malformed value fails the command naming the variable.
@@ -112,7 +113,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 
 	o := &operator{load: load, stdin: stdin, stdout: stdout, stderr: stderr}
 	root.AddCommand(o.merchantsCommand(), o.keysCommand(), o.secretsCommand(), o.historyCommand(), o.balancesCommand())
-	root.AddCommand(o.reconcileCommand(), o.auditCommand(), o.replayCommand())
+	root.AddCommand(o.reconcileCommand(), o.auditCommand(), o.replayCommand(), o.dlqCommand())
 
 	settle := &cobra.Command{Use: "settlements", Short: "Toss settlement reports"}
 	var from, to, merchant string
