@@ -364,8 +364,8 @@ func TestNamesFollowPrometheusConventions(t *testing.T) {
 			names = append(names, f.GetName())
 		}
 	}
-	if len(names) != 11 {
-		t.Errorf("%d paymentledger_ families, want the 11 of the package doc: %v", len(names), names)
+	if len(names) != 12 {
+		t.Errorf("%d paymentledger_ families, want the 12 of the package doc: %v", len(names), names)
 	}
 	problems, err := testutil.GatherAndLint(m.Registry(), names...)
 	if err != nil {
