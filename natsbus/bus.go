@@ -40,6 +40,7 @@ type Bus struct {
 	JS       jetstream.JetStream
 	url      string
 	embedded *server.Server
+	urlFile  string // the embedded server's address file, removed on Close
 }
 
 // URLFile is where an embedded server's address is written, under the data directory.
@@ -57,10 +58,60 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Bus, error) {
 		if err != nil {
 			return nil, err
 		}
-		b.embedded, b.url = srv, srv.ClientURL()
+		b.embedded, b.url, b.urlFile = srv, srv.ClientURL(), filepath.Join(cfg.DataDir, URLFile)
 	}
-	conn, err := nats.Connect(b.url,
-		nats.Name(cfg.Name),
+	conn, err := connect(b.url, cfg.Name, logger)
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	b.Conn = conn
+	if b.JS, err = jetstream.New(conn); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("natsbus: jetstream: %w", err)
+	}
+	if err := EnsurePaymentsStream(ctx, b.JS, cfg); err != nil {
+		b.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// Connect connects a client (paymentctl) to url without touching the streams' configuration,
+// which is paymentd's. Close releases it.
+func Connect(url, name string, logger *slog.Logger) (*Bus, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	conn, err := connect(url, name, logger)
+	if err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(conn)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("natsbus: jetstream: %w", err)
+	}
+	return &Bus{Conn: conn, JS: js, url: url}, nil
+}
+
+// ResolveURL is the NATS a client on this machine uses: natsURL (NATS_URL) when set, else the
+// embedded server's address that paymentd wrote under dataDir.
+func ResolveURL(natsURL, dataDir string) (string, error) {
+	if natsURL != "" {
+		return natsURL, nil
+	}
+	path := filepath.Join(dataDir, URLFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("natsbus: NATS_URL is empty and %s cannot be read (%w): set NATS_URL, or DATA_DIR to the directory of a paymentd running embedded NATS", path, err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+func connect(url, name string, logger *slog.Logger) (*nats.Conn, error) {
+	conn, err := nats.Connect(url,
+		nats.Name(name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(500*time.Millisecond),
 		nats.RetryOnFailedConnect(false),
@@ -79,19 +130,9 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Bus, error) {
 		}),
 	)
 	if err != nil {
-		b.Close()
-		return nil, fmt.Errorf("natsbus: connect %s: %w", redact(b.url), err)
+		return nil, fmt.Errorf("natsbus: connect %s: %w", redact(url), err)
 	}
-	b.Conn = conn
-	if b.JS, err = jetstream.New(conn); err != nil {
-		b.Close()
-		return nil, fmt.Errorf("natsbus: jetstream: %w", err)
-	}
-	if err := EnsurePaymentsStream(ctx, b.JS, cfg); err != nil {
-		b.Close()
-		return nil, err
-	}
-	return b, nil
+	return conn, nil
 }
 
 // URL is the address clients use: NATS_URL, or the embedded server's.
@@ -107,6 +148,7 @@ func (b *Bus) Close() {
 		b.Conn.Close()
 	}
 	if b.embedded != nil {
+		_ = os.Remove(b.urlFile)
 		b.embedded.Shutdown()
 		b.embedded.WaitForShutdown()
 	}
