@@ -192,12 +192,7 @@ func TestRelayPublishesEveryPaymentEventOnceInOrder(t *testing.T) {
 		}
 	}
 	// The checkpoint ends at the last event, the merchant's included.
-	testenv.WaitFor(t, 10*time.Second, "the checkpoint at the end of the log", func() bool {
-		var pos string
-		_ = pool.QueryRow(context.Background(), `SELECT position FROM relay_checkpoints WHERE name = 'nats'`).Scan(&pos)
-		last, err := store.ReadAll(context.Background(), eventstore.Start, 1000)
-		return err == nil && pos == last[len(last)-1].Position.String()
-	})
+	waitCheckpointAtEnd(t, pool, store, int(want)+1)
 }
 
 // TestRelayKilledBetweenPublishAndCheckpoint kills a relay process after JetStream acknowledged
@@ -236,8 +231,10 @@ func TestRelayKilledBetweenPublishAndCheckpoint(t *testing.T) {
 	}
 	kill()
 
-	if n := msgCount(t, bus.JS); n != 30 {
-		t.Fatalf("the killed relay left %d messages, want all 30 acknowledged", n)
+	// Its first batch: all 30 events, or fewer if another transaction on the server held the
+	// readable horizon back.
+	if n := msgCount(t, bus.JS); n == 0 || n > 30 {
+		t.Fatalf("the killed relay left %d messages, want its acknowledged batch (1 to 30)", n)
 	}
 	var checkpoints int
 	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM relay_checkpoints`).Scan(&checkpoints); err != nil || checkpoints != 0 {
@@ -249,12 +246,7 @@ func TestRelayKilledBetweenPublishAndCheckpoint(t *testing.T) {
 		appendPayment(t, store, "m1", n)
 	}
 	startRelay(t, pool, bus, natsbus.RelayConfig{MaxInFlight: 64})
-	testenv.WaitFor(t, 20*time.Second, "the new relay's checkpoint at the end of the log", func() bool {
-		var pos string
-		_ = pool.QueryRow(context.Background(), `SELECT position FROM relay_checkpoints WHERE name = 'nats'`).Scan(&pos)
-		last, err := store.ReadAll(context.Background(), eventstore.Start, 1000)
-		return err == nil && pos == last[len(last)-1].Position.String()
-	})
+	waitCheckpointAtEnd(t, pool, store, 45)
 	msgs := streamMessages(t, bus.JS)
 	seen := map[string]int{}
 	for _, m := range msgs {
@@ -263,6 +255,22 @@ func TestRelayKilledBetweenPublishAndCheckpoint(t *testing.T) {
 	if len(msgs) != 45 || len(seen) != 45 {
 		t.Fatalf("stream holds %d messages of %d events, want 45 of 45", len(msgs), len(seen))
 	}
+}
+
+// waitCheckpointAtEnd waits for the relay's checkpoint to reach the last of the log's n events.
+// Readers stop at the oldest transaction running anywhere on the server (other tests' too), so
+// the log's end is known only once all n events are readable.
+func waitCheckpointAtEnd(t testing.TB, pool *pgxpool.Pool, store eventstore.Store, n int) {
+	t.Helper()
+	testenv.WaitFor(t, 20*time.Second, "the relay's checkpoint at the end of the log", func() bool {
+		all, err := store.ReadAll(context.Background(), eventstore.Start, n+1)
+		if err != nil || len(all) != n {
+			return false
+		}
+		var pos string
+		_ = pool.QueryRow(context.Background(), `SELECT position FROM relay_checkpoints WHERE name = 'nats'`).Scan(&pos)
+		return pos == all[n-1].Position.String()
+	})
 }
 
 // runChild relays with a batch as big as the log, says "acked" once JetStream acknowledged it,
