@@ -97,6 +97,7 @@ func TestLoadNamesEveryBadVariable(t *testing.T) {
 		{"SAMPLE_WORKERS", "0", `SAMPLE_WORKERS: must be at least 1, not 0`},
 		{"DATABASE_URL", "mysql://u:hunter2@h/db", `DATABASE_URL: "mysql://u:xxxxx@h/db" must be a postgres:// URL`},
 		{"TOSS_BASE_URL", "api.tosspayments.com", `TOSS_BASE_URL: "api.tosspayments.com" must be an absolute http(s) URL`},
+		{"NATS_URL", "nats://a:4222,http://b", `NATS_URL: each comma-separated address must be a nats://, tls://, ws:// or wss:// URL with a host`},
 		{"SAMPLE_ALLOWED", "10.0.0.1/8", `SAMPLE_ALLOWED: "10.0.0.1/8" has host bits set: write 10.0.0.0/8 for the block or 10.0.0.1 for the address`},
 		{"SAMPLE_ALLOWED", "10.0.0.0/8,localhost", `SAMPLE_ALLOWED: "localhost" is not an IP address or a CIDR block`},
 		{"SECRETS_KEY", "c2hvcnQ=", `SECRETS_KEY: the value (not shown) decodes to 5 bytes, not 32`},
@@ -188,8 +189,8 @@ func TestHelpListsEverySettingWithDefaultAndDescription(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(settings) != 17 {
-		t.Fatalf("%d settings, want the 8 shared and the 9 of sample", len(settings))
+	if len(settings) != 18 {
+		t.Fatalf("%d settings, want the 9 shared and the 9 of sample", len(settings))
 	}
 	for _, s := range settings {
 		if !strings.Contains(help, "\n  "+s.Name+" ") && !strings.HasPrefix(help, "  "+s.Name+" ") {
