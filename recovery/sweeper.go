@@ -16,16 +16,20 @@
 // # Leases
 //
 // Several paymentd instances run a sweeper against one database. A payment is worked on only
-// under a lease: a short transaction sets recovery_state.leased_until and leased_by on the rows
-// it picks with SELECT … FOR UPDATE SKIP LOCKED, so concurrent sweepers pick disjoint rows and
-// never wait on each other. No transaction or row lock is held during the PSP call: a lock held
-// across HTTP would pin a connection, hold back the event store's subscribers (they wait for the
-// oldest open transaction) and die with its connection. A lease instead outlives a crash and
-// simply expires; Config.Lease must be longer than one recovery takes. Every write after the
-// work checks that the lease is still the one taken, so a sweeper whose lease expired cannot
-// overwrite the newer holder's bookkeeping. Schedules use the injected clock, passed to SQL as
-// parameters, not the database's now(); instances' clocks are assumed to agree to well within
-// the lease.
+// under a lease (internal/lease): a short transaction sets recovery_state.leased_until and
+// leased_by on the rows it picks with SELECT … FOR UPDATE SKIP LOCKED, so concurrent sweepers
+// pick disjoint rows and never wait on each other. No transaction or row lock is held during the
+// PSP call: a lock held across HTTP would pin a connection, hold back the event store's
+// subscribers (they wait for the oldest open transaction) and die with its connection. A lease
+// instead is short (Config.Lease, 10 s by default) and renewed every third of it while the
+// payment is worked on, so a recovery may take longer than the lease, and a sweeper that dies
+// mid-recovery (SIGKILL) leaves a lease that runs out within seconds for another sweeper to take.
+// Before working on a payment the sweeper renews its lease once, so a payment whose lease ran out
+// while it waited for a worker and was taken by another sweeper is skipped (Result.Lost); a lease
+// lost during the work cancels it. Every write after the work checks that the lease is still the
+// one held, so a sweeper whose lease was lost cannot overwrite the newer holder's bookkeeping.
+// Schedules use the injected clock, passed to SQL as parameters, not the database's now();
+// instances' clocks are assumed to agree to well within the lease.
 //
 // Even if two sweepers did work on one payment, nothing would be charged twice: a resolve appends
 // with the stream's expected version, and a new confirm attempt starts only after a read-back
@@ -45,13 +49,9 @@ package recovery
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	randv2 "math/rand/v2"
-	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -63,6 +63,7 @@ import (
 
 	"github.com/paymentledger/ledger/commands"
 	"github.com/paymentledger/ledger/domain"
+	"github.com/paymentledger/ledger/internal/lease"
 	"github.com/paymentledger/ledger/psp/toss"
 )
 
@@ -89,11 +90,12 @@ type Config struct {
 	MaxAttempts int           // attempts before RecoveryExhausted (RECOVERY_MAX_ATTEMPTS); default 10
 	Workers     int           // payments worked on at once by this instance; default 4
 	BatchSize   int           // payments leased per scan; default 64
-	// Lease is how long a leased payment belongs to this instance. It must be longer than one
-	// recovery takes (a read-back, and maybe a confirm with its in-request retries); default 2m.
+	// Lease is how long a leased payment belongs to this instance without a renewal; it is
+	// renewed every Lease/3 while the payment is worked on, so a recovery may take longer. A
+	// sweeper that dies mid-recovery holds the payment up for at most this long; default 10s.
 	Lease time.Duration
 	// BaseDelay is the delay after the first unsuccessful attempt; it doubles per attempt up to
-	// MaxDelay. Defaults 1m and 6h.
+	// MaxDelay, with jitter (lease.Backoff). Defaults 1m and 6h.
 	BaseDelay time.Duration
 	MaxDelay  time.Duration
 	// InstanceID names this sweeper in recovery_state.leased_by; default hostname-pid-random.
@@ -123,7 +125,7 @@ func (c Config) withDefaults() Config {
 	}
 	def(&c.Interval, 30*time.Second)
 	def(&c.StaleAfter, time.Minute)
-	def(&c.Lease, 2*time.Minute)
+	def(&c.Lease, DefaultLease)
 	def(&c.BaseDelay, time.Minute)
 	def(&c.MaxDelay, 6*time.Hour)
 	def(&c.Breaker.OpenFor, 30*time.Second)
@@ -143,34 +145,21 @@ func (c Config) withDefaults() Config {
 		c.Breaker.Failures = 5
 	}
 	if c.InstanceID == "" {
-		c.InstanceID = defaultInstanceID()
+		c.InstanceID = lease.NewHolder()
 	}
 	return c
 }
 
-func defaultInstanceID() string {
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "unknown"
-	}
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return host + "-" + strconv.Itoa(os.Getpid()) + "-" + hex.EncodeToString(b)
+// DefaultLease is Config.Lease's default: short, since it is renewed while a recovery runs.
+const DefaultLease = 10 * time.Second
+
+// delay is the wait after the attempts-th unsuccessful attempt.
+func (c Config) delay(attempts int) time.Duration {
+	return lease.Backoff(c.BaseDelay, c.MaxDelay, attempts)
 }
 
-// delay is the wait after the attempts-th unsuccessful attempt: BaseDelay·2^(attempts-1)
-// capped at MaxDelay, with "equal jitter": at least half of it, at most all of it. The fixed
-// half keeps the delay growing whatever the dice say; the random half spreads out payments that
-// failed together (Toss was down) so they do not all come due in the same scan.
-func (c Config) delay(attempts int, jitter func(n int64) int64) time.Duration {
-	d := c.BaseDelay
-	for i := 1; i < attempts && d < c.MaxDelay; i++ {
-		d *= 2
-	}
-	d = min(d, c.MaxDelay)
-	half := d / 2
-	return d - half + time.Duration(jitter(int64(half)+1))
-}
+// recoveryState is recovery_state as a leased queue.
+var recoveryState = lease.Table{Name: "recovery_state", Key: "order_id", Holder: "leased_by", Until: "leased_until"}
 
 // Sweeper is the recovery sweeper. Its methods are safe for concurrent use.
 type Sweeper struct {
@@ -180,7 +169,7 @@ type Sweeper struct {
 	now     func() time.Time
 	logger  *slog.Logger
 	breaker *gobreaker.CircuitBreaker[attempt]
-	jitter  func(n int64) int64
+	leases  *lease.Queue
 }
 
 // New returns a Sweeper. rec should be a commands.Service with its own toss.Client (see the
@@ -191,7 +180,8 @@ func New(pool *pgxpool.Pool, rec Recoverer, cfg Config, now func() time.Time, lo
 		logger = slog.New(slog.DiscardHandler)
 	}
 	logger = logger.With("instance", cfg.InstanceID)
-	s := &Sweeper{pool: pool, rec: rec, cfg: cfg, now: now, logger: logger, jitter: randv2.Int64N}
+	s := &Sweeper{pool: pool, rec: rec, cfg: cfg, now: now, logger: logger,
+		leases: lease.New(pool, recoveryState, cfg.Lease, now)}
 	failures := uint32(cfg.Breaker.Failures)
 	s.breaker = gobreaker.NewCircuitBreaker[attempt](gobreaker.Settings{
 		Name:        "recovery-toss",
@@ -219,7 +209,8 @@ func pspFailing(err error) bool {
 	return errors.As(err, &te) && toss.ClassOf(err) == toss.ClassUnknownOutcome
 }
 
-// Result counts what one scan did. Leased = Resolved + StillUnknown + Exhausted + Failed + Released.
+// Result counts what one scan did. Leased = Resolved + StillUnknown + Exhausted + Failed +
+// Released + Lost.
 type Result struct {
 	Leased       int // payments leased by this scan
 	Resolved     int // now known: approved, rejected, expired (or resolved by someone else meanwhile)
@@ -227,6 +218,7 @@ type Result struct {
 	Exhausted    int // gave up: RecoveryExhausted recorded
 	Failed       int // the attempt ended in an error (Toss failing, a mismatch, the database); rescheduled
 	Released     int // leased but not worked on (breaker open, shutdown); no attempt counted
+	Lost         int // the lease ran out unrenewed and another sweeper took the payment; nothing recorded
 	BreakerOpen  bool
 }
 
@@ -265,6 +257,10 @@ type leased struct {
 	cancel   bool      // the confirm is resolved: the lease is for the pending cancel
 }
 
+func (l leased) token(holder string) lease.Token {
+	return lease.Token{Key: l.id, Holder: holder, Until: l.until}
+}
+
 type outcome int
 
 const (
@@ -273,6 +269,7 @@ const (
 	outcomeExhausted
 	outcomeFailed
 	outcomeReleased
+	outcomeLost
 )
 
 func (o outcome) String() string {
@@ -287,6 +284,8 @@ func (o outcome) String() string {
 		return "failed"
 	case outcomeReleased:
 		return "released"
+	case outcomeLost:
+		return "lease lost"
 	}
 	return "outcome(" + strconv.Itoa(int(o)) + ")"
 }
@@ -335,12 +334,14 @@ func (s *Sweeper) Sweep(ctx context.Context) (Result, error) {
 			res.Failed++
 		case outcomeReleased:
 			release = append(release, l)
+		case outcomeLost:
+			res.Lost++
 		}
 	}
 	for range min(s.cfg.Workers, len(todo)) {
 		wg.Go(func() {
 			for l := range jobs {
-				count(l, s.work(ctx, l))
+				count(s.work(ctx, l))
 			}
 		})
 	}
@@ -401,11 +402,38 @@ func (s *Sweeper) resolve(ctx context.Context, l leased) (attempt, error) {
 }
 
 // work makes one recovery attempt for a leased payment, records its outcome and logs one line.
-func (s *Sweeper) work(ctx context.Context, l leased) outcome {
-	pay, err := s.breaker.Execute(func() (attempt, error) { return s.resolve(ctx, l) })
+// The lease is renewed while it works; a payment to release is returned with its lease as last
+// renewed.
+func (s *Sweeper) work(ctx context.Context, l leased) (leased, outcome) {
+	o, held := s.attempt(ctx, l)
+	if o == outcomeReleased && held != nil {
+		l.until = held.Stop().Until
+	}
+	return l, o
+}
+
+// attempt is work without the bookkeeping of the release. held is nil if the lease could not
+// be kept.
+func (s *Sweeper) attempt(ctx context.Context, l leased) (outcome, *lease.Held) {
+	wctx, held, err := s.leases.Keep(ctx, l.token(s.cfg.InstanceID))
+	if err != nil {
+		if errors.Is(err, lease.ErrLost) {
+			s.logger.InfoContext(ctx, "recovery skipped: the lease ran out while waiting and another sweeper took the payment", "orderId", l.id)
+			return outcomeLost, nil
+		}
+		s.logger.ErrorContext(ctx, "recovery skipped: the lease could not be renewed", "orderId", l.id, "error", err)
+		return outcomeFailed, nil // the lease runs out; nothing counted
+	}
+	defer held.Stop()
+	pay, err := s.breaker.Execute(func() (attempt, error) { return s.resolve(wctx, l) })
+	if errors.Is(context.Cause(wctx), lease.ErrLost) {
+		// Another sweeper holds the payment now and records its own attempt.
+		s.logger.WarnContext(ctx, "recovery attempt abandoned: the lease was lost", "orderId", l.id, "error", context.Cause(wctx))
+		return outcomeLost, held
+	}
 	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) ||
 		(err != nil && ctx.Err() != nil) {
-		return outcomeReleased // not an attempt: Toss was not asked, or we are shutting down
+		return outcomeReleased, held // not an attempt: Toss was not asked, or we are shutting down
 	}
 	// Record even if ctx ends now: the attempt happened and must count.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -425,17 +453,17 @@ func (s *Sweeper) work(ctx context.Context, l leased) outcome {
 		o = outcomeExhausted
 		if merr := s.rec.MarkExhausted(rctx, l.id, attempts, lastError); merr != nil {
 			// Not marked: keep it due soon; the next attempt tries to mark it again.
-			o, next = outcomeFailed, ptr(s.now().Add(s.cfg.delay(1, s.jitter)))
+			o, next = outcomeFailed, ptr(s.now().Add(s.cfg.delay(1)))
 			problems = append(problems, fmt.Errorf("mark exhausted: %w", merr))
 		}
 	default:
 		lastError = describe(pay, err)
-		o, next = outcomeStillUnknown, ptr(s.now().Add(s.cfg.delay(attempts, s.jitter)))
+		o, next = outcomeStillUnknown, ptr(s.now().Add(s.cfg.delay(attempts)))
 		if err != nil {
 			o = outcomeFailed
 		}
 	}
-	if werr := s.record(rctx, l, attempts, next, lastError); werr != nil {
+	if werr := s.record(rctx, held, l, attempts, next, lastError); werr != nil {
 		problems = append(problems, werr)
 		if o == outcomeStillUnknown {
 			o = outcomeFailed
@@ -458,7 +486,7 @@ func (s *Sweeper) work(ctx context.Context, l leased) outcome {
 		level = slog.LevelWarn
 	}
 	s.logger.Log(ctx, level, "recovery attempt", attrs...)
-	return o
+	return o, held
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -578,33 +606,25 @@ func retryConflicts(ctx context.Context, f func() error) error {
 
 // record writes an attempt's outcome and ends the lease: next is when to try again, nil for
 // never (resolved, or exhausted and waiting for a person). It checks the lease is still ours.
-func (s *Sweeper) record(ctx context.Context, l leased, attempts int, next *time.Time, lastError string) error {
-	tag, err := s.pool.Exec(ctx, `
-		UPDATE recovery_state
-		SET attempts = $4, next_attempt_at = COALESCE($5::timestamptz, 'infinity'), last_error = NULLIF($6, ''),
-		    leased_until = '-infinity', leased_by = NULL, updated_at = $7
-		WHERE order_id = $1 AND leased_by = $2 AND leased_until = $3`,
-		l.id, s.cfg.InstanceID, l.until, attempts, next, lastError, s.now())
+func (s *Sweeper) record(ctx context.Context, held *lease.Held, l leased, attempts int, next *time.Time, lastError string) error {
+	err := held.End(ctx, `attempts = $4, next_attempt_at = COALESCE($5::timestamptz, 'infinity'),
+		last_error = NULLIF($6, ''), leased_until = '-infinity', updated_at = $7`,
+		attempts, next, lastError, s.now())
 	if err != nil {
 		return fmt.Errorf("recovery: record %s: %w", l.id, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("recovery: record %s: the lease expired and was taken over", l.id)
 	}
 	return nil
 }
 
-// release ends leases without counting an attempt.
+// release ends leases without counting an attempt. A lease already lost is left to its new
+// holder.
 func (s *Sweeper) release(ctx context.Context, ls []leased) error {
-	batch := &pgx.Batch{}
+	var errs []error
 	for _, l := range ls {
-		batch.Queue(`
-			UPDATE recovery_state SET leased_until = '-infinity', leased_by = NULL, updated_at = $4
-			WHERE order_id = $1 AND leased_by = $2 AND leased_until = $3`,
-			l.id, s.cfg.InstanceID, l.until, s.now())
+		err := s.leases.End(ctx, l.token(s.cfg.InstanceID), `leased_until = '-infinity', updated_at = $4`, s.now())
+		if err != nil && !errors.Is(err, lease.ErrLost) {
+			errs = append(errs, fmt.Errorf("recovery: release %s: %w", l.id, err))
+		}
 	}
-	if err := s.pool.SendBatch(ctx, batch).Close(); err != nil {
-		return fmt.Errorf("recovery: release: %w", err)
-	}
-	return nil
+	return errors.Join(errs...)
 }

@@ -41,7 +41,7 @@ type Config struct {
 	RecoveryWorkers     int           `env:"RECOVERY_WORKERS,default=4" desc:"concurrent recoveries"`
 	RecoveryBaseDelay   time.Duration `env:"RECOVERY_BASE_DELAY,default=1m" desc:"delay after a payment's first unsettled recovery; doubles per attempt"`
 	RecoveryMaxDelay    time.Duration `env:"RECOVERY_MAX_DELAY,default=6h" desc:"longest delay between a payment's recoveries"`
-	RecoveryLease       time.Duration `env:"RECOVERY_LEASE,default=2m" desc:"how long a sweeper owns a payment it works on; must exceed one recovery (read-back + PSP_RETRY_BUDGET); after a crash the payment waits this long"`
+	RecoveryLease       time.Duration `env:"RECOVERY_LEASE,default=10s" desc:"how long a sweeper owns a payment without renewing it (it renews every third of it while a recovery runs, so one may take longer); after a crash the payment waits at most this long; at least 1s"`
 
 	WebhookWorkerEnabled bool `env:"WEBHOOK_WORKER_ENABLED,default=true" desc:"process the webhook inbox (the endpoint is always mounted)"`
 
@@ -123,6 +123,9 @@ func (c Config) Validate() error {
 		{"NATS_DUPLICATE_WINDOW", c.NATSDuplicateWindow},
 	} {
 		errs = append(errs, config.Positive(d.name, d.d))
+	}
+	if c.RecoveryLease > 0 && c.RecoveryLease < time.Second {
+		errs = append(errs, config.Invalid("RECOVERY_LEASE", "must be at least 1s, not %s: it is renewed every third of it", c.RecoveryLease))
 	}
 	if c.AuthCacheTTL > authCacheTTLMax {
 		errs = append(errs, config.Invalid("AUTH_CACHE_TTL", "must be at most %s, not %s: a revoked key keeps working this long", authCacheTTLMax, c.AuthCacheTTL))
