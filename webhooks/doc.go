@@ -73,8 +73,11 @@
 // drained by the worker at the start of each ProcessOnce; an insert that timed out in the
 // handler may still land later (the server finishes it), and the dedupe key absorbs the repeat.
 //
-// Processing is at least once per row: the worker claims rows with a lease, so a crash only
-// delays a row until its lease ends. Sync is idempotent, so a repeat is harmless.
+// Processing is at least once per row: the worker claims rows with a short lease
+// (WorkerConfig.Lease, 10 s by default; leased_by and next_attempt_at are its token), renewed
+// while the row's order is read back and checked on the row's last write (internal/lease), so a
+// crash only delays a row until its lease runs out, seconds. Sync is idempotent, so a repeat is
+// harmless.
 //
 // # One read-back per order per interval
 //

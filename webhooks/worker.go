@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/paymentledger/ledger/commands"
 	"github.com/paymentledger/ledger/domain"
+	"github.com/paymentledger/ledger/internal/lease"
 )
 
 // Syncer re-reads a payment from Toss by orderId and records the truth. *commands.Service is
@@ -48,11 +48,14 @@ type WorkerConfig struct {
 	Workers int
 	// CallTimeout bounds one read-back (default 30 s).
 	CallTimeout time.Duration
-	// Lease is how long a claimed row stays hidden from other workers (default 2 min; at least
-	// twice CallTimeout). A worker that dies mid-batch delays its rows by at most this.
+	// Lease is how long a claimed row stays hidden from other workers without a renewal
+	// (default 10 s). It is renewed every third of it while the row's order is read back, so a
+	// read-back may take longer, and a worker that dies mid-batch delays its rows by at most this.
 	Lease time.Duration
+	// InstanceID names this worker in webhook_inbox.leased_by; default hostname-pid-random.
+	InstanceID string
 	// BaseBackoff is the delay before the second attempt; it doubles per attempt, with jitter,
-	// up to MaxBackoff (defaults 2 s and 5 min).
+	// up to MaxBackoff (defaults 2 s and 5 min; lease.Backoff).
 	BaseBackoff time.Duration
 	MaxBackoff  time.Duration
 	// SpoolDir is the inbox's InboxConfig.SpoolDir; empty when the inbox has none.
@@ -83,9 +86,11 @@ func (c WorkerConfig) withDefaults() WorkerConfig {
 		c.CallTimeout = 30 * time.Second
 	}
 	if c.Lease <= 0 {
-		c.Lease = 2 * time.Minute
+		c.Lease = DefaultLease
 	}
-	c.Lease = max(c.Lease, 2*c.CallTimeout)
+	if c.InstanceID == "" {
+		c.InstanceID = lease.NewHolder()
+	}
 	if c.BaseBackoff <= 0 {
 		c.BaseBackoff = 2 * time.Second
 	}
@@ -104,6 +109,7 @@ func (c WorkerConfig) withDefaults() WorkerConfig {
 
 // Defaults of WorkerConfig.
 const (
+	DefaultLease        = 10 * time.Second
 	DefaultSyncInterval = 5 * time.Second
 	DefaultRetention    = 720 * time.Hour
 )
@@ -127,6 +133,7 @@ const maxCovered = 1000
 // SyncInterval (the webhook_order_syncs gate). A Worker is safe for concurrent use.
 type Worker struct {
 	pool   *pgxpool.Pool
+	leases *lease.Queue
 	sync   Syncer
 	cfg    WorkerConfig
 	logger *slog.Logger
@@ -139,9 +146,14 @@ func NewWorker(pool *pgxpool.Pool, sync Syncer, cfg WorkerConfig, logger *slog.L
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Worker{pool: pool, sync: sync, cfg: cfg.withDefaults(), logger: logger.With("component", "webhook-worker"),
-		wake: make(chan struct{}, 1)}
+	cfg = cfg.withDefaults()
+	return &Worker{pool: pool, sync: sync, cfg: cfg, logger: logger.With("component", "webhook-worker"),
+		wake: make(chan struct{}, 1), leases: lease.New(pool, inbox, cfg.Lease, nil)}
 }
+
+// inbox is webhook_inbox as a leased queue: a pending row's lease runs out at its
+// next_attempt_at, on the database's clock (the claim compares with now()).
+var inbox = lease.Table{Name: "webhook_inbox", Key: "id", Holder: "leased_by", Until: "next_attempt_at", Held: "status = 'pending'"}
 
 // Wake makes Run start its next batch now. It never blocks; wire it to InboxConfig.Notify.
 func (w *Worker) Wake() {
@@ -260,6 +272,8 @@ type claimed struct {
 	orderID  domain.OrderID
 	merchant domain.MerchantID // "" for rows stored before per-merchant URLs
 	attempts int               // after this claim
+	until    time.Time         // next_attempt_at as claimed: the lease's token
+	held     *lease.Held       // the lease while the row's order is worked on
 }
 
 // ProcessOnce drains the spool, then claims one batch of due rows and, for each order whose
@@ -321,17 +335,17 @@ func (w *Worker) claim(ctx context.Context) ([]claimed, error) {
 			FOR UPDATE SKIP LOCKED
 		)
 		UPDATE webhook_inbox AS w
-		SET attempts = w.attempts + 1, next_attempt_at = now() + $2::float8 * interval '1 second'
+		SET attempts = w.attempts + 1, next_attempt_at = now() + $2::float8 * interval '1 second', leased_by = $3
 		FROM due
 		WHERE w.id = due.id
-		RETURNING w.id, w.order_id, coalesce(w.merchant_id, ''), w.attempts`,
-		w.cfg.BatchSize, w.cfg.Lease.Seconds())
+		RETURNING w.id, w.order_id, coalesce(w.merchant_id, ''), w.attempts, w.next_attempt_at`,
+		w.cfg.BatchSize, w.cfg.Lease.Seconds(), w.cfg.InstanceID)
 	if err != nil {
 		return nil, fmt.Errorf("webhooks: claim: %w", err)
 	}
 	rows, err := pgx.CollectRows(rs, func(row pgx.CollectableRow) (claimed, error) {
 		var c claimed
-		err := row.Scan(&c.id, &c.orderID, &c.merchant, &c.attempts)
+		err := row.Scan(&c.id, &c.orderID, &c.merchant, &c.attempts, &c.until)
 		return c, err
 	})
 	if err != nil {
@@ -347,6 +361,19 @@ func (w *Worker) syncOrder(ctx context.Context, id domain.OrderID, rows []claime
 	// The results are recorded even when ctx ends meanwhile: a read-back that happened counts.
 	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer rcancel()
+	ctx, rows, kerr := w.keep(ctx, rows)
+	if kerr != nil {
+		// Those rows' leases run out and they are claimed again.
+		w.logger.ErrorContext(ctx, "webhook rows skipped: their leases could not be renewed", "orderId", id, "error", kerr)
+	}
+	if len(rows) == 0 {
+		return kerr
+	}
+	defer func() {
+		for _, r := range rows {
+			r.held.Stop()
+		}
+	}()
 	won, err := w.takeGate(ctx, id)
 	if err != nil {
 		errs := []error{err}
@@ -467,6 +494,28 @@ func (w *Worker) record(ctx, rctx context.Context, id domain.OrderID, rows []cla
 	return errors.Join(errs...)
 }
 
+// keep renews the leases of rows and keeps them renewed until each row's last write. A row whose
+// lease ran out while it waited and that another worker claimed is left to that worker. The
+// context returned ends when any kept lease is lost: the read-back is then left to the new holder.
+func (w *Worker) keep(ctx context.Context, rows []claimed) (context.Context, []claimed, error) {
+	var kept []claimed
+	var errs []error
+	for _, r := range rows {
+		kctx, held, err := w.leases.Keep(ctx, lease.Token{Key: r.id, Holder: w.cfg.InstanceID, Until: r.until})
+		switch {
+		case errors.Is(err, lease.ErrLost):
+			w.logger.DebugContext(ctx, "webhook row taken over by another worker", "orderId", r.orderID, "row", r.id)
+			continue
+		case err != nil:
+			errs = append(errs, fmt.Errorf("webhooks: keep row %d: %w", r.id, err)) // its lease runs out
+			continue
+		}
+		ctx, r.held = kctx, held
+		kept = append(kept, r)
+	}
+	return ctx, kept, errors.Join(errs...)
+}
+
 // takeGate reports whether this worker may read order id back now. It moves the order's
 // synced_at to now() only if the gate is open (no row, or one older than SyncInterval); the
 // unique key makes concurrent takers wait for each other, so exactly one of them wins.
@@ -508,28 +557,27 @@ func (w *Worker) pendingOf(ctx context.Context, id domain.OrderID, m domain.Merc
 	return covered, nil
 }
 
-// The updates below match the claim (status and attempts): if the lease ran out and another
-// worker claimed the row meanwhile, that worker records the result instead.
+// The updates below end the row's lease and write only if it is still this worker's (and the
+// row still pending): if the lease was lost and another worker claimed the row meanwhile, or the
+// row was resolved by another read-back, that worker records the result instead.
+
+func end(ctx context.Context, r claimed, set string, args ...any) error {
+	if err := r.held.End(ctx, set, args...); err != nil && !errors.Is(err, lease.ErrLost) {
+		return err
+	}
+	return nil
+}
 
 func (w *Worker) markProcessed(ctx context.Context, r claimed, outcome string) error {
-	_, err := w.pool.Exec(ctx, `
-		UPDATE webhook_inbox SET status = 'processed', outcome = $3, processed_at = now(), last_error = NULL
-		WHERE id = $1 AND status = 'pending' AND attempts = $2`, r.id, r.attempts, outcome)
-	return err
+	return end(ctx, r, `status = 'processed', outcome = $4, processed_at = now(), last_error = NULL`, outcome)
 }
 
 func (w *Worker) retryLater(ctx context.Context, r claimed, delay time.Duration, cause error) error {
-	_, err := w.pool.Exec(ctx, `
-		UPDATE webhook_inbox SET next_attempt_at = now() + $3::float8 * interval '1 second', last_error = $4
-		WHERE id = $1 AND status = 'pending' AND attempts = $2`, r.id, r.attempts, delay.Seconds(), errText(cause))
-	return err
+	return end(ctx, r, `next_attempt_at = now() + $4::float8 * interval '1 second', last_error = $5`, delay.Seconds(), errText(cause))
 }
 
 func (w *Worker) markFailed(ctx context.Context, r claimed, cause error) error {
-	_, err := w.pool.Exec(ctx, `
-		UPDATE webhook_inbox SET status = 'failed', last_error = $3
-		WHERE id = $1 AND status = 'pending' AND attempts = $2`, r.id, r.attempts, errText(cause))
-	return err
+	return end(ctx, r, `status = 'failed', last_error = $4`, errText(cause))
 }
 
 // markCovered resolves rows this worker did not claim with a read-back that started after they
@@ -543,31 +591,21 @@ func (w *Worker) markCovered(ctx context.Context, ids []int64, outcome string) e
 
 // postpone gives a row back unattempted, due when its order's gate opens.
 func (w *Worker) postpone(ctx context.Context, r claimed) error {
-	_, err := w.pool.Exec(ctx, `
-		UPDATE webhook_inbox SET attempts = attempts - 1,
-			next_attempt_at = greatest(now(), coalesce(
-				(SELECT synced_at FROM webhook_order_syncs WHERE order_id = $3) + $4::float8 * interval '1 second', now()))
-		WHERE id = $1 AND status = 'pending' AND attempts = $2`, r.id, r.attempts, r.orderID, w.cfg.SyncInterval.Seconds())
-	return err
+	return end(ctx, r, `attempts = attempts - 1,
+		next_attempt_at = greatest(now(), coalesce(
+			(SELECT synced_at FROM webhook_order_syncs WHERE order_id = $4) + $5::float8 * interval '1 second', now()))`,
+		r.orderID, w.cfg.SyncInterval.Seconds())
 }
 
 // release gives a row back unattempted (the worker is stopping, or the gate could not be asked).
 func (w *Worker) release(ctx context.Context, r claimed) error {
-	_, err := w.pool.Exec(ctx, `
-		UPDATE webhook_inbox SET attempts = attempts - 1, next_attempt_at = now()
-		WHERE id = $1 AND status = 'pending' AND attempts = $2`, r.id, r.attempts)
-	return err
+	return end(ctx, r, `attempts = attempts - 1, next_attempt_at = now()`)
 }
 
-// backoff is the delay after the attempt-th failed attempt: BaseBackoff doubled per attempt,
-// capped at MaxBackoff, then drawn uniformly from its upper half so that rows that failed
+// backoff is the delay after the attempt-th failed attempt (lease.Backoff): rows that failed
 // together (a Toss outage) do not come back together.
 func (w *Worker) backoff(attempt int) time.Duration {
-	d := w.cfg.MaxBackoff
-	if shift := attempt - 1; shift < 32 {
-		d = min(w.cfg.BaseBackoff<<max(shift, 0), w.cfg.MaxBackoff)
-	}
-	return d/2 + rand.N(d/2+1)
+	return lease.Backoff(w.cfg.BaseBackoff, w.cfg.MaxBackoff, attempt)
 }
 
 // errText bounds an error for the last_error column.
