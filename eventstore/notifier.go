@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/sethvargo/go-retry"
 )
 
 // notifyChannel is the PostgreSQL channel every append notifies in its transaction; PostgreSQL
@@ -89,15 +90,16 @@ func (n *notifier) broadcast() {
 // run listens until ctx ends, reconnecting with back-off after any error.
 func (n *notifier) run(ctx context.Context, stopped chan<- struct{}) {
 	defer close(stopped)
-	delay := time.Duration(0)
+	var backoff retry.Backoff
 	for {
-		if n.listen(ctx) {
-			delay = 0 // it was connected: the next failure is a new one
+		if n.listen(ctx) || backoff == nil {
+			// It was connected: the next failure is a new one.
+			backoff = retry.WithCappedDuration(5*time.Second, retry.NewExponential(100*time.Millisecond))
 		}
 		if ctx.Err() != nil {
 			return
 		}
-		delay = min(max(2*delay, 100*time.Millisecond), 5*time.Second)
+		delay, _ := backoff.Next()
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():

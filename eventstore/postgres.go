@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/sethvargo/go-retry"
 )
 
 // Postgres is the PostgreSQL event store (schema: migrations/sql/0001_eventstore.sql).
@@ -547,7 +548,8 @@ func (p *Postgres) Subscribe(ctx context.Context, from Position, batchSize int, 
 	defer p.notifier.release()
 
 	pos := from
-	var pendingDelay, failDelay time.Duration
+	// Reset to nil after a success: the next failure or wait starts again from the base.
+	var pendingBackoff, failBackoff retry.Backoff
 	for {
 		wake := p.notifier.wake() // before reading: a notification during the read is kept
 		events, err := p.ReadAll(ctx, pos, batchSize)
@@ -562,30 +564,35 @@ func (p *Postgres) Subscribe(ctx context.Context, from Position, batchSize int, 
 			if !isConnectionError(err) {
 				return fmt.Errorf("eventstore: subscribe from %s: %w", pos, err)
 			}
-			failDelay = min(max(2*failDelay, 100*time.Millisecond), 5*time.Second)
+			if failBackoff == nil {
+				failBackoff = retry.WithCappedDuration(5*time.Second, retry.NewExponential(100*time.Millisecond))
+			}
+			failDelay, _ := failBackoff.Next()
 			if err := sleepCtx(ctx, failDelay, nil); err != nil {
 				return err
 			}
 			continue
 		}
-		failDelay = 0
+		failBackoff = nil
 
 		if len(events) > 0 {
 			if err := handle(ctx, events); err != nil {
 				return err
 			}
 			pos = events[len(events)-1].Position
-			pendingDelay = 0
+			pendingBackoff = nil
 			if len(events) == batchSize {
 				continue
 			}
 		}
 		wait := p.safetyInterval
 		if pending {
-			pendingDelay = min(max(2*pendingDelay, 5*time.Millisecond), 500*time.Millisecond)
-			wait = pendingDelay
+			if pendingBackoff == nil {
+				pendingBackoff = retry.WithCappedDuration(500*time.Millisecond, retry.NewExponential(5*time.Millisecond))
+			}
+			wait, _ = pendingBackoff.Next()
 		} else {
-			pendingDelay = 0
+			pendingBackoff = nil
 		}
 		if err := sleepCtx(ctx, wait, wake); err != nil {
 			return err

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/sethvargo/go-retry"
 
 	"github.com/paymentledger/ledger/audit"
 	"github.com/paymentledger/ledger/commands"
@@ -438,26 +439,21 @@ func settlementSources(ctx context.Context, svc *merchants.Service, psps command
 // waitForDatabase pings until the database answers or wait passes, so paymentd can start
 // alongside its database (docker compose, a fresh cluster).
 func waitForDatabase(ctx context.Context, ping func(context.Context) error, wait time.Duration, logger *slog.Logger) error {
-	deadline := time.Now().Add(wait)
-	delay := 100 * time.Millisecond
-	for {
+	// From 100ms doubling to 2s between pings, until wait has passed.
+	b := retry.WithMaxDuration(wait, retry.WithCappedDuration(2*time.Second, retry.NewExponential(100*time.Millisecond)))
+	err := retry.Do(ctx, b, func(ctx context.Context) error {
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := ping(pctx)
-		cancel()
-		if err == nil {
-			return nil
+		defer cancel()
+		if err := ping(pctx); err != nil {
+			logger.Warn("waiting for the database", "error", err)
+			return retry.RetryableError(err)
 		}
-		if time.Now().Add(delay).After(deadline) {
-			return fmt.Errorf("database not reachable after %s: %w", wait, err)
-		}
-		logger.Warn("waiting for the database", "error", err, "retryIn", delay.String())
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(delay):
-		}
-		delay = min(delay*2, 2*time.Second)
+		return nil
+	})
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("database not reachable after %s: %w", wait, err)
 	}
+	return err
 }
 
 // loopbackAddr turns a listening address into one this process can call: an unspecified host
