@@ -17,10 +17,17 @@ import (
 	"github.com/paymentledger/ledger/internal/db"
 )
 
-// Subscriber is what the relay needs of the event store.
-type Subscriber interface {
+// Log is what the relay needs of the event store: the global log, and a checker of each
+// event's hash chain link, so that an event whose stored history was changed is never
+// published (eventstore.LinkChecker).
+type Log interface {
 	Subscribe(ctx context.Context, from eventstore.Position, batchSize int, handle func(context.Context, []eventstore.RecordedEvent) error) error
+	NewLinkChecker(ctx context.Context, streams int) (*eventstore.LinkChecker, error)
 }
+
+// linkCacheStreams is how many streams' last events the relay's link checker remembers; a
+// stream it forgot costs one indexed read per batch.
+const linkCacheStreams = 65536
 
 // RelayConfig tunes a Relay; zero values take the defaults.
 type RelayConfig struct {
@@ -43,7 +50,7 @@ const CheckpointName = "nats"
 // guarantees. Run is safe on every instance at once: one of them relays at a time.
 type Relay struct {
 	pool   *pgxpool.Pool
-	store  Subscriber
+	store  Log
 	js     jetstream.JetStream
 	cfg    RelayConfig
 	logger *slog.Logger
@@ -53,7 +60,7 @@ type Relay struct {
 }
 
 // NewRelay returns a relay publishing over conn.
-func NewRelay(pool *pgxpool.Pool, store Subscriber, conn *nats.Conn, cfg RelayConfig, logger *slog.Logger) (*Relay, error) {
+func NewRelay(pool *pgxpool.Pool, store Log, conn *nats.Conn, cfg RelayConfig, logger *slog.Logger) (*Relay, error) {
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = 256
 	}
@@ -134,8 +141,22 @@ func (r *Relay) relay(ctx context.Context, lockConn *pgxpool.Conn) error {
 	if err != nil {
 		return err
 	}
+	links, err := r.store.NewLinkChecker(ctx, linkCacheStreams)
+	if err != nil {
+		return err
+	}
 	err = r.store.Subscribe(ctx, pos, r.cfg.MaxInFlight, func(ctx context.Context, batch []eventstore.RecordedEvent) error {
-		if err := r.publish(ctx, batch); err != nil {
+		broken, err := links.Check(ctx, batch)
+		if err != nil {
+			return err
+		}
+		for stream, b := range broken {
+			// Never published from the break on: its history was changed. It is listed in
+			// broken_streams for review (the audit reports it too); the relay goes on with
+			// every other stream.
+			r.logger.ErrorContext(ctx, "events of a broken stream not published", "stream", stream, "fromVersion", b.From, "error", b.Err)
+		}
+		if err := r.publish(ctx, batch, broken); err != nil {
 			return err
 		}
 		if r.afterAck != nil {
@@ -154,12 +175,15 @@ func (r *Relay) relay(ctx context.Context, lockConn *pgxpool.Conn) error {
 	return err
 }
 
-// publish sends the batch's integration events asynchronously and waits for every
+// publish sends the batch's integration events, but those of broken streams, asynchronously and waits for every
 // acknowledgement. Any failure fails the batch: it is published again from the checkpoint, and
 // the duplicate window drops what had been stored.
-func (r *Relay) publish(ctx context.Context, batch []eventstore.RecordedEvent) error {
+func (r *Relay) publish(ctx context.Context, batch []eventstore.RecordedEvent, broken map[string]eventstore.Broken) error {
 	futures := make([]jetstream.PubAckFuture, 0, len(batch))
 	for _, rec := range batch {
+		if broken[rec.StreamID].Refuses(rec) {
+			continue
+		}
 		e, err := FromRecorded(rec)
 		if errors.Is(err, ErrNotIntegration) {
 			continue

@@ -300,3 +300,44 @@ func runChild(spec string) {
 	_ = relay.Run(ctx)
 	os.Exit(3)
 }
+
+// TestRelayNeverPublishesAChangedHistory edits a stored event: the relay publishes nothing of
+// that stream from the edited event on (the events after it link to it), lists the stream as
+// broken, and goes on with the others.
+func TestRelayNeverPublishesAChangedHistory(t *testing.T) {
+	pool := pgtest.NewPool(t)
+	store := eventstore.NewPostgres(pool)
+	srv := natstest.Start(t)
+	bus := openBus(t, srv.URL())
+	tampered := appendPayment(t, store, "m1", 1)
+	appendPayment(t, store, "m1", 2)
+	ctx := context.Background()
+	for _, stmt := range []string{
+		`ALTER TABLE events DISABLE TRIGGER events_no_update_delete`,
+		`UPDATE events SET data = jsonb_set(data::jsonb, '{amount}', '"1"')::json WHERE stream_id = '` + domain.StreamName(tampered) + `' AND version = 2`,
+		`ALTER TABLE events ENABLE TRIGGER events_no_update_delete`,
+	} {
+		if _, err := pool.Exec(ctx, stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	startRelay(t, pool, bus, natsbus.RelayConfig{})
+	waitCheckpointAtEnd(t, pool, store, 6)
+	msgs := streamMessages(t, bus.JS)
+	var got []string
+	for _, m := range msgs {
+		e, err := natsbus.Decode(m.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%s v%d", e.OrderID, e.StreamVersion))
+	}
+	want := []string{"order-m1-0001 v1", "order-m1-0002 v1", "order-m1-0002 v2", "order-m1-0002 v3"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("published %v, want %v", got, want)
+	}
+	var detail string
+	if err := pool.QueryRow(ctx, `SELECT detail FROM broken_streams WHERE stream_id = $1`, domain.StreamName(tampered)).Scan(&detail); err != nil {
+		t.Fatalf("the changed stream is not listed as broken: %v", err)
+	}
+}
