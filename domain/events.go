@@ -302,6 +302,11 @@ const (
 	EventAPIKeyIssued          EventType = "ApiKeyIssued"
 	EventAPIKeyRevoked         EventType = "ApiKeyRevoked"
 	EventTossFeeRateSet        EventType = "TossFeeRateSet"
+	// Merchant notifications (webhooks to the merchant): where its payments' events are POSTed
+	// and the secret that signs them.
+	EventNotificationEndpointSet     EventType = "NotificationEndpointSet"
+	EventNotificationSecretRotated   EventType = "NotificationSecretRotated"
+	EventNotificationEndpointRemoved EventType = "NotificationEndpointRemoved"
 )
 
 // MerchantHeader is the part every merchant event shares.
@@ -367,7 +372,44 @@ type TossFeeRateSet struct {
 	EffectiveFrom time.Time       `json:"effectiveFrom"`
 }
 
-func (MerchantRegistered) EventType() EventType    { return EventMerchantRegistered }
+// NotificationEndpointSet: the merchant's payment events are POSTed to URL from now on (or, when
+// an endpoint was set already, to URL instead of the old one, from where delivery stands). The
+// signing secret is stored sealed outside the log under SecretID, like a Toss key; SecretHint
+// (its prefix and last four characters) lets people tell secrets apart. A changed URL keeps the
+// secret: SecretID is then the current one.
+type NotificationEndpointSet struct {
+	MerchantHeader
+	URL        string `json:"url"`
+	SecretID   string `json:"secretId"`
+	SecretHint string `json:"secretHint"`
+}
+
+// NotificationSecretRotated: deliveries are signed with the secret stored under SecretID from
+// now on, and also with the previous one until PreviousValidUntil, so the merchant can switch its
+// receiver over without refusing a delivery.
+type NotificationSecretRotated struct {
+	MerchantHeader
+	SecretID           string    `json:"secretId"`
+	SecretHint         string    `json:"secretHint"`
+	PreviousSecretID   string    `json:"previousSecretId"`
+	PreviousValidUntil time.Time `json:"previousValidUntil"`
+}
+
+// NotificationEndpointRemoved: nothing more is POSTed to the merchant; its secret is retired.
+type NotificationEndpointRemoved struct {
+	MerchantHeader
+}
+
+func (MerchantRegistered) EventType() EventType { return EventMerchantRegistered }
+func (NotificationEndpointSet) EventType() EventType {
+	return EventNotificationEndpointSet
+}
+func (NotificationSecretRotated) EventType() EventType {
+	return EventNotificationSecretRotated
+}
+func (NotificationEndpointRemoved) EventType() EventType {
+	return EventNotificationEndpointRemoved
+}
 func (TossCredentialsSet) EventType() EventType    { return EventTossCredentialsSet }
 func (CommissionRateChanged) EventType() EventType { return EventCommissionRateChanged }
 func (APIKeyIssued) EventType() EventType          { return EventAPIKeyIssued }
@@ -386,28 +428,31 @@ func MarshalEvent(e Event) ([]byte, error) {
 // decoders is the registry of every event type this code reads, payment and merchant alike.
 // An event type missing here cannot be read back: add it when adding a type.
 var decoders = map[EventType]func([]byte) (Event, error){
-	EventCheckoutCreated:         decodeAs[CheckoutCreated],
-	EventConfirmationStarted:     decodeAs[ConfirmationStarted],
-	EventPaymentApproved:         decodeAs[PaymentApproved],
-	EventPaymentRejected:         decodeAs[PaymentRejected],
-	EventPaymentOutcomeUnknown:   decodeAs[PaymentOutcomeUnknown],
-	EventPaymentExpired:          decodeAs[PaymentExpired],
-	EventRecoveryExhausted:       decodeAs[RecoveryExhausted],
-	EventCancelRequested:         decodeAs[CancelRequested],
-	EventPaymentCanceled:         decodeAs[PaymentCanceled],
-	EventCancelRejected:          decodeAs[CancelRejected],
-	EventCancelOutcomeUnknown:    decodeAs[CancelOutcomeUnknown],
-	EventCancelRetried:           decodeAs[CancelRetried],
-	EventSettlementRecorded:      decodeAs[SettlementRecorded],
-	EventCancelRecoveryExhausted: decodeAs[CancelRecoveryExhausted],
-	EventPaymentApprovedAtPSP:    decodeAs[PaymentApprovedAtPSP],
-	EventPaymentCanceledAtPSP:    decodeAs[PaymentCanceledAtPSP],
-	EventMerchantRegistered:      decodeAs[MerchantRegistered],
-	EventTossCredentialsSet:      decodeAs[TossCredentialsSet],
-	EventCommissionRateChanged:   decodeAs[CommissionRateChanged],
-	EventAPIKeyIssued:            decodeAs[APIKeyIssued],
-	EventAPIKeyRevoked:           decodeAs[APIKeyRevoked],
-	EventTossFeeRateSet:          decodeAs[TossFeeRateSet],
+	EventCheckoutCreated:             decodeAs[CheckoutCreated],
+	EventConfirmationStarted:         decodeAs[ConfirmationStarted],
+	EventPaymentApproved:             decodeAs[PaymentApproved],
+	EventPaymentRejected:             decodeAs[PaymentRejected],
+	EventPaymentOutcomeUnknown:       decodeAs[PaymentOutcomeUnknown],
+	EventPaymentExpired:              decodeAs[PaymentExpired],
+	EventRecoveryExhausted:           decodeAs[RecoveryExhausted],
+	EventCancelRequested:             decodeAs[CancelRequested],
+	EventPaymentCanceled:             decodeAs[PaymentCanceled],
+	EventCancelRejected:              decodeAs[CancelRejected],
+	EventCancelOutcomeUnknown:        decodeAs[CancelOutcomeUnknown],
+	EventCancelRetried:               decodeAs[CancelRetried],
+	EventSettlementRecorded:          decodeAs[SettlementRecorded],
+	EventCancelRecoveryExhausted:     decodeAs[CancelRecoveryExhausted],
+	EventPaymentApprovedAtPSP:        decodeAs[PaymentApprovedAtPSP],
+	EventPaymentCanceledAtPSP:        decodeAs[PaymentCanceledAtPSP],
+	EventMerchantRegistered:          decodeAs[MerchantRegistered],
+	EventTossCredentialsSet:          decodeAs[TossCredentialsSet],
+	EventCommissionRateChanged:       decodeAs[CommissionRateChanged],
+	EventAPIKeyIssued:                decodeAs[APIKeyIssued],
+	EventAPIKeyRevoked:               decodeAs[APIKeyRevoked],
+	EventTossFeeRateSet:              decodeAs[TossFeeRateSet],
+	EventNotificationEndpointSet:     decodeAs[NotificationEndpointSet],
+	EventNotificationSecretRotated:   decodeAs[NotificationSecretRotated],
+	EventNotificationEndpointRemoved: decodeAs[NotificationEndpointRemoved],
 }
 
 // decodeAs decodes into the value type the deciders produce, so that events compare equal

@@ -3,8 +3,10 @@ package domain
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/shopspring/decimal"
 )
@@ -132,6 +134,9 @@ type Merchant struct {
 	TossFeeRates []FeeRatePeriod
 	Keys         map[APIKeyID]APIKey
 	KeyOrder     []APIKeyID // in the order they were issued
+	// Notification is where the merchant's payment events are POSTed; its URL is "" while none
+	// is set.
+	Notification NotificationEndpoint
 	Version      int64
 }
 
@@ -169,6 +174,17 @@ func (m *Merchant) Apply(e Event) error {
 		k := m.Keys[e.KeyID]
 		k.RevokedAt, k.Reason = e.EffectiveAt, e.Reason
 		m.Keys[e.KeyID] = k
+	case NotificationEndpointSet:
+		if m.Notification.URL == "" {
+			m.Notification = NotificationEndpoint{Since: e.At}
+		}
+		m.Notification.URL, m.Notification.SecretID, m.Notification.SecretHint = e.URL, e.SecretID, e.SecretHint
+	case NotificationSecretRotated:
+		n := &m.Notification
+		n.PreviousSecretID, n.PreviousValidUntil = e.PreviousSecretID, e.PreviousValidUntil
+		n.SecretID, n.SecretHint = e.SecretID, e.SecretHint
+	case NotificationEndpointRemoved:
+		m.Notification = NotificationEndpoint{}
 	default:
 		return fmt.Errorf("domain: merchant: unknown event %T", e)
 	}
@@ -184,6 +200,8 @@ var (
 	ErrAPIKeyNotFound        = &Error{Kind: KindNotFound, Code: "API_KEY_NOT_FOUND", Message: "API key not found"}
 	ErrAPIKeyRevoked         = &Error{Kind: KindConflict, Code: "API_KEY_REVOKED", Message: "API key is revoked"}
 	ErrTooManyAPIKeys        = &Error{Kind: KindConflict, Code: "TOO_MANY_API_KEYS", Message: "too many active API keys"}
+	ErrNotificationURL       = &Error{Kind: KindInvalid, Code: "INVALID_NOTIFICATION_URL", Message: "invalid notification URL"}
+	ErrNoNotificationURL     = &Error{Kind: KindNotFound, Code: "NOTIFICATION_URL_NOT_SET", Message: "the merchant has no notification URL"}
 )
 
 // MaxActiveAPIKeys bounds the keys a merchant may hold at once (rotations in their grace
@@ -396,4 +414,182 @@ func (m Merchant) DecideRotateKey(old APIKeyID, next IssueKeyCommand, grace time
 		m.issued(next, old, now),
 		APIKeyRevoked{MerchantHeader: m.header(now), KeyID: old, EffectiveAt: effective, Reason: RevokedRotated},
 	}, nil
+}
+
+// NotificationEndpoint is where a merchant's payment events are POSTed and which secrets sign
+// them.
+type NotificationEndpoint struct {
+	URL        string
+	SecretID   string // the sealed signing secret's id
+	SecretHint string
+	// Since is when the endpoint was set while none was: deliveries start with the events
+	// published from then on (a new endpoint does not receive the whole history). Changing the
+	// URL keeps it.
+	Since time.Time
+	// PreviousSecretID still signs, beside SecretID, until PreviousValidUntil: a rotation's grace.
+	PreviousSecretID   string
+	PreviousValidUntil time.Time
+}
+
+// Set reports whether an endpoint is set.
+func (n NotificationEndpoint) Set() bool { return n.URL != "" }
+
+// SecretIDsAt lists the ids of the secrets that sign a delivery at t: the current one, then the
+// previous one while a rotation's grace runs.
+func (n NotificationEndpoint) SecretIDsAt(t time.Time) []string {
+	if !n.Set() {
+		return nil
+	}
+	ids := []string{n.SecretID}
+	if n.PreviousSecretID != "" && t.Before(n.PreviousValidUntil) {
+		ids = append(ids, n.PreviousSecretID)
+	}
+	return ids
+}
+
+// MaxNotificationURLLen bounds a notification URL, in bytes.
+const MaxNotificationURLLen = 2048
+
+// CheckNotificationURL validates where a merchant in mode wants its events POSTed: an absolute
+// https URL (plain http only for a merchant in test mode or a loopback host, where nothing
+// crosses a network), without user name or password (a secret in a URL ends up in logs), without
+// a fragment (never sent), at most MaxNotificationURLLen bytes of valid UTF-8 without control
+// characters or spaces. Every problem found is reported. The adapter parses the URL with a real
+// parser as well; this is the rule, written without net/url to keep the domain pure.
+func CheckNotificationURL(raw string, mode KeyMode) error {
+	bad := func(format string, args ...any) error { return Errorf(ErrNotificationURL, format, args...) }
+	switch {
+	case raw == "":
+		return bad("url is required")
+	case len(raw) > MaxNotificationURLLen:
+		return bad("url must be at most %d bytes, got %d", MaxNotificationURLLen, len(raw))
+	case !utf8.ValidString(raw):
+		return bad("url must be valid UTF-8")
+	}
+	for _, r := range raw {
+		if r <= ' ' || r == 0x7f || (r >= 0x80 && r <= 0x9f) {
+			return bad("url must not contain spaces or control characters")
+		}
+	}
+	scheme, rest, ok := strings.Cut(raw, "://")
+	scheme = strings.ToLower(scheme)
+	if !ok || (scheme != "https" && scheme != "http") {
+		return bad("url must be an absolute https URL such as https://shop.example/payments/events")
+	}
+	authority := rest
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		authority = rest[:i]
+	}
+	var errs []error
+	if strings.Contains(authority, "@") {
+		errs = append(errs, bad("url must not hold a user name or password"))
+	}
+	if strings.Contains(rest, "#") {
+		errs = append(errs, bad("url must not hold a fragment (#…): it is never sent"))
+	}
+	host := hostOf(authority[strings.LastIndex(authority, "@")+1:])
+	if host == "" {
+		errs = append(errs, bad("url must name a host"))
+	}
+	if scheme == "http" && mode != ModeTest && !loopbackHost(host) {
+		errs = append(errs, bad("url must use https: plain http is allowed only in test mode or to a loopback host"))
+	}
+	if len(errs) == 1 {
+		return errs[0]
+	}
+	if len(errs) > 1 {
+		msgs := make([]string, len(errs))
+		for i, e := range errs {
+			msgs[i] = e.(*Error).Message
+		}
+		return bad("%s", strings.Join(msgs, "; "))
+	}
+	return nil
+}
+
+// hostOf is the host of an authority without its port; an IPv6 literal keeps its brackets.
+func hostOf(authority string) string {
+	if strings.HasPrefix(authority, "[") {
+		if i := strings.Index(authority, "]"); i > 0 {
+			return authority[:i+1]
+		}
+		return ""
+	}
+	if i := strings.LastIndex(authority, ":"); i >= 0 {
+		return authority[:i]
+	}
+	return authority
+}
+
+// loopbackHost reports whether host is this machine: localhost, 127.0.0.0/8 or [::1].
+func loopbackHost(host string) bool {
+	h := strings.ToLower(host)
+	if h == "localhost" || h == "[::1]" {
+		return true
+	}
+	parts := strings.Split(h, ".")
+	if len(parts) != 4 || parts[0] != "127" {
+		return false
+	}
+	for _, p := range parts {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 || n > 255 || p == "" {
+			return false
+		}
+	}
+	return true
+}
+
+// DecideNotificationEndpoint records where the merchant's events are POSTed. With no endpoint
+// set, the new one needs a signing secret, stored by the caller under secretID; with one set,
+// the URL changes and the secret stays (secretID is ignored), and the same URL again records
+// nothing.
+func (m Merchant) DecideNotificationEndpoint(url, secretID, secretHint string, now time.Time) ([]Event, error) {
+	if err := m.registered(); err != nil {
+		return nil, err
+	}
+	if err := CheckNotificationURL(url, m.Mode); err != nil {
+		return nil, err
+	}
+	n := m.Notification
+	if n.Set() {
+		if n.URL == url {
+			return nil, nil
+		}
+		secretID, secretHint = n.SecretID, n.SecretHint
+	} else if secretID == "" {
+		return nil, Errorf(ErrInvalidInput, "a new notification endpoint needs a signing secret")
+	}
+	return []Event{NotificationEndpointSet{MerchantHeader: m.header(now), URL: url, SecretID: secretID, SecretHint: secretHint}}, nil
+}
+
+// DecideRotateNotificationSecret makes the secret stored under secretID the signing secret; the
+// current one goes on signing beside it for grace (0 to MaxRotationGrace). A previous secret
+// still in its grace stops signing now: at most two signatures go with a delivery.
+func (m Merchant) DecideRotateNotificationSecret(secretID, secretHint string, grace time.Duration, now time.Time) ([]Event, error) {
+	if err := m.registered(); err != nil {
+		return nil, err
+	}
+	switch {
+	case !m.Notification.Set():
+		return nil, Errorf(ErrNoNotificationURL, "merchant %s has no notification URL; set one first", m.ID)
+	case grace < 0 || grace > MaxRotationGrace:
+		return nil, Errorf(ErrInvalidInput, "the grace period must be from 0s to %s, not %s", MaxRotationGrace, grace)
+	case secretID == "" || secretID == m.Notification.SecretID:
+		return nil, Errorf(ErrInvalidInput, "a rotation needs a new signing secret")
+	}
+	return []Event{NotificationSecretRotated{MerchantHeader: m.header(now), SecretID: secretID, SecretHint: secretHint,
+		PreviousSecretID: m.Notification.SecretID, PreviousValidUntil: now.Add(grace)}}, nil
+}
+
+// DecideRemoveNotificationEndpoint stops the merchant's notifications; with none set it records
+// nothing.
+func (m Merchant) DecideRemoveNotificationEndpoint(now time.Time) ([]Event, error) {
+	if err := m.registered(); err != nil {
+		return nil, err
+	}
+	if !m.Notification.Set() {
+		return nil, nil
+	}
+	return []Event{NotificationEndpointRemoved{MerchantHeader: m.header(now)}}, nil
 }

@@ -19,6 +19,9 @@ var (
 	keyIssued  = domain.APIKeyIssued{MerchantHeader: mh(t0.Add(-time.Hour)), KeyID: "k1", Mode: domain.ModeTest,
 		SecretHash: strings.Repeat("a", 64), Scopes: []domain.Scope{domain.ScopePaymentsRead, domain.ScopeRefundsWrite}}
 	hash2 = strings.Repeat("b", 64)
+
+	hookURL     = "https://shop.example/hooks"
+	endpointSet = domain.NotificationEndpointSet{MerchantHeader: mh(t0), URL: hookURL, SecretID: "nsec_1", SecretHint: "whsec_…abcd"}
 )
 
 func merchantOf(t *testing.T, events ...domain.Event) domain.Merchant {
@@ -201,6 +204,78 @@ func TestMerchantDeciders(t *testing.T) {
 			},
 			wantErr: domain.ErrInvalidInput,
 		},
+		{
+			name: "a notification URL: the new secret is recorded by id and hint", given: []domain.Event{registered},
+			when: func(m domain.Merchant) ([]domain.Event, error) {
+				return m.DecideNotificationEndpoint(hookURL, "nsec_1", "whsec_…abcd", t0)
+			},
+			want: []domain.Event{endpointSet},
+		},
+		{
+			name: "the same notification URL again records nothing", given: []domain.Event{registered, endpointSet},
+			when: func(m domain.Merchant) ([]domain.Event, error) {
+				return m.DecideNotificationEndpoint(hookURL, "nsec_2", "whsec_…efgh", t0.Add(time.Hour))
+			},
+		},
+		{
+			name: "another notification URL keeps the secret", given: []domain.Event{registered, endpointSet},
+			when: func(m domain.Merchant) ([]domain.Event, error) {
+				return m.DecideNotificationEndpoint("https://shop.example/v2/hooks", "nsec_2", "whsec_…efgh", t0.Add(time.Hour))
+			},
+			want: []domain.Event{domain.NotificationEndpointSet{MerchantHeader: mh(t0.Add(time.Hour)), URL: "https://shop.example/v2/hooks", SecretID: "nsec_1", SecretHint: "whsec_…abcd"}},
+		},
+		{
+			name: "a new notification URL without a secret is refused", given: []domain.Event{registered},
+			when: func(m domain.Merchant) ([]domain.Event, error) {
+				return m.DecideNotificationEndpoint(hookURL, "", "", t0)
+			},
+			wantErr: domain.ErrInvalidInput,
+		},
+		{
+			name:  "a plain http notification URL of a live merchant is refused",
+			given: []domain.Event{registered, domain.TossCredentialsSet{MerchantHeader: mh(t0), CredentialID: "c1", KeyHint: "live_sk_…abcd", Mode: domain.ModeLive}},
+			when: func(m domain.Merchant) ([]domain.Event, error) {
+				return m.DecideNotificationEndpoint("http://shop.example/hooks", "nsec_1", "h", t0)
+			},
+			wantErr: domain.ErrNotificationURL,
+		},
+		{
+			name: "a notification URL of an unknown merchant", when: func(m domain.Merchant) ([]domain.Event, error) {
+				return m.DecideNotificationEndpoint(hookURL, "nsec_1", "h", t0)
+			},
+			wantErr: domain.ErrMerchantNotFound,
+		},
+		{
+			name: "rotate the notification secret: the old one signs for the grace", given: []domain.Event{registered, endpointSet},
+			when: func(m domain.Merchant) ([]domain.Event, error) {
+				return m.DecideRotateNotificationSecret("nsec_2", "whsec_…efgh", grace, t0.Add(time.Hour))
+			},
+			want: []domain.Event{domain.NotificationSecretRotated{MerchantHeader: mh(t0.Add(time.Hour)), SecretID: "nsec_2", SecretHint: "whsec_…efgh",
+				PreviousSecretID: "nsec_1", PreviousValidUntil: t0.Add(time.Hour + grace)}},
+		},
+		{
+			name: "rotating without a notification URL is refused", given: []domain.Event{registered},
+			when: func(m domain.Merchant) ([]domain.Event, error) {
+				return m.DecideRotateNotificationSecret("nsec_2", "h", grace, t0)
+			},
+			wantErr: domain.ErrNoNotificationURL,
+		},
+		{
+			name: "a notification secret grace beyond the bound is refused", given: []domain.Event{registered, endpointSet},
+			when: func(m domain.Merchant) ([]domain.Event, error) {
+				return m.DecideRotateNotificationSecret("nsec_2", "h", domain.MaxRotationGrace+time.Second, t0)
+			},
+			wantErr: domain.ErrInvalidInput,
+		},
+		{
+			name: "remove the notification URL", given: []domain.Event{registered, endpointSet},
+			when: func(m domain.Merchant) ([]domain.Event, error) { return m.DecideRemoveNotificationEndpoint(t0) },
+			want: []domain.Event{domain.NotificationEndpointRemoved{MerchantHeader: mh(t0)}},
+		},
+		{
+			name: "removing a notification URL that is not set records nothing", given: []domain.Event{registered},
+			when: func(m domain.Merchant) ([]domain.Event, error) { return m.DecideRemoveNotificationEndpoint(t0) },
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := tc.when(merchantOf(t, tc.given...))
@@ -305,10 +380,70 @@ func TestParseMerchantIDAndScopes(t *testing.T) {
 }
 
 func TestEveryEventTypeIsRegistered(t *testing.T) {
-	if len(domain.EventTypes()) != 22 {
+	if len(domain.EventTypes()) != 25 {
 		t.Fatalf("registered event types: %v", domain.EventTypes())
 	}
 	if _, err := domain.UnmarshalEvent("NoSuchEvent", domain.SchemaVersion, []byte(`{}`)); err == nil {
 		t.Fatal("an unknown event type must be an error")
+	}
+}
+
+// The endpoint's state: a URL change keeps where delivery started; a rotation signs with both
+// secrets until its grace ends; a removal and a new endpoint start afresh.
+func TestNotificationEndpointState(t *testing.T) {
+	later := t0.Add(time.Hour)
+	m := merchantOf(t, registered, endpointSet,
+		domain.NotificationEndpointSet{MerchantHeader: mh(later), URL: "https://shop.example/v2", SecretID: "nsec_1", SecretHint: "h"},
+		domain.NotificationSecretRotated{MerchantHeader: mh(later), SecretID: "nsec_2", SecretHint: "h2", PreviousSecretID: "nsec_1", PreviousValidUntil: later.Add(time.Hour)})
+	n := m.Notification
+	if n.URL != "https://shop.example/v2" || !n.Since.Equal(t0) {
+		t.Fatalf("after a URL change: %+v", n)
+	}
+	if got := n.SecretIDsAt(later.Add(59 * time.Minute)); !reflect.DeepEqual(got, []string{"nsec_2", "nsec_1"}) {
+		t.Fatalf("secrets during the grace: %v", got)
+	}
+	if got := n.SecretIDsAt(later.Add(time.Hour)); !reflect.DeepEqual(got, []string{"nsec_2"}) {
+		t.Fatalf("secrets after the grace: %v", got)
+	}
+	m = merchantOf(t, registered, endpointSet, domain.NotificationEndpointRemoved{MerchantHeader: mh(later)},
+		domain.NotificationEndpointSet{MerchantHeader: mh(later.Add(time.Hour)), URL: hookURL, SecretID: "nsec_3", SecretHint: "h3"})
+	if n := m.Notification; !n.Since.Equal(later.Add(time.Hour)) || n.PreviousSecretID != "" || n.SecretID != "nsec_3" {
+		t.Fatalf("an endpoint set again after its removal: %+v", n)
+	}
+}
+
+func TestCheckNotificationURL(t *testing.T) {
+	for _, tc := range []struct {
+		url  string
+		mode domain.KeyMode
+		ok   bool
+	}{
+		{"https://shop.example/hooks", domain.ModeLive, true},
+		{"HTTPS://shop.example:8443/hooks?x=1", domain.ModeLive, true},
+		{"https://[2001:db8::1]/hooks", domain.ModeLive, true},
+		{"https://상점.example/훅", domain.ModeLive, true},
+		{"http://shop.example/hooks", domain.ModeTest, true},
+		{"http://127.0.0.1:8080/hooks", domain.ModeLive, true},
+		{"http://localhost/hooks", domain.ModeLive, true},
+		{"http://[::1]:9/hooks", domain.ModeLive, true},
+		{"http://shop.example/hooks", domain.ModeLive, false},
+		{"http://127.0.0.1.shop.example/hooks", domain.ModeLive, false},
+		{"", domain.ModeTest, false},
+		{"/hooks", domain.ModeTest, false},
+		{"shop.example/hooks", domain.ModeTest, false},
+		{"ftp://shop.example/hooks", domain.ModeTest, false},
+		{"https://user:pw@shop.example/hooks", domain.ModeTest, false},
+		{"https://shop.example/hooks#frag", domain.ModeTest, false},
+		{"https:///hooks", domain.ModeTest, false},
+		{"https://shop.example/ho oks", domain.ModeTest, false},
+		{"https://shop.example/\x00", domain.ModeTest, false},
+		{"https://shop.example/\n", domain.ModeTest, false},
+		{"https://shop.example/\xff", domain.ModeTest, false},
+		{"https://shop.example/" + strings.Repeat("a", domain.MaxNotificationURLLen), domain.ModeTest, false},
+	} {
+		err := domain.CheckNotificationURL(tc.url, tc.mode)
+		if tc.ok && err != nil || !tc.ok && !errors.Is(err, domain.ErrNotificationURL) {
+			t.Errorf("%q (%s): %v", tc.url, tc.mode, err)
+		}
 	}
 }
