@@ -23,6 +23,9 @@ type Admin interface {
 	IssueKey(ctx context.Context, id domain.MerchantID, scopes []domain.Scope, actor string) (merchants.IssuedKey, error)
 	RevokeKey(ctx context.Context, id domain.MerchantID, kid domain.APIKeyID, actor string) (merchants.KeyInfo, error)
 	RotateKey(ctx context.Context, id domain.MerchantID, kid domain.APIKeyID, grace time.Duration, actor string) (merchants.IssuedKey, error)
+	SetNotificationURL(ctx context.Context, id domain.MerchantID, url, actor string) (merchants.NotificationSetting, error)
+	RotateNotificationSecret(ctx context.Context, id domain.MerchantID, grace time.Duration, actor string) (merchants.NotificationSetting, error)
+	RemoveNotificationURL(ctx context.Context, id domain.MerchantID, actor string) (merchants.NotificationSetting, error)
 }
 
 var _ Admin = (*merchants.Service)(nil)
@@ -40,6 +43,9 @@ var _ Admin = (*merchants.Service)(nil)
 //	GET  /admin/v1/merchants/{merchantId}/keys                          {"keys":[…]}
 //	POST /admin/v1/merchants/{merchantId}/keys/{keyId}/revoke           the key, revoked now
 //	POST /admin/v1/merchants/{merchantId}/keys/{keyId}/rotate {"gracePeriod"?:"24h"}  201 the new key; the old one works for the grace period
+//	PUT  /admin/v1/merchants/{merchantId}/notifications {"url"}         {"merchantId","url","secretHint","signingSecret"?}: the secret only when new, shown once
+//	POST /admin/v1/merchants/{merchantId}/notifications/rotate-secret {"gracePeriod"?:"24h"}  {"signingSecret",…}: the old secret signs too for the grace period
+//	DELETE /admin/v1/merchants/{merchantId}/notifications               {"merchantId"}: notifications stop
 //
 // rotationGrace is the grace period when a rotation names none.
 func (s *Server) WithAdmin(a Admin, rotationGrace time.Duration) *Server {
@@ -54,6 +60,9 @@ func (s *Server) WithAdmin(a Admin, rotationGrace time.Duration) *Server {
 	s.adminRoute(http.MethodGet, "/admin/v1/merchants/{merchantId}/keys", h.listKeys)
 	s.adminRoute(http.MethodPost, "/admin/v1/merchants/{merchantId}/keys/{keyId}/revoke", h.revokeKey)
 	s.adminRoute(http.MethodPost, "/admin/v1/merchants/{merchantId}/keys/{keyId}/rotate", h.rotateKey)
+	s.adminRoute(http.MethodPut, "/admin/v1/merchants/{merchantId}/notifications", h.setNotificationURL)
+	s.adminRoute(http.MethodPost, "/admin/v1/merchants/{merchantId}/notifications/rotate-secret", h.rotateNotificationSecret)
+	s.adminRoute(http.MethodDelete, "/admin/v1/merchants/{merchantId}/notifications", h.removeNotificationURL)
 	return s
 }
 
@@ -247,5 +256,42 @@ func (h adminHandlers) rotateKey(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		return h.a.RotateKey(r.Context(), id, domain.APIKeyID(mux.Vars(r)["keyId"]), grace, merchants.ActorAdmin)
+	})
+}
+
+func (h adminHandlers) setNotificationURL(w http.ResponseWriter, r *http.Request) {
+	h.forMerchant(w, r, http.StatusOK, func(id domain.MerchantID) (any, error) {
+		var req struct {
+			URL string `json:"url"`
+		}
+		if err := decodeJSON(w, r, &req); err != nil {
+			return nil, err
+		}
+		return h.a.SetNotificationURL(r.Context(), id, req.URL, merchants.ActorAdmin)
+	})
+}
+
+func (h adminHandlers) rotateNotificationSecret(w http.ResponseWriter, r *http.Request) {
+	h.forMerchant(w, r, http.StatusOK, func(id domain.MerchantID) (any, error) {
+		var req struct {
+			GracePeriod string `json:"gracePeriod"`
+		}
+		if err := optionalJSON(w, r, &req); err != nil {
+			return nil, err
+		}
+		grace := merchants.DefaultNotificationGrace
+		if req.GracePeriod != "" {
+			var err error
+			if grace, err = time.ParseDuration(req.GracePeriod); err != nil || grace < 0 || grace > domain.MaxRotationGrace {
+				return nil, badRequest("INVALID_REQUEST", "gracePeriod must be a duration from 0s to %s such as \"24h\", got %q", domain.MaxRotationGrace, truncate(req.GracePeriod, 40))
+			}
+		}
+		return h.a.RotateNotificationSecret(r.Context(), id, grace, merchants.ActorAdmin)
+	})
+}
+
+func (h adminHandlers) removeNotificationURL(w http.ResponseWriter, r *http.Request) {
+	h.forMerchant(w, r, http.StatusOK, func(id domain.MerchantID) (any, error) {
+		return h.a.RemoveNotificationURL(r.Context(), id, merchants.ActorAdmin)
 	})
 }

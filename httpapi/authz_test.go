@@ -581,6 +581,34 @@ func authzTable() map[string]routeCase {
 					body: `{"gracePeriod":"1h"}`}
 			},
 		},
+		"PUT /admin/v1/merchants/{merchantId}/notifications": {
+			access: httpapi.AccessAdmin, ok: http.StatusOK,
+			aim: adminReq("PUT", "/notifications", `{"url":"https://shop.example/hooks"}`),
+			check: func(t *testing.T, _ *authzFixture, res apiResponse) {
+				if b := res.json(t); b["url"] != "https://shop.example/hooks" || !strings.HasPrefix(fmt.Sprint(b["signingSecret"]), "whsec_") {
+					t.Fatalf("a new notification URL answers its signing secret: %v", b)
+				}
+			},
+		},
+		"POST /admin/v1/merchants/{merchantId}/notifications/rotate-secret": {
+			access: httpapi.AccessAdmin, ok: http.StatusOK,
+			aim: adminReq("POST", "/notifications/rotate-secret", `{"gracePeriod":"1h"}`),
+			positive: func(t *testing.T, f *authzFixture) apiRequest {
+				if _, err := f.env.Merchants.SetNotificationURL(context.Background(), f.adminTarget, "https://shop.example/hooks", merchants.ActorAdmin); err != nil {
+					t.Fatal(err)
+				}
+				return adminReq("POST", "/notifications/rotate-secret", `{"gracePeriod":"1h"}`)(f, nil)
+			},
+			check: func(t *testing.T, _ *authzFixture, res apiResponse) {
+				if b := res.json(t); !strings.HasPrefix(fmt.Sprint(b["signingSecret"]), "whsec_") || b["previousSecretValidUntil"] == nil {
+					t.Fatalf("a rotation answers the new secret and the old one's end: %v", b)
+				}
+			},
+		},
+		"DELETE /admin/v1/merchants/{merchantId}/notifications": {
+			access: httpapi.AccessAdmin, ok: http.StatusOK,
+			aim: adminReq("DELETE", "/notifications", ""),
+		},
 	}
 }
 

@@ -82,6 +82,7 @@ func newFuzzTarget(t testing.TB) *fuzzTarget {
 			"PUT /admin/v1/merchants/{merchantId}/fee-rate":             `{"rate":"0.0341"}`,
 			"POST /admin/v1/merchants/{merchantId}/keys":                `{"scopes":["payments:read"]}`,
 			"POST /admin/v1/merchants/{merchantId}/keys/{keyId}/rotate": `{"gracePeriod":"1h"}`,
+			"PUT /admin/v1/merchants/{merchantId}/notifications":        `{"url":"https://shop.example/hooks"}`,
 		},
 	}
 }

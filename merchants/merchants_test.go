@@ -37,6 +37,7 @@ type fixture struct {
 	pool    *pgxpool.Pool
 	store   *eventstore.Postgres
 	keyring *secrets.Keyring
+	kek     []byte // the keyring's key-encryption key
 	clock   *clock
 	// a and b are two services on one database: two paymentd instances.
 	a, b *merchants.Service
@@ -55,7 +56,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{pool: pool, store: eventstore.NewPostgres(pool), keyring: kr, clock: &clock{t: time.Date(2026, 12, 1, 12, 0, 0, 0, domain.KST)}}
+	f := &fixture{pool: pool, store: eventstore.NewPostgres(pool), keyring: kr, kek: key, clock: &clock{t: time.Date(2026, 12, 1, 12, 0, 0, 0, domain.KST)}}
 	cfg := merchants.Config{Keyring: kr, CacheTTL: ttl, Now: f.clock.Now}
 	f.a = merchants.New(f.store, pool, cfg)
 	f.b = merchants.New(f.store, pool, cfg)

@@ -471,6 +471,8 @@ type Detail struct {
 	TossFeeRate  *decimal.Decimal `json:"tossFeeRate,omitempty"`
 	RegisteredAt time.Time        `json:"registeredAt"`
 	Keys         []KeyInfo        `json:"keys"`
+	// Notification is where its payment events are POSTed (never the secret: its hint).
+	Notification *NotificationSetting `json:"notification,omitempty"`
 }
 
 func (s *Service) detail(m domain.Merchant) Detail {
@@ -482,6 +484,10 @@ func (s *Service) detail(m domain.Merchant) Detail {
 	}
 	for _, kid := range m.KeyOrder {
 		d.Keys = append(d.Keys, keyInfo(m.Keys[kid], now))
+	}
+	if m.Notification.Set() {
+		n := s.notificationSetting(m)
+		d.Notification = &n
 	}
 	return d
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -16,9 +17,15 @@ import (
 // keyring (SECRETS_KEY).
 var ErrNoKeyring = errors.New("merchants: no key-encryption key (SECRETS_KEY) to seal or open Toss secret keys")
 
-// aad binds a sealed Toss key to its merchant and credential: a row copied elsewhere does not open.
+// aad binds a sealed secret to its merchant, credential and kind: a row copied elsewhere does
+// not open. merchant_secrets holds Toss secret keys (credential ids cred_…) and notification
+// signing secrets (nsec_…); the id's prefix says which, so neither opens as the other.
 func aad(merchant domain.MerchantID, credential string) []byte {
-	return []byte("toss-secret-key\x00" + string(merchant) + "\x00" + credential)
+	kind := "toss-secret-key"
+	if strings.HasPrefix(credential, notificationSecretIDPrefix) {
+		kind = "notification-signing-secret"
+	}
+	return []byte(kind + "\x00" + string(merchant) + "\x00" + credential)
 }
 
 // storeSecret validates a Toss secret key, seals it and stores it under a new credential id.
@@ -29,11 +36,20 @@ func (s *Service) storeSecret(ctx context.Context, id domain.MerchantID, secretK
 	if s.cfg.Keyring == nil {
 		return "", ErrNoKeyring
 	}
-	cred, err := newID("cred_")
+	return s.seal(ctx, id, "cred_", secretKey)
+}
+
+// seal stores a secret of the merchant sealed under a new id with prefix, written before the
+// event that names it (see the package doc).
+func (s *Service) seal(ctx context.Context, id domain.MerchantID, prefix, secret string) (string, error) {
+	if s.cfg.Keyring == nil {
+		return "", ErrNoKeyring
+	}
+	cred, err := newID(prefix)
 	if err != nil {
 		return "", err
 	}
-	sealed, err := s.cfg.Keyring.Seal([]byte(secretKey), aad(id, cred))
+	sealed, err := s.cfg.Keyring.Seal([]byte(secret), aad(id, cred))
 	if err != nil {
 		return "", err
 	}
@@ -41,12 +57,12 @@ func (s *Service) storeSecret(ctx context.Context, id domain.MerchantID, secretK
 		INSERT INTO merchant_secrets (credential_id, merchant_id, kek_id, nonce, ciphertext) VALUES ($1, $2, $3, $4, $5)`,
 		cred, id, sealed.KeyID, sealed.Nonce, sealed.Ciphertext)
 	if err != nil {
-		return "", fmt.Errorf("merchants: store Toss key of %s: %w", id, err)
+		return "", fmt.Errorf("merchants: store a secret of %s: %w", id, err)
 	}
 	return cred, nil
 }
 
-// openSecret reads and opens the merchant's Toss secret key stored under credential.
+// openSecret reads and opens the merchant's secret stored under credential.
 func (s *Service) openSecret(ctx context.Context, id domain.MerchantID, credential string) (string, error) {
 	if s.cfg.Keyring == nil {
 		return "", ErrNoKeyring
@@ -56,14 +72,14 @@ func (s *Service) openSecret(ctx context.Context, id domain.MerchantID, credenti
 	err := s.pool.QueryRow(ctx, `SELECT merchant_id, kek_id, nonce, ciphertext FROM merchant_secrets WHERE credential_id = $1`, credential).
 		Scan(&owner, &sealed.KeyID, &sealed.Nonce, &sealed.Ciphertext)
 	if errors.Is(err, pgx.ErrNoRows) || (err == nil && owner != id) {
-		return "", fmt.Errorf("merchants: the Toss key %s of merchant %s is not stored", credential, id)
+		return "", fmt.Errorf("merchants: the secret %s of merchant %s is not stored", credential, id)
 	}
 	if err != nil {
-		return "", fmt.Errorf("merchants: read Toss key of %s: %w", id, err)
+		return "", fmt.Errorf("merchants: read secret %s of %s: %w", credential, id, err)
 	}
 	plain, err := s.cfg.Keyring.Open(sealed, aad(id, credential))
 	if err != nil {
-		return "", fmt.Errorf("merchants: Toss key of %s: %w", id, err)
+		return "", fmt.Errorf("merchants: secret %s of %s: %w", credential, id, err)
 	}
 	return string(plain), nil
 }
@@ -75,11 +91,11 @@ type RotationResult struct {
 	KeyID    string `json:"keyId"`    // the current key-encryption key's id
 }
 
-// ResealSecrets re-seals every stored Toss key that is not sealed under the current
-// key-encryption key, so a previous key (SECRETS_KEY_PREVIOUS) can be retired. Each row is
-// re-sealed in its own short statement, conditional on the row being unchanged, so it is safe
-// to run while paymentd serves and to run again after an interruption. progress, if not nil,
-// is called after each row.
+// ResealSecrets re-seals every stored secret (Toss keys and notification signing secrets) that
+// is not sealed under the current key-encryption key, so a previous key (SECRETS_KEY_PREVIOUS)
+// can be retired. Each row is re-sealed in its own short statement, conditional on the row
+// being unchanged, so it is safe to run while paymentd serves and to run again after an
+// interruption. progress, if not nil, is called after each row.
 func (s *Service) ResealSecrets(ctx context.Context, progress func(done, total int)) (RotationResult, error) {
 	if s.cfg.Keyring == nil {
 		return RotationResult{}, ErrNoKeyring
@@ -108,7 +124,7 @@ func (s *Service) ResealSecrets(ctx context.Context, progress func(done, total i
 		} else {
 			plain, err := s.cfg.Keyring.Open(x.sealed, aad(x.merchant, x.cred))
 			if err != nil {
-				return res, fmt.Errorf("merchants: reseal the Toss key %s of %s: %w", x.cred, x.merchant, err)
+				return res, fmt.Errorf("merchants: reseal the secret %s of %s: %w", x.cred, x.merchant, err)
 			}
 			next, err := s.cfg.Keyring.Seal(plain, aad(x.merchant, x.cred))
 			if err != nil {

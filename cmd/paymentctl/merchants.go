@@ -160,6 +160,9 @@ func (o *operator) printDetail(d merchants.Detail, asJSON bool) error {
 	}
 	fmt.Fprintf(o.stdout, "merchant:    %s\nname:        %s\nmode:        %s\ntoss key:    %s\ncommission:  %s\nfee rate:    %s\nregistered:  %s\n",
 		d.MerchantID, d.Name, d.Mode, tossKey, d.CommissionRate, feeRate, d.RegisteredAt.Format(time.RFC3339))
+	if n := d.Notification; n != nil {
+		fmt.Fprintf(o.stdout, "notify:      %s (signing secret %s)\n", n.URL, n.SecretHint)
+	}
 	return o.printKeys(d.Keys)
 }
 
@@ -360,7 +363,98 @@ change.`,
 	_ = setFeeRate.MarkFlagRequired("rate")
 
 	c.AddCommand(create, list, show, setToss, setCommission, setFeeRate)
+	c.AddCommand(o.notificationCommands()...)
 	return c
+}
+
+// notificationCommands set, rotate and remove where a merchant's payment events are POSTed.
+func (o *operator) notificationCommands() []*cobra.Command {
+	var setJSON bool
+	set := &cobra.Command{
+		Use:   "set-notification-url ID URL [--json]",
+		Short: "POST the merchant's payment events to URL (https; http only in test mode or to loopback); a new endpoint's signing secret is shown once",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := merchantArg(args)
+			if err != nil {
+				return err
+			}
+			return o.with(cmd.Context(), true, func(env opEnv) error {
+				n, err := env.svc.SetNotificationURL(cmd.Context(), id, args[1], merchants.ActorOperator)
+				if err != nil {
+					return err
+				}
+				return o.printNotification(n, setJSON)
+			})
+		},
+	}
+	set.Flags().BoolVar(&setJSON, "json", false, `print {"merchantId","url","secretHint","signingSecret"?} as JSON`)
+
+	var grace time.Duration
+	var rotateJSON bool
+	rotate := &cobra.Command{
+		Use:   "rotate-notification-secret ID [--grace 24h] [--json]",
+		Short: "Make a new signing secret, shown once; deliveries carry a signature with the old one too for the grace period",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := merchantArg(args)
+			if err != nil {
+				return err
+			}
+			if grace < 0 || grace > domain.MaxRotationGrace {
+				return fmt.Errorf("--grace %s must be from 0s to %s", grace, domain.MaxRotationGrace)
+			}
+			return o.with(cmd.Context(), true, func(env opEnv) error {
+				n, err := env.svc.RotateNotificationSecret(cmd.Context(), id, grace, merchants.ActorOperator)
+				if err != nil {
+					return err
+				}
+				return o.printNotification(n, rotateJSON)
+			})
+		},
+	}
+	rotate.Flags().DurationVar(&grace, "grace", merchants.DefaultNotificationGrace, "how long the old secret keeps signing")
+	rotate.Flags().BoolVar(&rotateJSON, "json", false, "print JSON")
+
+	var removeJSON bool
+	remove := &cobra.Command{
+		Use:   "remove-notification-url ID [--json]",
+		Short: "Stop POSTing the merchant's payment events",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := merchantArg(args)
+			if err != nil {
+				return err
+			}
+			return o.with(cmd.Context(), false, func(env opEnv) error {
+				n, err := env.svc.RemoveNotificationURL(cmd.Context(), id, merchants.ActorOperator)
+				if err != nil {
+					return err
+				}
+				if removeJSON {
+					return o.printJSON(n)
+				}
+				fmt.Fprintf(o.stdout, "notifications of %s removed\n", id)
+				return nil
+			})
+		},
+	}
+	remove.Flags().BoolVar(&removeJSON, "json", false, "print JSON")
+	return []*cobra.Command{set, rotate, remove}
+}
+
+func (o *operator) printNotification(n merchants.NotificationSetting, asJSON bool) error {
+	if asJSON {
+		return o.printJSON(n)
+	}
+	fmt.Fprintf(o.stdout, "merchant %s: payment events are POSTed to %s (signing secret %s)\n", n.MerchantID, n.URL, n.SecretHint)
+	if n.PreviousSecretValidUntil != nil {
+		fmt.Fprintf(o.stdout, "the previous secret also signs until %s\n", n.PreviousSecretValidUntil.Format(time.RFC3339))
+	}
+	if n.SigningSecret != "" {
+		fmt.Fprintf(o.stdout, "\n  %s\n\nshown once: store it now (verify each delivery's Ledger-Signature with it)\n", n.SigningSecret)
+	}
+	return nil
 }
 
 func (o *operator) keysCommand() *cobra.Command {
@@ -507,7 +601,7 @@ run while paymentd serves, and to run again after an interruption.`,
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(o.stdout, "Toss keys under key %s: %d re-sealed, %d already under it\n", res.KeyID, res.Resealed, res.Current)
+				fmt.Fprintf(o.stdout, "secrets (Toss keys, notification signing secrets) under key %s: %d re-sealed, %d already under it\n", res.KeyID, res.Resealed, res.Current)
 				return nil
 			})
 		},
