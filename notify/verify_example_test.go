@@ -28,7 +28,7 @@ func verify(secret, header string, body []byte, now time.Time) error {
 	if err != nil || now.Sub(time.Unix(t, 0)).Abs() > 5*time.Minute {
 		return errors.New("missing or stale timestamp")
 	}
-	mac := hmac.New(sha256.New, []byte(secret))
+	mac := hmac.New(sha256.New, []byte(secret)) // the secret as shown, whsec_ included
 	mac.Write([]byte(ts + "."))
 	mac.Write(body)
 	want := mac.Sum(nil)
