@@ -17,21 +17,22 @@ import (
 )
 
 // dlqKind is one kind of dead letter paymentctl dlq handles, chosen with --kind. Each kind
-// reads its own ids and prints its own rows; projection (events a projection runner parked) is
-// the default. Another kind (NATS dead letters) adds an implementation and an entry in
-// dlqKinds.
+// opens what it reads (the database, NATS), reads its own ids and prints its own rows:
+// projection (events a projection runner parked; the default) and notify (merchant
+// notifications that ran out of deliveries).
 type dlqKind interface {
-	list(ctx context.Context, pool *pgxpool.Pool, f dlqFilter) error
-	show(ctx context.Context, pool *pgxpool.Pool, id string) error
-	redrive(ctx context.Context, pool *pgxpool.Pool, id string) error
-	redriveAll(ctx context.Context, pool *pgxpool.Pool, f dlqFilter) error
+	list(ctx context.Context, f dlqFilter) error
+	show(ctx context.Context, id string) error
+	redrive(ctx context.Context, id string) error
+	redriveAll(ctx context.Context, f dlqFilter) error
 }
 
 // dlqFilter is the list and redrive --all flags.
 type dlqFilter struct {
-	source string // the projection, for kind projection
-	stream string
-	limit  int
+	source   string // the projection, for kind projection
+	stream   string
+	merchant string // for kind notify
+	limit    int
 }
 
 // dlqProjections are the projections paymentd runs, hence those whose parked events a redrive
@@ -39,7 +40,7 @@ type dlqFilter struct {
 var dlqProjections = []projections.Projection{projections.PaymentOrders{}, projections.Ledger{}, projections.Merchants{}}
 
 func (o *operator) dlqKinds(asJSON bool) map[string]dlqKind {
-	return map[string]dlqKind{"projection": &parkedKind{o: o, asJSON: asJSON}}
+	return map[string]dlqKind{"projection": &parkedKind{o: o, asJSON: asJSON}, "notify": &notifyKind{o: o, asJSON: asJSON}}
 }
 
 // dlqCommand is paymentctl dlq: list, show and redrive dead letters.
@@ -57,7 +58,7 @@ func (o *operator) dlqCommand() *cobra.Command {
 	}), ", ")
 	c := &cobra.Command{
 		Use:   "dlq list|show|redrive",
-		Short: "Dead letters: events a projection parked after its retries (list, show, redrive once fixed)",
+		Short: "Dead letters: events a projection parked, notifications that ran out of deliveries (list, show, redrive)",
 		Long: `Dead letters. Kind projection (the default): an event whose apply kept failing in a
 projection runner (paymentd) is parked ("poison"), and the later events of its stream are held
 behind it, not applied ("held"), while every other stream goes on. Once the cause is fixed (a
@@ -68,6 +69,17 @@ in one transaction and removes them; if the poison still fails nothing changes.
   paymentctl dlq show ID [--json]
   paymentctl dlq redrive ID [--json]        the stream of that row (poison or held)
   paymentctl dlq redrive --all [--projection NAME] [--stream ID] [--json]
+
+Kind notify: a merchant notification (its payment event POSTed to the merchant's URL) that
+failed NOTIFY_MAX_DELIVER times. paymentd records it from JetStream's MAX_DELIVERIES advisory
+in the stream NOTIFY_DLQ; the merchant's later events went on. redrive delivers it once more,
+exactly once: paymentd POSTs it again until the merchant answers 2xx, then removes it. It reads
+NATS_URL, or the embedded server's address paymentd wrote to DATA_DIR/nats.url.
+
+  paymentctl dlq list --kind notify [--merchant ID] [--json]
+  paymentctl dlq show ID --kind notify [--json]  the original message's body included
+  paymentctl dlq redrive ID --kind notify
+  paymentctl dlq redrive --all --kind notify [--merchant ID]
 
 Kinds: ` + names + `.
 
@@ -84,8 +96,9 @@ of --all are redriven all the same).`,
 		return k, nil
 	}
 	filterFlags := func(cmd *cobra.Command) {
-		cmd.Flags().StringVar(&f.source, "projection", "", "only this projection's")
-		cmd.Flags().StringVar(&f.stream, "stream", "", "only this stream's")
+		cmd.Flags().StringVar(&f.source, "projection", "", "only this projection's (kind projection)")
+		cmd.Flags().StringVar(&f.stream, "stream", "", "only this stream's (kind projection)")
+		cmd.Flags().StringVar(&f.merchant, "merchant", "", "only this merchant's (kind notify)")
 	}
 
 	list := &cobra.Command{
@@ -97,7 +110,7 @@ of --all are redriven all the same).`,
 			if err != nil {
 				return err
 			}
-			return o.withPool(cmd.Context(), func(pool *pgxpool.Pool) error { return k.list(cmd.Context(), pool, f) })
+			return k.list(cmd.Context(), f)
 		},
 	}
 	filterFlags(list)
@@ -112,7 +125,7 @@ of --all are redriven all the same).`,
 			if err != nil {
 				return err
 			}
-			return o.withPool(cmd.Context(), func(pool *pgxpool.Pool) error { return k.show(cmd.Context(), pool, args[0]) })
+			return k.show(cmd.Context(), args[0])
 		},
 	}
 
@@ -128,12 +141,10 @@ of --all are redriven all the same).`,
 			if err != nil {
 				return err
 			}
-			return o.withPool(cmd.Context(), func(pool *pgxpool.Pool) error {
-				if all {
-					return k.redriveAll(cmd.Context(), pool, f)
-				}
-				return k.redrive(cmd.Context(), pool, args[0])
-			})
+			if all {
+				return k.redriveAll(cmd.Context(), f)
+			}
+			return k.redrive(cmd.Context(), args[0])
 		},
 	}
 	redrive.Flags().BoolVar(&all, "all", false, "every parked stream (those --projection and --stream select)")
@@ -170,7 +181,11 @@ func parseParkedID(s string) (int64, error) {
 	return id, nil
 }
 
-func (k *parkedKind) list(ctx context.Context, pool *pgxpool.Pool, f dlqFilter) error {
+func (k *parkedKind) list(ctx context.Context, f dlqFilter) error {
+	return k.o.withPool(ctx, func(pool *pgxpool.Pool) error { return k.listIn(ctx, pool, f) })
+}
+
+func (k *parkedKind) listIn(ctx context.Context, pool *pgxpool.Pool, f dlqFilter) error {
 	ps, err := projections.ListParked(ctx, pool, projections.ParkedFilter{Projection: f.source, StreamID: f.stream, Limit: f.limit})
 	if err != nil {
 		return err
@@ -194,13 +209,16 @@ func (k *parkedKind) list(ctx context.Context, pool *pgxpool.Pool, f dlqFilter) 
 	return tw.Flush()
 }
 
-func (k *parkedKind) show(ctx context.Context, pool *pgxpool.Pool, arg string) error {
+func (k *parkedKind) show(ctx context.Context, arg string) error {
 	id, err := parseParkedID(arg)
 	if err != nil {
 		return err
 	}
-	p, err := projections.ParkedEvent(ctx, pool, id)
-	if err != nil {
+	var p projections.Parked
+	if err := k.o.withPool(ctx, func(pool *pgxpool.Pool) (err error) {
+		p, err = projections.ParkedEvent(ctx, pool, id)
+		return err
+	}); err != nil {
 		return err
 	}
 	if k.asJSON {
@@ -226,20 +244,27 @@ func (k *parkedKind) show(ctx context.Context, pool *pgxpool.Pool, arg string) e
 	return nil
 }
 
-func (k *parkedKind) redrive(ctx context.Context, pool *pgxpool.Pool, arg string) error {
+func (k *parkedKind) redrive(ctx context.Context, arg string) error {
 	id, err := parseParkedID(arg)
 	if err != nil {
 		return err
 	}
-	res, err := projections.Redrive(ctx, pool, dlqProjections, id)
-	if err != nil {
+	var res projections.RedriveResult
+	if err := k.o.withPool(ctx, func(pool *pgxpool.Pool) (err error) {
+		res, err = projections.Redrive(ctx, pool, dlqProjections, id)
+		return err
+	}); err != nil {
 		return err
 	}
 	return k.printRedriven([]projections.RedriveResult{res})
 }
 
-func (k *parkedKind) redriveAll(ctx context.Context, pool *pgxpool.Pool, f dlqFilter) error {
-	res, err := projections.RedriveAll(ctx, pool, dlqProjections, projections.ParkedFilter{Projection: f.source, StreamID: f.stream})
+func (k *parkedKind) redriveAll(ctx context.Context, f dlqFilter) error {
+	var res []projections.RedriveResult
+	err := k.o.withPool(ctx, func(pool *pgxpool.Pool) (err error) {
+		res, err = projections.RedriveAll(ctx, pool, dlqProjections, projections.ParkedFilter{Projection: f.source, StreamID: f.stream})
+		return err
+	})
 	if perr := k.printRedriven(res); perr != nil {
 		return errors.Join(err, perr)
 	}

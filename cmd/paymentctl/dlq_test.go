@@ -123,7 +123,7 @@ func TestDLQCommand(t *testing.T) {
 	if _, err := ctl("dlq", "redrive"); err == nil || !strings.Contains(err.Error(), "an ID or --all") {
 		t.Fatalf("dlq redrive without an id: %v", err)
 	}
-	if _, err := ctl("dlq", "list", "--kind", "nats"); err == nil || !strings.Contains(err.Error(), `--kind "nats": want one of projection`) {
+	if _, err := ctl("dlq", "list", "--kind", "nats"); err == nil || !strings.Contains(err.Error(), `--kind "nats": want one of notify, projection`) {
 		t.Fatalf("dlq list --kind nats: %v", err)
 	}
 

@@ -77,6 +77,11 @@ type Config struct {
 	NATSMaxAge          time.Duration `env:"NATS_MAX_AGE,default=720h" desc:"how long the PAYMENTS stream keeps a message; 0 keeps them forever (the event store is the record either way)"`
 	NATSDuplicateWindow time.Duration `env:"NATS_DUPLICATE_WINDOW,default=10m" desc:"how long JetStream drops a re-published event by its id: a relay restarted within it never stores an event twice"`
 
+	NotifyEnabled     bool            `env:"NOTIFY_ENABLED,default=true" desc:"POST each merchant's payment events to its notification URL (every instance shares the work through JetStream consumers)"`
+	NotifyMaxDeliver  int             `env:"NOTIFY_MAX_DELIVER,default=10" desc:"POSTs of one event before it becomes a dead letter (paymentctl dlq --kind notify)"`
+	NotifyBackOff     []time.Duration `env:"NOTIFY_BACKOFF,default=10s,30s,1m,5m,10m,30m,1h,2h,4h" desc:"comma-separated waits after each failed POST; the last repeats"`
+	NotifyHTTPTimeout time.Duration   `env:"NOTIFY_HTTP_TIMEOUT,default=10s" desc:"deadline of one notification POST, answer included"`
+
 	AuditSealInterval time.Duration `env:"AUDIT_SEAL_INTERVAL,default=1h" desc:"how often the history is sealed when AUDIT_SIGNING_KEY is set (one instance at a time, by advisory lock)"`
 }
 
@@ -120,7 +125,7 @@ func (c Config) Validate() error {
 		{"RECOVERY_MAX_DELAY", c.RecoveryMaxDelay}, {"RECOVERY_LEASE", c.RecoveryLease},
 		{"AUTH_CACHE_TTL", c.AuthCacheTTL}, {"WEBHOOK_RETENTION", c.WebhookRetention},
 		{"WEBHOOK_SYNC_INTERVAL", c.WebhookSyncInterval}, {"AUDIT_SEAL_INTERVAL", c.AuditSealInterval},
-		{"NATS_DUPLICATE_WINDOW", c.NATSDuplicateWindow},
+		{"NATS_DUPLICATE_WINDOW", c.NATSDuplicateWindow}, {"NOTIFY_HTTP_TIMEOUT", c.NotifyHTTPTimeout},
 	} {
 		errs = append(errs, config.Positive(d.name, d.d))
 	}
@@ -150,6 +155,7 @@ func (c Config) Validate() error {
 		{"RECOVERY_WORKERS", c.RecoveryWorkers}, {"API_KEY_BURST", c.APIKeyBurst},
 		{"AUTH_FAILURES_PER_MINUTE", c.AuthFailuresPerMinute}, {"WEBHOOK_BURST", c.WebhookBurst},
 		{"RELAY_MAX_IN_FLIGHT", c.RelayMaxInFlight}, {"NATS_REPLICAS", c.NATSReplicas},
+		{"NOTIFY_MAX_DELIVER", c.NotifyMaxDeliver},
 	} {
 		errs = append(errs, config.AtLeast(n.name, n.n, 1))
 	}
@@ -160,6 +166,11 @@ func (c Config) Validate() error {
 	}{{"API_KEY_RATE", c.APIKeyRate}, {"WEBHOOK_RATE", c.WebhookRate}} {
 		if !(r.r > 0) || math.IsInf(r.r, 0) {
 			errs = append(errs, config.Invalid(r.name, "must be a positive number of requests per second, not %v", r.r))
+		}
+	}
+	for i, d := range c.NotifyBackOff {
+		if d <= 0 {
+			errs = append(errs, config.Invalid("NOTIFY_BACKOFF", "entry %d must be a positive duration, not %s", i+1, d))
 		}
 	}
 	if c.NATSMaxAge < 0 {

@@ -38,6 +38,7 @@ import (
 	"github.com/paymentledger/ledger/metrics"
 	"github.com/paymentledger/ledger/migrations"
 	"github.com/paymentledger/ledger/natsbus"
+	"github.com/paymentledger/ledger/notify"
 	"github.com/paymentledger/ledger/projections"
 	"github.com/paymentledger/ledger/psp/toss"
 	"github.com/paymentledger/ledger/psp/toss/tosssim"
@@ -225,6 +226,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			return err
 		}
 		workers.Go(func() { _ = relay.Run(workCtx) })
+	}
+	if cfg.NotifyEnabled {
+		dispatcher := notify.New(merchantSvc, bus.JS, notify.Config{
+			MaxDeliver: cfg.NotifyMaxDeliver, BackOff: cfg.NotifyBackOff, HTTPTimeout: cfg.NotifyHTTPTimeout,
+			Replicas: cfg.NATSReplicas,
+		}, logger.With("component", "notify"))
+		workers.Go(func() { _ = dispatcher.Run(workCtx) })
 	}
 	if cfg.SettlementImportEnabled {
 		settleLog := logger.With("component", "settlements")
