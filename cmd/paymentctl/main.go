@@ -13,6 +13,7 @@
 //	paymentctl history ORDER_ID [--json]
 //	paymentctl balances [--as-of TIME] [--merchant ID] [--json]
 //	paymentctl dlq list [--projection NAME] [--stream ID] [--json] | show ID | redrive ID|--all   events a projection parked
+//	paymentctl dlq list --kind notify [--merchant ID] | show ID | redrive ID|--all   notifications that ran out of deliveries
 //
 // Configuration comes from the environment only, as for paymentd; every command's --help lists
 // the variables it reads, and a malformed value fails the command naming the variable.
