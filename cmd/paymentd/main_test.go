@@ -28,6 +28,7 @@ import (
 	"github.com/paymentledger/ledger/internal/db"
 	"github.com/paymentledger/ledger/internal/pgtest"
 	"github.com/paymentledger/ledger/internal/testenv"
+	"github.com/paymentledger/ledger/notify"
 	"github.com/paymentledger/ledger/psp/toss"
 	"github.com/paymentledger/ledger/psp/toss/tosssim"
 )
@@ -158,6 +159,9 @@ func TestConfigDefaults(t *testing.T) {
 		APIKeyRate:        50, APIKeyBurst: 100, AuthFailuresPerMinute: 10, APIKeyRotationGrace: 24 * time.Hour,
 		AuthCacheTTL: 500 * time.Millisecond, WebhookRate: 20, WebhookBurst: 100,
 		WebhookRetention: 720 * time.Hour, WebhookSyncInterval: 5 * time.Second,
+		RelayEnabled: true, RelayMaxInFlight: 256, NATSReplicas: 1, NATSMaxAge: 720 * time.Hour, NATSDuplicateWindow: 10 * time.Minute,
+		// The notify package's own defaults, so that the two never disagree.
+		NotifyEnabled: true, NotifyMaxDeliver: 10, NotifyBackOff: notify.DefaultBackOff, NotifyHTTPTimeout: 10 * time.Second,
 		AuditSealInterval: time.Hour,
 	}
 	if fmt.Sprintf("%+v", c) != fmt.Sprintf("%+v", want) {
