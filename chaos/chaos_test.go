@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/shopspring/decimal"
 
 	"github.com/paymentledger/ledger/commands"
@@ -28,6 +29,8 @@ import (
 	"github.com/paymentledger/ledger/internal/db"
 	"github.com/paymentledger/ledger/internal/pgtest"
 	"github.com/paymentledger/ledger/internal/testenv"
+	"github.com/paymentledger/ledger/natsbus"
+	"github.com/paymentledger/ledger/natsbus/natstest"
 )
 
 const secretKey = "test_sk_chaos"
@@ -71,7 +74,10 @@ func runChaos(t *testing.T, bin string, payments, kills int) {
 	defer sim.stop()
 	waitHTTP(t, simURL+"/sim/v1/stats", 30*time.Second)
 
+	// NATS outlives the paymentd processes it kills, like a NATS cluster would.
+	natsSrv := natstest.Start(t)
 	env := []string{
+		"NATS_URL=" + natsSrv.URL(),
 		"DATABASE_URL=" + dbURL, "HTTP_ADDR=" + apiAddr, "TOSS_BASE_URL=" + simURL, "SECRETS_KEY=" + secretsKey(t),
 		"DATA_DIR=" + t.TempDir(), "LOG_LEVEL=warn",
 		// One key drives everything, and the simulator sends every webhook from 127.0.0.1:
@@ -254,9 +260,10 @@ func runChaos(t *testing.T, bin string, payments, kills int) {
 	if tb.TotalDebits != tb.TotalCredits {
 		t.Errorf("trial balance: debits %s, credits %s", tb.TotalDebits, tb.TotalCredits)
 	}
+	published := checkPublishedOnce(t, pool, store, natsSrv.URL())
 	stats := simStats(t, simURL)
-	fmt.Printf("chaos: payments=%d refunds=%d kills=%d injectedErrors=%d lostResponses=%d webhooksSent=%d recovered=%d outcomesBy(request/recovery/webhook)=%d/%d/%d mismatches=%d doubleApprovals=%d longestRecovery=%s resolvedAfterDriving=%s\n",
-		payments, refunds, killsDone.Load(), stats.InjectedErrors, stats.LostResponses, stats.WebhooksSent, recovered,
+	fmt.Printf("chaos: published=%d payments=%d refunds=%d kills=%d injectedErrors=%d lostResponses=%d webhooksSent=%d recovered=%d outcomesBy(request/recovery/webhook)=%d/%d/%d mismatches=%d doubleApprovals=%d longestRecovery=%s resolvedAfterDriving=%s\n",
+		published, payments, refunds, killsDone.Load(), stats.InjectedErrors, stats.LostResponses, stats.WebhooksSent, recovered,
 		outcomeBy["merchant"], outcomeBy["recovery"], outcomeBy["webhook"], mismatches, twice,
 		longest.Round(time.Millisecond), resolve.Round(time.Millisecond))
 	if killsDone.Load() != int64(kills) {
@@ -265,6 +272,79 @@ func runChaos(t *testing.T, bin string, payments, kills int) {
 	if kills > 0 && stats.InjectedErrors+stats.LostResponses == 0 {
 		t.Error("no fault was injected")
 	}
+}
+
+// checkPublishedOnce waits for the relay to reach the end of the log and checks that the
+// PAYMENTS stream holds every payment event of the event store exactly once, each order's in
+// version order, although paymentd (and its relay) was killed along the way. It returns the
+// number of messages.
+func checkPublishedOnce(t *testing.T, pool *pgxpool.Pool, store *eventstore.Postgres, natsURL string) int {
+	t.Helper()
+	ctx := context.Background()
+	var all []eventstore.RecordedEvent
+	testenv.WaitFor(t, 60*time.Second, "the relay's checkpoint at the end of the log", func() bool {
+		all = all[:0]
+		for pos := eventstore.Start; ; {
+			batch, err := store.ReadAll(ctx, pos, 10_000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(batch) == 0 {
+				break
+			}
+			all = append(all, batch...)
+			pos = batch[len(batch)-1].Position
+		}
+		var cp string
+		_ = pool.QueryRow(ctx, `SELECT position FROM relay_checkpoints WHERE name = $1`, natsbus.CheckpointName).Scan(&cp)
+		head, err := store.Head(ctx)
+		return err == nil && len(all) > 0 && cp == all[len(all)-1].Position.String() && head == all[len(all)-1].Position
+	})
+	want := map[string]bool{}
+	for _, e := range all {
+		if strings.HasPrefix(e.StreamID, "payment-") {
+			want[e.ID.String()] = true
+		}
+	}
+	bus, err := natsbus.Connect(natsURL, "chaos", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bus.Close()
+	s, err := bus.JS.Stream(ctx, natsbus.StreamPayments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	version := map[domain.OrderID]int64{}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatalf("message %d: %v", seq, err)
+		}
+		e, err := natsbus.Decode(m.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[e.ID.String()]++
+		if e.StreamVersion != version[e.OrderID]+1 {
+			t.Errorf("order %s: version %d published after %d", e.OrderID, e.StreamVersion, version[e.OrderID])
+		}
+		version[e.OrderID] = e.StreamVersion
+	}
+	for id := range want {
+		if seen[id] != 1 {
+			t.Errorf("event %s published %d times, want once", id, seen[id])
+		}
+	}
+	if len(seen) != len(want) {
+		t.Errorf("the stream holds %d events, the event store %d payment events", len(seen), len(want))
+	}
+	return int(info.State.Msgs)
 }
 
 // drive takes payment i from checkout to a confirm answer, retrying while paymentd is down.
