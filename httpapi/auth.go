@@ -131,7 +131,7 @@ func (s *Server) requireKey(scope domain.Scope, next http.Handler) http.Handler 
 				Message: "this API key lacks the scope " + string(scope)})
 			return
 		}
-		ctx := withPrincipal(r.Context(), Principal{Merchant: p.Merchant})
+		ctx := withPrincipal(r.Context(), Principal{Merchant: p.Merchant, KeyID: p.KeyID})
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }

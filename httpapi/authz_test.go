@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -153,7 +152,7 @@ func (f *authzFixture) do(t testing.TB, r apiRequest, auth string) apiResponse {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	body, err := readAnswer(resp)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -396,6 +395,23 @@ func authzTable() map[string]routeCase {
 			foreign: func(t *testing.T, f *authzFixture) {
 				for _, id := range []string{f.a.paid, f.a.refunded, f.a.pending} {
 					f.refused(t, apiRequest{method: "GET", path: "/api/v1/payments/" + id}, bearer(f.b.key), http.StatusNotFound, "PAYMENT_NOT_FOUND")
+				}
+			},
+		},
+		"GET /api/v1/payments/{orderId}/events": {
+			access: httpapi.AccessAPIKey, scope: domain.ScopePaymentsRead, ok: http.StatusOK,
+			aim: func(_ *authzFixture, m *tenant) apiRequest {
+				return apiRequest{method: "GET", path: "/api/v1/payments/" + m.paid + "/events"}
+			},
+			// The stream's first event is the owner's payment (readAnswer stops there).
+			check: func(t *testing.T, f *authzFixture, res apiResponse) {
+				if !strings.Contains(string(res.body), "event: payment\n") || !strings.Contains(string(res.body), `"orderId":"`+f.a.paid+`"`) {
+					t.Fatalf("A's stream: %q", truncateForLog(string(res.body), 300))
+				}
+			},
+			foreign: func(t *testing.T, f *authzFixture) {
+				for _, id := range []string{f.a.paid, f.a.refunded, f.a.pending} {
+					f.refused(t, apiRequest{method: "GET", path: "/api/v1/payments/" + id + "/events"}, bearer(f.b.key), http.StatusNotFound, "PAYMENT_NOT_FOUND")
 				}
 			},
 		},

@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
 	"math/rand/v2"
 	"net"
@@ -153,7 +152,7 @@ func (ft *fuzzTarget) send(t testing.TB, raw []byte) (status int, body []byte, e
 		return 0, nil, err
 	}
 	defer resp.Body.Close()
-	body, err = io.ReadAll(resp.Body)
+	body, err = readAnswer(resp)
 	return resp.StatusCode, body, err
 }
 
@@ -299,7 +298,7 @@ var craftedCursors = func() []string {
 var rawQueries = []string{"%zz", "a=%", ";", "a=1;b=2", "&&&", "=", "limit=1&limit=abc", "limit", "%00=1", "\xff=1",
 	"cursor=%00", "status=%ff", "asOf=%0a", "currency=%00", "needsReview=%01", "limit=%7f"}
 
-var queryParams = []string{"cursor", "limit", "status", "asOf", "needsReview", "currency", "unknown"}
+var queryParams = []string{"cursor", "limit", "status", "asOf", "needsReview", "currency", "lastEventId", "unknown"}
 
 // The JSON values a field may wrongly get, and the numbers that overflow every type.
 var wrongJSON = []string{`123`, `-1`, `1.5`, `true`, `false`, `null`, `[]`, `[1,"a"]`, `{}`, `{"x":1}`, `""`,

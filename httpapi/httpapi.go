@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -64,14 +65,19 @@ type Route struct {
 
 // Server serves the command, query and admin APIs.
 type Server struct {
-	commands Commands
-	queries  Queries
-	ledger   LedgerQueries // optional: set by WithLedger
-	ready    func(context.Context) error
-	logger   *slog.Logger
-	router   *mux.Router
-	auth     authConfig
-	routes   []Route
+	commands    Commands
+	queries     Queries
+	ledger      LedgerQueries // optional: set by WithLedger
+	live        LiveSource    // optional: set by WithLive
+	liveCfg     LiveConfig
+	streams     *streamCounts
+	liveEnd     chan struct{} // closed by EndLiveStreams
+	liveEndOnce sync.Once
+	ready       func(context.Context) error
+	logger      *slog.Logger
+	router      *mux.Router
+	auth        authConfig
+	routes      []Route
 }
 
 // New builds the router. ready reports whether the service can take traffic (/readyz). Every
@@ -174,6 +180,10 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 	s.wrote = true
 	return s.ResponseWriter.Write(b)
 }
+
+// Unwrap lets http.ResponseController reach the connection (Flush and write deadlines of the
+// live status streams).
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

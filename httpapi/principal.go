@@ -7,10 +7,11 @@ import (
 )
 
 // Principal is who a request acts for: the merchant its API key belongs to. Every command and
-// query a request makes is scoped to Principal.Merchant. (The key and its scopes are checked
-// before the handler runs; no handler needs them.)
+// query a request makes is scoped to Principal.Merchant. (The key's scopes are checked before
+// the handler runs; KeyID is there for limits per key, such as the live streams'.)
 type Principal struct {
 	Merchant domain.MerchantID
+	KeyID    domain.APIKeyID
 }
 
 type principalKey struct{}

@@ -1,6 +1,7 @@
 // Package testenv assembles the real components for integration tests: a fresh PostgreSQL
 // database, the PostgreSQL event store, the Toss simulator behind a real HTTP server, the real
-// Toss client, the command and query services, the projection runner and the HTTP API.
+// Toss client, the command and query services, the projection runner, a NATS server with the
+// relay publishing to it, and the HTTP API (its live status streams fed from that NATS).
 package testenv
 
 import (
@@ -24,6 +25,8 @@ import (
 	"github.com/paymentledger/ledger/httpapi"
 	"github.com/paymentledger/ledger/internal/pgtest"
 	"github.com/paymentledger/ledger/merchants"
+	"github.com/paymentledger/ledger/natsbus"
+	"github.com/paymentledger/ledger/natsbus/natstest"
 	"github.com/paymentledger/ledger/projections"
 	"github.com/paymentledger/ledger/psp/toss"
 	"github.com/paymentledger/ledger/psp/toss/tosssim"
@@ -58,6 +61,10 @@ type Env struct {
 	APIKey string
 	// SecretsKey is the key-encryption key sealing the merchants' Toss keys (SECRETS_KEY).
 	SecretsKey []byte
+	// NATS is the Env's own NATS server; Bus is connected to it, and a relay publishes the
+	// event store to its PAYMENTS stream while the Env runs.
+	NATS *natstest.Server
+	Bus  *natsbus.Bus
 }
 
 // Options adjust an Env.
@@ -69,6 +76,8 @@ type Options struct {
 	// Auth replaces the API's limits (Keys is always the Env's merchants service). The default
 	// limits are high enough never to get in a test's way.
 	Auth *httpapi.AuthConfig
+	// Live tunes the API's live status streams (zero: the defaults).
+	Live httpapi.LiveConfig
 }
 
 func mustKey(t testing.TB) []byte {
@@ -180,18 +189,33 @@ func New(t testing.TB, opts Options) *Env {
 	merchantsRunner := projections.NewRunner(e.Pool, e.Store, projections.Merchants{}, logger)
 	merchantsRunner.RetryDelay = 50 * time.Millisecond
 	wg.Go(func() { _ = merchantsRunner.Run(ctx) })
+	e.NATS = natstest.Start(t)
+	e.Bus, err = natsbus.Open(context.Background(), natsbus.Config{URL: e.NATS.URL(), Name: t.Name()}, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	relay, err := natsbus.NewRelay(e.Pool, e.Store, e.Bus.Conn, natsbus.RelayConfig{LockRetry: 50 * time.Millisecond}, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Go(func() { _ = relay.Run(ctx) })
 	auth := httpapi.AuthConfig{Keys: e.Merchants, AdminToken: AdminToken, KeyRate: 1000, KeyBurst: 1000, FailuresPerMinute: 1000}
 	if opts.Auth != nil {
 		auth = *opts.Auth
 		auth.Keys = e.Merchants
 	}
 	e.Server = httpapi.New(e.Commands, e.Queries, e.Pool.Ping, logger, auth).
-		WithLedger(queries.NewLedger(e.Pool)).WithAdmin(e.Merchants, time.Hour)
+		WithLedger(queries.NewLedger(e.Pool)).WithAdmin(e.Merchants, time.Hour).
+		WithLive(natsbus.NewWatcher(e.Bus.JS), opts.Live)
 	e.API = httptest.NewServer(e.Server)
 	t.Cleanup(func() {
+		// Live streams end with their requests' contexts: close the clients' connections first,
+		// or Close would wait for streams that never end.
+		e.API.CloseClientConnections()
 		e.API.Close()
 		cancel()
 		wg.Wait()
+		e.Bus.Close()
 	})
 	return e
 }
