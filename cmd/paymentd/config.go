@@ -82,6 +82,8 @@ type Config struct {
 	NotifyBackOff     []time.Duration `env:"NOTIFY_BACKOFF,default=10s,30s,1m,5m,10m,30m,1h,2h,4h" desc:"comma-separated waits after each failed POST; the last repeats"`
 	NotifyHTTPTimeout time.Duration   `env:"NOTIFY_HTTP_TIMEOUT,default=10s" desc:"deadline of one notification POST, answer included"`
 
+	SSEHeartbeat time.Duration `env:"SSE_HEARTBEAT,default=15s" desc:"how often an idle live status stream (GET /api/v1/payments/{orderId}/events) sends a comment, so that proxies keep the connection"`
+
 	AuditSealInterval time.Duration `env:"AUDIT_SEAL_INTERVAL,default=1h" desc:"how often the history is sealed when AUDIT_SIGNING_KEY is set (one instance at a time, by advisory lock)"`
 }
 
@@ -126,6 +128,7 @@ func (c Config) Validate() error {
 		{"AUTH_CACHE_TTL", c.AuthCacheTTL}, {"WEBHOOK_RETENTION", c.WebhookRetention},
 		{"WEBHOOK_SYNC_INTERVAL", c.WebhookSyncInterval}, {"AUDIT_SEAL_INTERVAL", c.AuditSealInterval},
 		{"NATS_DUPLICATE_WINDOW", c.NATSDuplicateWindow}, {"NOTIFY_HTTP_TIMEOUT", c.NotifyHTTPTimeout},
+		{"SSE_HEARTBEAT", c.SSEHeartbeat},
 	} {
 		errs = append(errs, config.Positive(d.name, d.d))
 	}

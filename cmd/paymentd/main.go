@@ -179,7 +179,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		FailuresPerMinute: cfg.AuthFailuresPerMinute,
 		OnFailure:         met.AuthFailure,
 		OnRateLimited:     met.RateLimited,
-	}).WithLedger(queries.NewLedger(pool)).WithAdmin(merchantSvc, cfg.APIKeyRotationGrace)
+	}).WithLedger(queries.NewLedger(pool)).WithAdmin(merchantSvc, cfg.APIKeyRotationGrace).
+		// Live status streams read the PAYMENTS stream, so a change made through any instance
+		// reaches a stream held by any other.
+		WithLive(natsbus.NewWatcher(bus.JS), httpapi.LiveConfig{Heartbeat: cfg.SSEHeartbeat})
 	api.Instrument(met.HTTPMiddleware)
 	api.Handle("/metrics", met.Handler())
 	if sim != nil {
@@ -293,6 +296,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	// Shutdown waits for handlers to return; live status streams return only when told to.
+	srv.RegisterOnShutdown(api.EndLiveStreams)
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(ln) }()
 	logger.Info("serving", "addr", ln.Addr().String())
