@@ -153,6 +153,9 @@ func (ft *fuzzTarget) send(t testing.TB, raw []byte) (status int, body []byte, e
 	}
 	defer resp.Body.Close()
 	body, err = readAnswer(resp)
+	// A live status stream never ends: closing the connection ends it (the server sees its
+	// request's context end), and the deferred Close of the body then has nothing to drain.
+	conn.Close()
 	return resp.StatusCode, body, err
 }
 

