@@ -162,6 +162,7 @@ func TestConfigDefaults(t *testing.T) {
 		RelayEnabled: true, RelayMaxInFlight: 256, NATSReplicas: 1, NATSMaxAge: 720 * time.Hour, NATSDuplicateWindow: 10 * time.Minute,
 		// The notify package's own defaults, so that the two never disagree.
 		NotifyEnabled: true, NotifyMaxDeliver: 10, NotifyBackOff: notify.DefaultBackOff, NotifyHTTPTimeout: 10 * time.Second,
+		SSEHeartbeat:      15 * time.Second,
 		AuditSealInterval: time.Hour,
 	}
 	if fmt.Sprintf("%+v", c) != fmt.Sprintf("%+v", want) {
