@@ -213,7 +213,7 @@ func (m *Metrics) SetBreakerState(to string) {
 // into them).
 var (
 	authReasons = []string{"missing", "malformed", "unknown_key", "bad_secret", "revoked", "broken_history", "forbidden_scope", "admin_token", "other"}
-	limiters    = []string{"api_key", "auth_failures", "webhook", "other"}
+	limiters    = []string{"api_key", "auth_failures", "webhook", "live_streams", "other"}
 )
 
 // AuthFailure counts a request refused by authentication or authorization. reason is one of
@@ -226,8 +226,8 @@ func (m *Metrics) AuthFailure(reason string) {
 	m.authFailures.WithLabelValues(closedLabel(reason, authReasons)).Inc()
 }
 
-// RateLimited counts a request refused by a rate limiter: api_key, auth_failures or webhook; any
-// other value counts as "other".
+// RateLimited counts a request refused by a rate limiter: api_key, auth_failures, webhook or
+// live_streams (SSE streams per key); any other value counts as "other".
 func (m *Metrics) RateLimited(limiter string) {
 	if m == nil {
 		return

@@ -257,7 +257,7 @@ func TestAuthFailuresAndRateLimits(t *testing.T) {
 	for _, r := range []string{"missing", "malformed", "unknown_key", "bad_secret", "revoked", "broken_history", "forbidden_scope", "admin_token"} {
 		wantValue(t, text, `paymentledger_auth_failures_total{reason="`+r+`"}`, 0)
 	}
-	for _, l := range []string{"api_key", "auth_failures", "webhook"} {
+	for _, l := range []string{"api_key", "auth_failures", "webhook", "live_streams"} {
 		wantValue(t, text, `paymentledger_rate_limited_total{limiter="`+l+`"}`, 0)
 	}
 

@@ -120,8 +120,12 @@ func Backoff(base, limit time.Duration) retry.Backoff {
 // session holding it: if it fails, the lock may be gone, so the relay stops.
 func (r *Relay) relay(ctx context.Context, lockConn *pgxpool.Conn) error {
 	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
+	pinging := make(chan struct{})
+	// Stop the ping and wait for it before returning: TryLocked unlocks on lockConn next, and
+	// a connection is not for two goroutines at once.
+	defer func() { cancel(nil); <-pinging }()
 	go func() {
+		defer close(pinging)
 		t := time.NewTicker(r.cfg.LockRetry)
 		defer t.Stop()
 		for {
