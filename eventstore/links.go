@@ -20,10 +20,9 @@ import (
 // every event of a stream listed there is refused, the later ones included: they link to an
 // event that was changed. A LinkChecker is for one reader at a time.
 type LinkChecker struct {
-	p     *Postgres
-	v     Verifier
-	last  *lru.Cache[string, link]
-	batch []RecordedEvent
+	p    *Postgres
+	v    Verifier
+	last *lru.Cache[string, link]
 }
 
 // link is what the next event of a stream is checked against.
