@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
-	"strconv"
 	"sync"
 	"time"
 
@@ -344,15 +343,12 @@ func (s *Server) listPayments(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.logger, err)
 		return
 	}
-	q := queries.ListQuery{Cursor: cursor, Limit: limit, Status: params.Get("status")}
-	if v := params.Get("needsReview"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			writeError(w, r, s.logger, badRequest("INVALID_REQUEST", "needsReview must be true or false, got %q", truncate(v, 20)))
-			return
-		}
-		q.NeedsReview = b
+	q, err := queries.ParseListQuery(params)
+	if err != nil {
+		writeError(w, r, s.logger, err)
+		return
 	}
+	q.Cursor, q.Limit = cursor, limit
 	page, err := s.queries.ListPayments(r.Context(), principalOf(r.Context()).Merchant, q)
 	if err != nil {
 		writeError(w, r, s.logger, err)

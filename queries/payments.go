@@ -5,11 +5,17 @@ package queries
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -246,13 +252,87 @@ func failureOf(events []domain.Event) *Failure {
 	return f
 }
 
-// ListQuery selects a page of payments, newest first.
+// ListQuery selects a page of payments, newest first. Every filter is optional; they combine
+// with AND. Build one from request parameters with ParseListQuery.
 type ListQuery struct {
 	Limit       int    // 1–100, default 20
 	Cursor      string // from the previous page's NextCursor; empty for the first page
-	Status      string // optional filter
+	Status      string // a payment status
 	NeedsReview bool   // only payments that need a person: recovery gave up, broken history, a difference with Toss
+
+	// Q finds a payment by what a person has at hand: an orderId prefix, a buyerId, a
+	// paymentKey, or words of the orderName (case-insensitive).
+	Q string
+	// From and To bound the creation time: From ≤ createdAt < To. Zero means open.
+	From, To time.Time
+	// Type is TypePayment (payments never refunded) or TypeCancel (payments with a refund).
+	Type     string
+	SellerID string // payments with a line of this seller
+	// MinAmount and MaxAmount bound the payment's total, both included.
+	MinAmount, MaxAmount *decimal.Decimal
 }
+
+// ParseListQuery reads the filters of a payments list from request parameters (the query API's
+// and the back office's forms alike): status, needsReview, q, from, to, type, sellerId,
+// minAmount, maxAmount. from and to take a KST date (2026-12-01: from its start, to its end,
+// both days included) or an RFC 3339 time (from included, to excluded). Every problem is
+// reported at once, as an invalid-input error. Limit and cursor are the caller's.
+func ParseListQuery(v url.Values) (ListQuery, error) {
+	q := ListQuery{Status: v.Get("status"), Q: strings.TrimSpace(v.Get("q")), Type: v.Get("type"), SellerID: v.Get("sellerId")}
+	var errs []error
+	if s := v.Get("needsReview"); s != "" {
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			errs = append(errs, domain.Errorf(domain.ErrInvalidInput, "needsReview must be true or false, got %q", clip(s, 20)))
+		}
+		q.NeedsReview = b
+	}
+	for _, t := range []struct {
+		name string
+		dst  *time.Time
+		end  bool
+	}{{"from", &q.From, false}, {"to", &q.To, true}} {
+		s := v.Get(t.name)
+		if s == "" {
+			continue
+		}
+		if d, err := time.ParseInLocation(time.DateOnly, s, domain.KST); err == nil {
+			if t.end {
+				d = d.AddDate(0, 0, 1) // the whole day included
+			}
+			*t.dst = d
+		} else if ts, err := time.Parse(time.RFC3339Nano, s); err == nil && ts.Year() >= 2000 && ts.Year() <= 9999 {
+			*t.dst = ts
+		} else {
+			errs = append(errs, domain.Errorf(domain.ErrInvalidInput, "%s must be a date (2026-12-01, KST) or an RFC 3339 time, got %q", t.name, clip(s, 40)))
+		}
+	}
+	for _, a := range []struct {
+		name string
+		dst  **decimal.Decimal
+	}{{"minAmount", &q.MinAmount}, {"maxAmount", &q.MaxAmount}} {
+		s := v.Get(a.name)
+		if s == "" {
+			continue
+		}
+		d, err := decimal.NewFromString(s)
+		if err != nil || len(s) > 30 || d.IsNegative() {
+			errs = append(errs, domain.Errorf(domain.ErrInvalidInput, "%s must be a non-negative amount such as 15000, got %q", a.name, clip(s, 40)))
+			continue
+		}
+		*a.dst = &d
+	}
+	if len(errs) == 0 {
+		errs = append(errs, q.validate())
+	}
+	return q, errors.Join(errs...)
+}
+
+// The values of ListQuery.Type.
+const (
+	TypePayment = "payment" // no refund: canceled amount 0
+	TypeCancel  = "cancel"  // a refund made: canceled amount > 0
+)
 
 // Page is one page of payments. NextCursor is empty on the last page.
 type Page struct {
@@ -278,21 +358,22 @@ func (s *Service) ListPayments(ctx context.Context, merchant domain.MerchantID, 
 	if q.Limit < 1 || q.Limit > MaxPageSize {
 		return Page{}, domain.Errorf(domain.ErrInvalidInput, "limit must be between 1 and %d", MaxPageSize)
 	}
-	if q.Status != "" && !knownStatus(q.Status) {
-		return Page{}, domain.Errorf(domain.ErrInvalidInput, "unknown status %q", q.Status)
+	if err := q.validate(); err != nil {
+		return Page{}, err
 	}
 	after, afterID, err := decodePaymentsCursor(q)
 	if err != nil {
 		return Page{}, err
 	}
+	where, args := q.where(merchant)
+	args = append(args, after, afterID, q.Limit+1)
+	n := len(args)
 	rows, err := s.pool.Query(ctx, `
 		SELECT `+paymentColumns+` FROM payment_orders o
-		WHERE o.merchant_id = $1
-		  AND ($2::text = '' OR o.status = $2)
-		  AND ($3::timestamptz IS NULL OR (o.created_at, o.order_id) < ($3, $4))
-		  AND (NOT $6 OR o.needs_review OR `+brokenStream+` OR `+openDifference+`)
+		WHERE `+where+fmt.Sprintf(`
+		  AND ($%d::timestamptz IS NULL OR (o.created_at, o.order_id) < ($%d, $%d))
 		ORDER BY o.created_at DESC, o.order_id DESC
-		LIMIT $5`, merchant, q.Status, after, afterID, q.Limit+1, q.NeedsReview)
+		LIMIT $%d`, n-2, n-2, n-1, n), args...)
 	if err != nil {
 		return Page{}, fmt.Errorf("list payments: %w", err)
 	}
@@ -321,29 +402,118 @@ func knownStatus(s string) bool {
 	return false
 }
 
-// A payments cursor holds the list's filters and the keyset (creation time in microseconds, order
-// id) of the last row shown; a cursor of a list with other filters is refused, since its keyset
-// means nothing there.
+// validate checks the filters' values (ParseListQuery already did for parsed ones).
+func (q ListQuery) validate() error {
+	var errs []error
+	if q.Status != "" && !knownStatus(q.Status) {
+		errs = append(errs, domain.Errorf(domain.ErrInvalidInput, "unknown status %q", clip(q.Status, 40)))
+	}
+	if q.Type != "" && q.Type != TypePayment && q.Type != TypeCancel {
+		errs = append(errs, domain.Errorf(domain.ErrInvalidInput, "type must be %s or %s, got %q", TypePayment, TypeCancel, clip(q.Type, 40)))
+	}
+	if len(q.Q) > maxSearchLen || !utf8.ValidString(q.Q) || strings.ContainsFunc(q.Q, unicode.IsControl) {
+		errs = append(errs, domain.Errorf(domain.ErrInvalidInput, "q must be at most %d bytes of text", maxSearchLen))
+	}
+	if len(q.SellerID) > domain.MaxIdentifierLen || !utf8.ValidString(q.SellerID) || strings.ContainsFunc(q.SellerID, unicode.IsControl) {
+		errs = append(errs, domain.Errorf(domain.ErrInvalidInput, "sellerId must be at most %d characters of text", domain.MaxIdentifierLen))
+	}
+	if !q.From.IsZero() && !q.To.IsZero() && !q.From.Before(q.To) {
+		errs = append(errs, domain.Errorf(domain.ErrInvalidInput, "from must be before to"))
+	}
+	if q.MinAmount != nil && q.MaxAmount != nil && q.MinAmount.GreaterThan(*q.MaxAmount) {
+		errs = append(errs, domain.Errorf(domain.ErrInvalidInput, "minAmount must not be more than maxAmount"))
+	}
+	return errors.Join(errs...)
+}
+
+// maxSearchLen bounds q: an order id is at most 64 characters, a paymentKey 200.
+const maxSearchLen = 200
+
+// where is the filters' SQL condition on payment_orders o, with its arguments ($1 on).
+func (q ListQuery) where(merchant domain.MerchantID) (string, []any) {
+	args := []any{merchant}
+	arg := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
+	conds := []string{"o.merchant_id = $1"}
+	if q.Status != "" {
+		conds = append(conds, "o.status = "+arg(q.Status))
+	}
+	if q.NeedsReview {
+		conds = append(conds, "(o.needs_review OR "+brokenStream+" OR "+openDifference+")")
+	}
+	if q.Q != "" {
+		// An orderId prefix and exact ids use the btree indexes; the name match, the trigram one.
+		p := arg(q.Q)
+		conds = append(conds, "(o.order_id LIKE "+arg(likePrefix(q.Q))+" OR o.buyer_id = "+p+" OR o.payment_key = "+p+
+			" OR o.order_name ILIKE "+arg("%"+escapeLike(q.Q)+"%")+")")
+	}
+	if !q.From.IsZero() {
+		conds = append(conds, "o.created_at >= "+arg(q.From))
+	}
+	if !q.To.IsZero() {
+		conds = append(conds, "o.created_at < "+arg(q.To))
+	}
+	switch q.Type {
+	case TypePayment:
+		conds = append(conds, "o.canceled_amount = 0")
+	case TypeCancel:
+		conds = append(conds, "o.canceled_amount > 0")
+	}
+	if q.SellerID != "" {
+		conds = append(conds, "EXISTS (SELECT 1 FROM payment_order_lines l WHERE l.order_id = o.order_id AND l.seller_id = "+arg(q.SellerID)+")")
+	}
+	if q.MinAmount != nil {
+		conds = append(conds, "o.total_amount >= "+arg(*q.MinAmount))
+	}
+	if q.MaxAmount != nil {
+		conds = append(conds, "o.total_amount <= "+arg(*q.MaxAmount))
+	}
+	return strings.Join(conds, "\n\t\t  AND "), args
+}
+
+// escapeLike quotes LIKE's wildcards (the default escape character is the backslash).
+func escapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+func likePrefix(s string) string { return escapeLike(s) + "%" }
+
+// filterKey is the filters in one canonical string: a cursor is bound to it.
+func (q ListQuery) filterKey() string {
+	amount := func(d *decimal.Decimal) string {
+		if d == nil {
+			return ""
+		}
+		return d.String()
+	}
+	key := strings.Join([]string{q.Status, strconv.FormatBool(q.NeedsReview), q.Q, q.From.UTC().Format(time.RFC3339Nano),
+		q.To.UTC().Format(time.RFC3339Nano), q.Type, q.SellerID, amount(q.MinAmount), amount(q.MaxAmount)}, "\x00")
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:12])
+}
+
+// A payments cursor holds a digest of the list's filters and the keyset (creation time in
+// microseconds, order id) of the last row shown; a cursor of a list with other filters is
+// refused, since its keyset means nothing there.
 func encodePaymentsCursor(q ListQuery, t time.Time, orderID string) string {
-	return encodeCursorFields("payments", q.Status, strconv.FormatBool(q.NeedsReview), strconv.FormatInt(t.UnixMicro(), 10), orderID)
+	return encodeCursorFields("payments", q.filterKey(), strconv.FormatInt(t.UnixMicro(), 10), orderID)
 }
 
 func decodePaymentsCursor(q ListQuery) (*time.Time, string, error) {
 	if q.Cursor == "" {
 		return nil, "", nil
 	}
-	f, err := decodeCursorFields(q.Cursor, 5)
+	f, err := decodeCursorFields(q.Cursor, 4)
 	if err != nil {
 		return nil, "", err
 	}
-	t, timeOK := cursorTime(f[3])
+	t, timeOK := cursorTime(f[2])
 	// The checksum is unkeyed, so a cursor can be forged: its order id is checked like any
 	// input before it reaches the database (which refuses NUL and invalid UTF-8 in text).
-	_, idErr := domain.ParseOrderID(f[4])
-	if f[0] != "payments" || f[1] != q.Status || f[2] != strconv.FormatBool(q.NeedsReview) || !timeOK || idErr != nil {
+	_, idErr := domain.ParseOrderID(f[3])
+	if f[0] != "payments" || f[1] != q.filterKey() || !timeOK || idErr != nil {
 		return nil, "", domain.Errorf(domain.ErrInvalidInput, "cursor %q is not one this list returned (another list's, or other filters)", clip(q.Cursor, 40))
 	}
-	return &t, f[4], nil
+	return &t, f[3], nil
 }
 
 func deref(s *string) string {
