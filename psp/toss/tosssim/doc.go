@@ -21,6 +21,7 @@
 //     {"paymentKey":"…"}. Its body is {"orderId", "amount" (number or decimal string),
 //     "orderName", "method"?, "confirmError"?, "confirmErrorTimes"?, "confirmErrorOutcome"?,
 //     "settlementFeeRate"?}; see SessionRequest. It takes no auth.
+//   - The payment window a browser sees (§3 steps 2–3): see Payment window below.
 //   - A cancel made by the merchant's staff in Toss's merchant console, which our API never
 //     sees: POST /sim/v1/console/payments/{paymentKey}/cancel with {"cancelAmount"? (number
 //     or decimal string; absent cancels the balance), "cancelReason"}, or
@@ -116,6 +117,37 @@
 //     refused for a bad body or a bad state; ConfirmsFor keys on the orderId in the body.
 //   - Console cancels count in Stats.ConsoleCancels only, never in CancelRequests or
 //     CancelsProcessed: those say what the system under test asked of the API.
+//
+// # Payment window
+//
+// GET /sim/v1/window?orderId&amount&orderName&successUrl&failUrl is an HTML page standing for
+// Toss's payment window (relative to where the handler is mounted: /tosssim/sim/v1/window in
+// paymentd). It names the merchant (Config.MerchantName, since the simulator has no client
+// keys), the order name and the amount in won ("25,000원"), and offers three buttons, which
+// post the order back to POST /sim/v1/window; that answers 303 See Other:
+//
+//   - Approve opens the session exactly as POST /sim/v1/sessions does and sends the browser to
+//     successUrl?…&paymentType=NORMAL&orderId=…&paymentKey=…&amount=… (the merchant's own
+//     query kept, ours appended). A session the simulator refuses (an order already DONE:
+//     DUPLICATED_ORDER_ID) goes to failUrl?code&message&orderId instead.
+//   - Decline is the card company refusing: failUrl?code=REJECT_CARD_COMPANY&message=…&orderId=….
+//   - Close is the buyer giving up: failUrl?code=PAY_PROCESS_CANCELED&message=…, without the
+//     orderId, as Toss does (§3, §8.5). No payment is made and nothing changes, as when a
+//     buyer closes Toss's window (§3).
+//
+// Every parameter is required exactly once and checked on both routes (the form is the
+// browser's to change): orderId as for sessions, amount a positive whole number of won in at
+// most 15 digits with no sign, zero or exponent, orderName 1–100 characters with no control
+// characters, successUrl and failUrl absolute http or https URLs with a host, no user
+// information, no spaces and at most 2048 bytes (so no javascript: or data: redirect, no
+// scheme-relative one). Anything else is a 400 page listing the problems. The pages have no
+// script, a Content-Security-Policy allowing only their inline style, and form-action
+// limited to http(s), since the redirect after the post goes to the merchant. The failUrl
+// message of PAY_PROCESS_CANCELED is the simulator's own wording; toss-api.md quotes none.
+//
+// Not simulated: the READY state while the window is open, methods other than a card, the
+// card form itself, the 30-minute window timeout, and Toss's client keys (anyone may open a
+// window for any order, as anyone may call POST /sim/v1/sessions).
 //
 // # Faults
 //

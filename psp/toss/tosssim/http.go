@@ -46,6 +46,8 @@ func (s *Simulator) routes() http.Handler {
 	mux.HandleFunc("POST /sim/v1/sessions", s.handleCreateSession)
 	mux.HandleFunc("POST /sim/v1/console/payments/{paymentKey}/cancel", s.handleConsoleCancel)
 	mux.HandleFunc("GET /sim/v1/stats", s.handleStats)
+	mux.HandleFunc("GET /sim/v1/window", s.handleWindow)
+	mux.HandleFunc("POST /sim/v1/window", s.handleWindowAction)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		write(w, errorResponse(apiError("NOT_FOUND")))
 	})

@@ -37,6 +37,10 @@ type Config struct {
 	// Logger receives what a persisted simulator cannot tell its clients: why a change could
 	// not be saved (they get a bare 500). Default: discard.
 	Logger *slog.Logger
+	// MerchantName is the merchant the payment window (GET /sim/v1/window) names; Toss shows
+	// the name registered for the client key, which the simulator does not have. Default
+	// "Demo shop".
+	MerchantName string
 }
 
 const (
@@ -44,6 +48,7 @@ const (
 	defaultConfirmWindow  = 10 * time.Minute
 	defaultIdempotencyTTL = 15 * 24 * time.Hour
 	consecutiveCancelGap  = time.Second
+	defaultMerchantName   = "Demo shop"
 )
 
 // Status is a payment or transaction status (toss-api.md §5.4).
@@ -195,6 +200,9 @@ func newSimulator(cfg Config) *Simulator {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MerchantName == "" {
+		cfg.MerchantName = defaultMerchantName
 	}
 	cfg.Faults = cfg.Faults.normalized()
 	cfg.Settlement = cfg.Settlement.normalized()
