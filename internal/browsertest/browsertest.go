@@ -147,7 +147,7 @@ func Screenshot(t testing.TB, tab context.Context, name string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(tab, Timeout)
 	defer cancel()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Logf("browsertest: screenshot %s: %v", name, err)
 		return ""
