@@ -47,6 +47,7 @@ import (
 	"github.com/paymentledger/ledger/recovery"
 	"github.com/paymentledger/ledger/secrets"
 	"github.com/paymentledger/ledger/settlements"
+	"github.com/paymentledger/ledger/shop"
 	"github.com/paymentledger/ledger/webhooks"
 )
 
@@ -151,8 +152,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		logger.Warn("TOSS_SIMULATOR: serving the Toss simulator in-process; no real payment is made",
 			"tossBaseURL", tossURL, "buyerSessions", tossURL+"/sim/v1/sessions")
 	}
+	var demoKey string
 	if cfg.SeedDemoMerchant() {
-		if err := seedDemo(ctx, merchantSvc, demoTossKey, filepath.Join(cfg.DataDir, "dev-api-key"), stdout, logger); err != nil {
+		if demoKey, err = seedDemo(ctx, merchantSvc, demoTossKey, filepath.Join(cfg.DataDir, "dev-api-key"), stdout, logger); err != nil {
 			return err
 		}
 	}
@@ -187,6 +189,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	api.Handle("/metrics", met.Handler())
 	if sim != nil {
 		api.Handle(simPrefix, sim.Handler())
+		// The demo shop and the browser SDK: a merchant's shop on the in-process simulator, its
+		// backend holding the demo merchant's key and calling this API like a merchant's server.
+		demoShop, err := shop.New(shop.Config{APIKey: demoKey, LedgerURL: "http://" + loopbackAddr(ln.Addr()),
+			Logger: logger.With("component", "shop")})
+		if err != nil {
+			return err
+		}
+		demoShop.Mount(api.Handle)
 	}
 	// The webhook inbox is always mounted (deliveries wait as pending for any instance's worker);
 	// its spool, for when the database is too slow to answer Toss in time, is per process.
@@ -362,15 +372,15 @@ func openKeyring(cfg Config, logger *slog.Logger) (*secrets.Keyring, error) {
 	return k, nil
 }
 
-// seedDemo makes sure the demo merchant exists and that keyFile holds a working API key of it.
-// A new key is printed once (and written to keyFile, mode 0600); a key already in keyFile that
-// still works is kept, so restarts do not churn keys.
-func seedDemo(ctx context.Context, svc *merchants.Service, tossKey, keyFile string, stdout io.Writer, logger *slog.Logger) error {
+// seedDemo makes sure the demo merchant exists and that keyFile holds a working API key of it,
+// and returns that key. A new key is printed once (and written to keyFile, mode 0600); a key
+// already in keyFile that still works is kept, so restarts do not churn keys.
+func seedDemo(ctx context.Context, svc *merchants.Service, tossKey, keyFile string, stdout io.Writer, logger *slog.Logger) (string, error) {
 	if b, err := os.ReadFile(keyFile); err == nil {
 		key := strings.TrimSpace(string(b))
 		if p, err := svc.Authenticate(ctx, key); err == nil && p.Merchant == demoMerchant {
 			logger.Info("demo merchant ready; its API key is in the key file", "merchantId", demoMerchant, "keyFile", keyFile)
-			return nil
+			return key, nil
 		}
 	}
 	issued, err := svc.Create(ctx, merchants.CreateInput{ID: demoMerchant, Name: "Demo shop", TossSecretKey: tossKey, Actor: merchants.ActorSystem})
@@ -378,19 +388,19 @@ func seedDemo(ctx context.Context, svc *merchants.Service, tossKey, keyFile stri
 		issued, err = svc.IssueKey(ctx, demoMerchant, nil, merchants.ActorSystem)
 	}
 	if err != nil {
-		return fmt.Errorf("seed the demo merchant: %w", err)
+		return "", fmt.Errorf("seed the demo merchant: %w", err)
 	}
 	if err := os.MkdirAll(filepath.Dir(keyFile), 0o700); err != nil {
-		return err
+		return "", err
 	}
 	if err := os.WriteFile(keyFile, []byte(issued.APIKey+"\n"), 0o600); err != nil {
-		return fmt.Errorf("write %s: %w", keyFile, err)
+		return "", fmt.Errorf("write %s: %w", keyFile, err)
 	}
 	// Printed once, outside the JSON log, like a password shown at sign-up.
 	fmt.Fprintf(stdout, "\ndemo merchant %q: API key (shown once, also in %s):\n\n  %s\n\n  KEY=$(cat %s); curl -u \"$KEY:\" ...\n\n",
 		demoMerchant, keyFile, issued.APIKey, keyFile)
 	logger.Info("demo merchant API key issued", "merchantId", demoMerchant, "keyId", issued.KeyID, "keyFile", keyFile)
-	return nil
+	return issued.APIKey, nil
 }
 
 // reconcileScheduler builds the daily reconciliation. It has its own Toss clients (psps), since
