@@ -2,10 +2,11 @@
 // database, the PostgreSQL event store, the Toss simulator behind a real HTTP server, the real
 // Toss client, the command and query services, the projection runner, a NATS server (with the
 // relay publishing to it on request), and the HTTP API (its live status streams fed from that
-// NATS).
+// NATS), with the Toss webhook inbox and the OpenAPI document mounted as paymentd mounts them.
 package testenv
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/mux"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/paymentledger/ledger/commands"
@@ -28,11 +30,13 @@ import (
 	"github.com/paymentledger/ledger/merchants"
 	"github.com/paymentledger/ledger/natsbus"
 	"github.com/paymentledger/ledger/natsbus/natstest"
+	"github.com/paymentledger/ledger/openapi"
 	"github.com/paymentledger/ledger/projections"
 	"github.com/paymentledger/ledger/psp/toss"
 	"github.com/paymentledger/ledger/psp/toss/tosssim"
 	"github.com/paymentledger/ledger/queries"
 	"github.com/paymentledger/ledger/secrets"
+	"github.com/paymentledger/ledger/webhooks"
 )
 
 // SecretKey is the Toss secret key of the test merchant; the simulator accepts any test_sk_ key.
@@ -83,6 +87,23 @@ type Options struct {
 	// changes only with it. Off by default: most tests need no bus, and the relay's stop races
 	// its own lock-session ping (natsbus.Relay.relay), which -race reports now and then.
 	Relay bool
+	// Record, if set, is called with every answer of the API once its handler has returned (a
+	// live stream's when the stream ends), from the server's goroutines: it must be safe for
+	// concurrent use. The OpenAPI tests check each answer against the document.
+	Record func(Recorded)
+}
+
+// Recorded is one answer of the Env's API.
+type Recorded struct {
+	Method string
+	// Route is the template of the route that served the request (/api/v1/payments/{orderId}),
+	// the prefix of a mount (/webhooks/toss), or "" when nothing matched.
+	Route string
+	URL   string // the request's path and query
+	// Status, Header and Body are the answer's, the body whole.
+	Status int
+	Header http.Header
+	Body   []byte
 }
 
 func mustKey(t testing.TB) []byte {
@@ -214,7 +235,15 @@ func New(t testing.TB, opts Options) *Env {
 	e.Server = httpapi.New(e.Commands, e.Queries, e.Pool.Ping, logger, auth).
 		WithLedger(queries.NewLedger(e.Pool)).WithAdmin(e.Merchants, time.Hour).
 		WithLive(natsbus.NewWatcher(e.Bus.JS), opts.Live)
-	e.API = httptest.NewServer(e.Server)
+	// The mounts paymentd makes beside the routes.
+	e.Server.Handle("/webhooks/toss", webhooks.NewInbox(e.Pool, webhooks.InboxConfig{MerchantExists: e.Merchants.Exists}, logger))
+	e.Server.Handle("/openapi.yaml", openapi.Handler())
+	var handler http.Handler = e.Server
+	if opts.Record != nil {
+		e.Server.Instrument(noteRoute)
+		handler = recordAnswers(e.Server, opts.Record)
+	}
+	e.API = httptest.NewServer(handler)
 	t.Cleanup(func() {
 		// Live streams end with their requests' contexts: close the clients' connections first,
 		// or Close would wait for streams that never end.
@@ -226,6 +255,59 @@ func New(t testing.TB, opts Options) *Env {
 	})
 	return e
 }
+
+type routeKey struct{}
+
+// noteRoute writes the matched route's template where recordAnswers looks for it: the
+// template is known only inside the router.
+func noteRoute(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if dst, ok := r.Context().Value(routeKey{}).(*string); ok {
+			if route := mux.CurrentRoute(r); route != nil {
+				*dst, _ = route.GetPathTemplate()
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// recordAnswers passes every answer of next to record.
+func recordAnswers(next http.Handler, record func(Recorded)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var route string
+		rec := &recordingWriter{ResponseWriter: w}
+		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), routeKey{}, &route)))
+		if rec.status == 0 {
+			rec.status = http.StatusOK
+		}
+		record(Recorded{Method: r.Method, Route: route, URL: r.URL.RequestURI(), Status: rec.status,
+			Header: w.Header().Clone(), Body: rec.body.Bytes()})
+	})
+}
+
+type recordingWriter struct {
+	http.ResponseWriter
+	status int
+	body   bytes.Buffer
+}
+
+func (w *recordingWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *recordingWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	w.body.Write(b)
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection (the live streams flush).
+func (w *recordingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // Logger writes to the test log when -v is given and LOG is set, and discards otherwise.
 func Logger(t testing.TB) *slog.Logger {
