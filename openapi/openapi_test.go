@@ -12,6 +12,7 @@ import (
 	"github.com/pb33f/libopenapi"
 	validator "github.com/pb33f/libopenapi-validator"
 	"github.com/pb33f/libopenapi-validator/config"
+	"github.com/pb33f/libopenapi-validator/schema_validation"
 	v3 "github.com/pb33f/libopenapi/datamodel/high/v3"
 
 	"github.com/paymentledger/ledger/httpapi"
@@ -247,5 +248,51 @@ func TestServesDocument(t *testing.T) {
 	status, _ := testenv.Do(t, "", http.MethodPost, e.API.URL+"/openapi.yaml", "{}")
 	if status != http.StatusMethodNotAllowed {
 		t.Fatalf("POST /openapi.yaml: %d, want 405", status)
+	}
+}
+
+// TestValidatorCatchesDrift makes sure the checks of responses_test.go can fail: an answer
+// with a field the document lacks, a time outside KST, a number for a decimal string, a wrong
+// error code or an undocumented status is refused.
+func TestValidatorCatchesDrift(t *testing.T) {
+	v := newValidator(t)
+	payment := `{"orderId":"order-123","merchantId":"m","buyerId":"b","orderName":"n","amount":"1000","currency":"KRW",
+		"status":"SUCCESS","attempt":1,"needsReview":false,"canceledAmount":"0","cancelPending":false,
+		"expiresAt":"2026-11-21T12:10:00+09:00","createdAt":"2026-11-21T12:00:00+09:00","updatedAt":"2026-11-21T12:00:01.5+09:00"}`
+	valid := func(method, path string, status int, body string) bool {
+		req, _ := http.NewRequest(method, "http://api.test"+path, nil)
+		resp := &http.Response{StatusCode: status, Request: req, Body: io.NopCloser(strings.NewReader(body)),
+			Header: http.Header{"Content-Type": {"application/json; charset=utf-8"}}}
+		ok, _ := v.ValidateHttpResponse(req, resp)
+		return ok
+	}
+	if !valid(http.MethodGet, "/api/v1/payments/order-123", 200, payment) {
+		t.Fatal("a valid payment is refused")
+	}
+	for name, c := range map[string]struct {
+		path   string
+		status int
+		body   string
+	}{
+		"an unknown field":       {"/api/v1/payments/order-123", 200, strings.Replace(payment, `"attempt":1`, `"attempt":1,"tip":"1"`, 1)},
+		"a time in UTC":          {"/api/v1/payments/order-123", 200, strings.Replace(payment, "12:00:00+09:00", "03:00:00Z", 1)},
+		"a number for a string":  {"/api/v1/payments/order-123", 200, strings.Replace(payment, `"amount":"1000"`, `"amount":1000`, 1)},
+		"a fractional amount":    {"/api/v1/payments/order-123", 200, strings.Replace(payment, `"amount":"1000"`, `"amount":"1000.5"`, 1)},
+		"a missing field":        {"/api/v1/payments/order-123", 200, strings.Replace(payment, `"attempt":1,`, ``, 1)},
+		"an undocumented code":   {"/api/v1/payments/order-123", 404, `{"error":{"code":"NOT_THERE","message":"x"}}`},
+		"an undocumented status": {"/api/v1/payments/order-123", 418, `{"error":{"code":"TEAPOT","message":"x"}}`},
+	} {
+		if valid(http.MethodGet, c.path, c.status, c.body) {
+			t.Errorf("%s passes", name)
+		}
+	}
+	// The stream's data is checked against component schemas (checkEvents).
+	schemas := schema_validation.NewSchemaValidator(config.WithFormatAssertions())
+	live := model(t).Components.Schemas.GetOrZero("LiveEvent").Schema()
+	if ok, _ := schemas.ValidateSchemaBytes(live, []byte(`{"status":"SUCCESS","event":{}}`)); ok {
+		t.Error("an empty event envelope passes LiveEvent")
+	}
+	if ok, errs := schemas.ValidateSchemaBytes(model(t).Components.Schemas.GetOrZero("Payment").Schema(), []byte(payment)); !ok {
+		t.Errorf("a valid payment is refused by the Payment schema: %v", errs[0].Reason)
 	}
 }
