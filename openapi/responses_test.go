@@ -385,9 +385,9 @@ func (s *stream) readUntil(t *testing.T, text string) {
 		if !ok {
 			t.Fatalf("%s ended before %q", s.path, text)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(30 * time.Second):
 		s.resp.Body.Close()
-		t.Fatalf("%s: no %q within 10s", s.path, text)
+		t.Fatalf("%s: no %q within 30s", s.path, text)
 	}
 }
 
