@@ -39,6 +39,7 @@ import (
 	"github.com/paymentledger/ledger/migrations"
 	"github.com/paymentledger/ledger/natsbus"
 	"github.com/paymentledger/ledger/notify"
+	"github.com/paymentledger/ledger/openapi"
 	"github.com/paymentledger/ledger/projections"
 	"github.com/paymentledger/ledger/psp/toss"
 	"github.com/paymentledger/ledger/psp/toss/tosssim"
@@ -187,6 +188,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		WithLive(natsbus.NewWatcher(bus.JS), httpapi.LiveConfig{Heartbeat: cfg.SSEHeartbeat})
 	api.Instrument(met.HTTPMiddleware)
 	api.Handle("/metrics", met.Handler())
+	api.Handle("/openapi.yaml", openapi.Handler())
 	if sim != nil {
 		api.Handle(simPrefix, sim.Handler())
 		// The demo shop and the browser SDK: a merchant's shop on the in-process simulator, its
