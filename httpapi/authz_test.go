@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/shopspring/decimal"
 
@@ -380,6 +381,27 @@ func authzTable() map[string]routeCase {
 					f.onlyOwn(t, f.do(t, apiRequest{method: "GET", path: "/api/v1/payments" + q}, bearer(f.b.key)), 0)
 				}
 				f.onlyOwn(t, f.do(t, apiRequest{method: "GET", path: "/api/v1/payments?limit=100"}, bearer(f.b.key)), 1)
+			},
+		},
+		"GET /api/v1/reports/daily": {
+			access: httpapi.AccessAPIKey, scope: domain.ScopePaymentsRead, ok: http.StatusOK,
+			aim: func(*authzFixture, *tenant) apiRequest { return apiRequest{method: "GET", path: reportAroundToday()} },
+			// A's orders are 25000 each and B's 10000: each report sums its own merchant's only.
+			check: func(t *testing.T, f *authzFixture, res apiResponse) {
+				tot := res.json(t)["totals"].(map[string]any)
+				if n, amt := tot["approvedCount"].(float64), tot["approvedAmount"].(string); n < 2 || amt != fmt.Sprint(25000*int(n)) {
+					t.Fatalf("A's report: %s", res.body)
+				}
+			},
+			foreign: func(t *testing.T, f *authzFixture) {
+				res := f.do(t, apiRequest{method: "GET", path: reportAroundToday()}, bearer(f.b.key))
+				if res.status != http.StatusOK {
+					t.Fatalf("B's report: %d %s", res.status, res.body)
+				}
+				tot := res.json(t)["totals"].(map[string]any)
+				if n, amt := tot["approvedCount"].(float64), tot["approvedAmount"].(string); n < 1 || amt != fmt.Sprint(10000*int(n)) || tot["canceledAmount"] != "0" {
+					t.Fatalf("B's report holds more than B's payments: %s", res.body)
+				}
 			},
 		},
 		"GET /api/v1/payments/{orderId}": {
@@ -784,6 +806,13 @@ func recordRun(t testing.TB, env *testenv.Env, merchant domain.MerchantID, from 
 		VALUES ($1, $2, $2, false, 'cli', now(), now(), 1, 1, 1, '{"matched":1}', 0, 0)`, merchant, from); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// reportAroundToday is the daily report from yesterday to tomorrow in KST: today's payments
+// whatever the hour.
+func reportAroundToday() string {
+	today := time.Now().In(domain.KST)
+	return "/api/v1/reports/daily?from=" + today.AddDate(0, 0, -1).Format(time.DateOnly) + "&to=" + today.AddDate(0, 0, 1).Format(time.DateOnly)
 }
 
 // flip changes a base32 character into another, so the key keeps its shape.

@@ -11,6 +11,7 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -37,6 +38,7 @@ type Queries interface {
 	Payment(ctx context.Context, merchant domain.MerchantID, orderID string) (queries.Payment, error)
 	ListPayments(ctx context.Context, merchant domain.MerchantID, q queries.ListQuery) (queries.Page, error)
 	ReconciliationRuns(ctx context.Context, merchant domain.MerchantID, q queries.RunsQuery) (queries.RunsPage, error)
+	DailyReport(ctx context.Context, merchant domain.MerchantID, from, to time.Time) ([]queries.DailyRow, error)
 }
 
 var (
@@ -91,6 +93,8 @@ func New(c Commands, q Queries, ready func(context.Context) error, logger *slog.
 	s.api(http.MethodPost, "/api/v1/payments/{orderId}/cancel", domain.ScopeRefundsWrite, s.cancel)
 	s.api(http.MethodGet, "/api/v1/payments", domain.ScopePaymentsRead, s.listPayments)
 	s.api(http.MethodGet, "/api/v1/payments/{orderId}", domain.ScopePaymentsRead, s.getPayment)
+	// Scopes are per area, not per resource: the daily report is the payments list summed.
+	s.api(http.MethodGet, "/api/v1/reports/daily", domain.ScopePaymentsRead, s.dailyReport)
 	// Reconciliation's summaries describe the merchant's books against Toss's: ledger:read.
 	s.api(http.MethodGet, "/api/v1/reconciliation/runs", domain.ScopeLedgerRead, s.reconciliationRuns)
 	s.router.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -355,4 +359,27 @@ func (s *Server) listPayments(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, page)
+}
+
+type dailyReportResponse struct {
+	Days   []queries.DailyRow  `json:"days"`
+	Totals queries.DailyTotals `json:"totals"`
+}
+
+// dailyReport is GET /api/v1/reports/daily?from=2026-11-01&to=2026-11-30: one row per KST day,
+// both days included, at most queries.MaxReportDays.
+func (s *Server) dailyReport(w http.ResponseWriter, r *http.Request) {
+	params := r.URL.Query()
+	from, errFrom := queries.ParseKSTDate("from", params.Get("from"))
+	to, errTo := queries.ParseKSTDate("to", params.Get("to"))
+	if err := errors.Join(errFrom, errTo); err != nil {
+		writeError(w, r, s.logger, err)
+		return
+	}
+	days, err := s.queries.DailyReport(r.Context(), principalOf(r.Context()).Merchant, from, to)
+	if err != nil {
+		writeError(w, r, s.logger, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, dailyReportResponse{Days: days, Totals: queries.ReportTotals(days)})
 }
