@@ -14,6 +14,7 @@
 //	paymentctl balances [--as-of TIME] [--merchant ID] [--json]
 //	paymentctl dlq list [--projection NAME] [--stream ID] [--json] | show ID | redrive ID|--all   events a projection parked
 //	paymentctl dlq list --kind notify [--merchant ID] | show ID | redrive ID|--all   notifications that ran out of deliveries
+//	paymentctl dev seed --payments N [--merchant ID] [--days D] [--seed S] [--force]   fake history for a development database
 //
 // Configuration comes from the environment only, as for paymentd; every command's --help lists
 // the variables it reads, and a malformed value fails the command naming the variable.
@@ -114,7 +115,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 
 	o := &operator{load: load, stdin: stdin, stdout: stdout, stderr: stderr}
 	root.AddCommand(o.merchantsCommand(), o.keysCommand(), o.secretsCommand(), o.historyCommand(), o.balancesCommand())
-	root.AddCommand(o.reconcileCommand(), o.auditCommand(), o.replayCommand(), o.dlqCommand())
+	root.AddCommand(o.reconcileCommand(), o.auditCommand(), o.replayCommand(), o.dlqCommand(), o.devCommand())
 
 	settle := &cobra.Command{Use: "settlements", Short: "Toss settlement reports"}
 	var from, to, merchant string
