@@ -39,6 +39,7 @@ type Queries interface {
 	ListPayments(ctx context.Context, merchant domain.MerchantID, q queries.ListQuery) (queries.Page, error)
 	ReconciliationRuns(ctx context.Context, merchant domain.MerchantID, q queries.RunsQuery) (queries.RunsPage, error)
 	DailyReport(ctx context.Context, merchant domain.MerchantID, from, to time.Time) ([]queries.DailyRow, error)
+	EachPayment(ctx context.Context, merchant domain.MerchantID, q queries.ListQuery, fn func(queries.Payment) error) error
 }
 
 var (
@@ -150,6 +151,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(context.WithValue(r.Context(), logFieldsKey{}, fields))
 	defer func() {
 		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				// A streamed answer that failed midway (an export): net/http cuts the
+				// connection, so the client sees a broken transfer, not a complete-looking one.
+				panic(p)
+			}
 			s.logger.ErrorContext(r.Context(), "panic", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			if !rec.wrote {
 				writeError(rec, r, s.logger, &apiError{Status: http.StatusInternalServerError, Code: "INTERNAL", Message: "internal error; it has been logged"})
@@ -353,6 +359,15 @@ func (s *Server) listPayments(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q.Cursor, q.Limit = cursor, limit
+	asCSV, err := wantsCSV(r)
+	if err != nil {
+		writeError(w, r, s.logger, err)
+		return
+	}
+	if asCSV {
+		s.exportPayments(w, r, q) // every matching payment: limit does not apply
+		return
+	}
 	page, err := s.queries.ListPayments(r.Context(), principalOf(r.Context()).Merchant, q)
 	if err != nil {
 		writeError(w, r, s.logger, err)

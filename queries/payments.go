@@ -365,15 +365,8 @@ func (s *Service) ListPayments(ctx context.Context, merchant domain.MerchantID, 
 	if err != nil {
 		return Page{}, err
 	}
-	where, args := q.where(merchant)
-	args = append(args, after, afterID, q.Limit+1)
-	n := len(args)
-	rows, err := s.pool.Query(ctx, `
-		SELECT `+paymentColumns+` FROM payment_orders o
-		WHERE `+where+fmt.Sprintf(`
-		  AND ($%d::timestamptz IS NULL OR (o.created_at, o.order_id) < ($%d, $%d))
-		ORDER BY o.created_at DESC, o.order_id DESC
-		LIMIT $%d`, n-2, n-2, n-1, n), args...)
+	sql, args := q.pageSQL(merchant, after, afterID, q.Limit+1)
+	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return Page{}, fmt.Errorf("list payments: %w", err)
 	}
@@ -429,22 +422,23 @@ func (q ListQuery) validate() error {
 // maxSearchLen bounds q: an order id is at most 64 characters, a paymentKey 200.
 const maxSearchLen = 200
 
-// where is the filters' SQL condition on payment_orders o, with its arguments ($1 on).
-func (q ListQuery) where(merchant domain.MerchantID) (string, []any) {
+// pageSQL is the statement of the page of at most limit payments that match the filters, newest
+// first, after the keyset (after, afterID) when after is set, with its arguments.
+//
+// The filters that are a choice between conditions (q: an orderId prefix, a buyerId, a
+// paymentKey or words of the name; needsReview: the row's flag, a broken history or an open
+// difference) are not written as one OR: the planner can use no index for an OR across columns
+// and would read the merchant's payments newest first until the page is full, which for a rare
+// match is all of them. Each combination of the choices is a branch of its own, ordered and
+// limited on the index that fits it, and the page is the newest of their union: the same rows
+// as the OR, since a row among the newest `limit` of the OR is among the newest `limit` of a
+// branch it matches.
+func (q ListQuery) pageSQL(merchant domain.MerchantID, after *time.Time, afterID string, limit int) (string, []any) {
 	args := []any{merchant}
 	arg := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
 	conds := []string{"o.merchant_id = $1"}
 	if q.Status != "" {
 		conds = append(conds, "o.status = "+arg(q.Status))
-	}
-	if q.NeedsReview {
-		conds = append(conds, "(o.needs_review OR "+brokenStream+" OR "+openDifference+")")
-	}
-	if q.Q != "" {
-		// An orderId prefix and exact ids use the btree indexes; the name match, the trigram one.
-		p := arg(q.Q)
-		conds = append(conds, "(o.order_id LIKE "+arg(likePrefix(q.Q))+" OR o.buyer_id = "+p+" OR o.payment_key = "+p+
-			" OR o.order_name ILIKE "+arg("%"+escapeLike(q.Q)+"%")+")")
 	}
 	if !q.From.IsZero() {
 		conds = append(conds, "o.created_at >= "+arg(q.From))
@@ -467,7 +461,42 @@ func (q ListQuery) where(merchant domain.MerchantID) (string, []any) {
 	if q.MaxAmount != nil {
 		conds = append(conds, "o.total_amount <= "+arg(*q.MaxAmount))
 	}
-	return strings.Join(conds, "\n\t\t  AND "), args
+	if after != nil {
+		conds = append(conds, "(o.created_at, o.order_id) < ("+arg(*after)+"::timestamptz, "+arg(afterID)+"::text)")
+	}
+	branches := []string{""}
+	choose := func(alternatives ...string) {
+		var next []string
+		for _, b := range branches {
+			for _, a := range alternatives {
+				next = append(next, b+"\n\t\t  AND "+a)
+			}
+		}
+		branches = next
+	}
+	if q.Q != "" {
+		p := arg(q.Q)
+		// text_pattern_ops index for the prefix, btree for the ids, trigram GIN for the name.
+		choose("o.order_id LIKE "+arg(likePrefix(q.Q)), "o.buyer_id = "+p, "o.payment_key = "+p,
+			"o.order_name ILIKE "+arg("%"+escapeLike(q.Q)+"%"))
+	}
+	if q.NeedsReview {
+		choose("o.needs_review",
+			"o.order_id IN (SELECT substr(b.stream_id, 9) FROM broken_streams b WHERE b.stream_id LIKE 'payment-%')",
+			"o.order_id IN (SELECT d.order_id FROM reconciliation_differences d WHERE d.merchant_id = $1 AND d.resolved_at IS NULL)")
+	}
+	where := strings.Join(conds, "\n\t\t  AND ")
+	lim := arg(limit)
+	const order = "ORDER BY o.created_at DESC, o.order_id DESC"
+	if len(branches) == 1 {
+		return "SELECT " + paymentColumns + " FROM payment_orders o\n\t\tWHERE " + where + branches[0] + "\n\t\t" + order + " LIMIT " + lim, args
+	}
+	parts := make([]string, len(branches))
+	for i, b := range branches {
+		parts[i] = "(SELECT o.created_at, o.order_id FROM payment_orders o WHERE " + where + b + "\n\t\t" + order + " LIMIT " + lim + ")"
+	}
+	return "SELECT " + paymentColumns + " FROM payment_orders o WHERE o.order_id IN (\n\t\tSELECT u.order_id FROM (" +
+		strings.Join(parts, "\n\t\tUNION\n\t\t") + ") u ORDER BY u.created_at DESC, u.order_id DESC LIMIT " + lim + ")\n\t\t" + order, args
 }
 
 // escapeLike quotes LIKE's wildcards (the default escape character is the backslash).
@@ -521,4 +550,51 @@ func deref(s *string) string {
 		return ""
 	}
 	return *s
+}
+
+// ExportBatchSize is the number of payments EachPayment reads per statement.
+const ExportBatchSize = 2000
+
+// EachPayment calls fn with every payment of the merchant that matches q's filters, newest first
+// (q.Cursor, if set, resumes after it; q.Limit is ignored), until fn returns an error, which
+// EachPayment returns. It reads keyset batches of ExportBatchSize, each its own short statement,
+// so that memory stays bounded and no snapshot is held open for the whole export: a long one
+// would hold back the event store's readers (see eventstore.ConfigurePool). The export is
+// therefore not one snapshot: a payment created during it is not listed (it is newer than the
+// first batch), and one that changes is shown as it was when its batch was read. Cancelling ctx
+// stops it between or during batches with ctx's error.
+func (s *Service) EachPayment(ctx context.Context, merchant domain.MerchantID, q ListQuery, fn func(Payment) error) error {
+	if merchant == "" {
+		return errors.New("queries: export without a merchant")
+	}
+	if err := q.validate(); err != nil {
+		return err
+	}
+	after, afterID, err := decodePaymentsCursor(q)
+	if err != nil {
+		return err
+	}
+	batch := make([]Payment, 0, ExportBatchSize)
+	for {
+		sql, args := q.pageSQL(merchant, after, afterID, ExportBatchSize)
+		rows, err := s.pool.Query(ctx, sql, args...)
+		if err != nil {
+			return fmt.Errorf("export payments: %w", err)
+		}
+		batch, err = pgx.AppendRows(batch[:0], rows, func(r pgx.CollectableRow) (Payment, error) { return scanPayment(r) })
+		if err != nil {
+			return fmt.Errorf("export payments: %w", err)
+		}
+		for _, p := range batch {
+			if err := fn(p); err != nil {
+				return err
+			}
+		}
+		if len(batch) < ExportBatchSize {
+			return nil
+		}
+		last := batch[len(batch)-1]
+		t := last.CreatedAt
+		after, afterID = &t, last.OrderID
+	}
 }
