@@ -7,10 +7,12 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/shopspring/decimal"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
@@ -203,35 +205,37 @@ func (o *operator) seed(ctx context.Context, opts seedOptions) error {
 }
 
 // refuseLive refuses a database that holds a live merchant (the target or any other), unless
-// forced: live keys mean real money, so this is no development database.
+// forced: live keys mean real money, so this is no development database. Each merchant is read
+// from its own stream (the merchants read model may trail, and no runner runs here).
 func refuseLive(ctx context.Context, env opEnv, opts seedOptions) error {
 	if opts.force {
 		return nil
 	}
-	var live []string
-	list, err := env.svc.List(ctx)
+	rows, err := env.pool.Query(ctx, `SELECT substr(stream_id, 10) FROM event_streams WHERE stream_id LIKE 'merchant-%' ORDER BY 1`)
 	if err != nil {
 		return err
 	}
-	for _, m := range list {
-		if m.Mode == domain.ModeLive {
-			live = append(live, string(m.MerchantID))
-		}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
 	}
-	// The list is a read model; the target merchant is read from its stream as well.
-	if d, err := env.svc.Show(ctx, opts.id); err == nil {
+	var live []string
+	for _, id := range ids {
+		d, err := env.svc.Show(ctx, domain.MerchantID(id))
+		if err != nil {
+			return fmt.Errorf("merchant %s: %w", id, err)
+		}
 		isLive := d.Mode == domain.ModeLive
 		for _, k := range d.Keys {
 			isLive = isLive || k.Mode == domain.ModeLive && k.Status != "revoked"
 		}
-		if isLive && !slices.Contains(live, string(d.MerchantID)) {
-			live = append(live, string(d.MerchantID))
+		if isLive {
+			live = append(live, id)
 		}
-	} else if !errors.Is(err, domain.ErrMerchantNotFound) {
-		return err
 	}
 	if len(live) > 0 {
-		return fmt.Errorf("refusing to seed: merchant %v has live keys, so this looks like a production database (--force to seed anyway)", live)
+		return fmt.Errorf("refusing to seed: merchant %s has live keys, so this looks like a production database (--force to seed anyway)",
+			strings.Join(live, ", "))
 	}
 	return nil
 }
