@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -68,6 +69,56 @@ func TestListFilters(t *testing.T) {
 			t.Errorf("?%s: %v, want %v", params, got, want)
 		}
 	}
+	// q and needsReview are unions of branches (queries.pageSQL): a page never repeats or skips
+	// a payment matching several branches ("pen" names two payments; buyer-a's ids hold no "pen").
+	var paged []string
+	cursor := ""
+	for range 5 {
+		status, page := call(t, "GET", env.API.URL+"/api/v1/payments?limit=1&q=pen"+cursor, "")
+		if status != http.StatusOK {
+			t.Fatalf("q=pen page: %d %v", status, page)
+		}
+		for _, p := range page["payments"].([]any) {
+			paged = append(paged, p.(map[string]any)["orderName"].(string))
+		}
+		next, _ := page["nextCursor"].(string)
+		if next == "" {
+			break
+		}
+		cursor = "&cursor=" + url.QueryEscape(next)
+	}
+	if slices.Sort(paged); !slices.Equal(paged, []string{"Blue pen", "Red pen"}) {
+		t.Errorf("q=pen, a page at a time: %v", paged)
+	}
+
+	// needsReview: a broken history and an open difference with Toss each make a payment need
+	// review, alone or with q.
+	ctx := context.Background()
+	if _, err := env.Pool.Exec(ctx, `INSERT INTO broken_streams (stream_id, detail) VALUES ($1, 'test')`, "payment-"+ids["Blue pen"]); err != nil {
+		t.Fatal(err)
+	}
+	var run int64
+	if err := env.Pool.QueryRow(ctx, `INSERT INTO reconciliation_runs (merchant_id, from_date, to_date, apply, trigger, started_at, finished_at,
+		payments, toss_transactions, toss_settlements, counts, unresolved, applied)
+		VALUES ($1, '2026-11-01', '2026-11-01', false, 'cli', now(), now(), 1, 1, 1, '{}', 1, 0) RETURNING id`, testenv.Merchant).Scan(&run); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Pool.Exec(ctx, `INSERT INTO reconciliation_differences (merchant_id, order_id, category, transaction_key, payment_key,
+		ours, toss, detail, first_run_id, last_run_id, first_seen, last_seen) VALUES ($1, $2, 'amount', '', '', '1', '2', 'test', $3, $3, now(), now())`,
+		testenv.Merchant, ids["Notebook 100%_off"], run); err != nil {
+		t.Fatal(err)
+	}
+	for params, want := range map[string][]string{
+		"needsReview=true":                          {"Blue pen", "Notebook 100%_off"},
+		"needsReview=true&q=pen":                    {"Blue pen"},
+		"needsReview=true&q=buyer-a&minAmount=2000": {"Notebook 100%_off"},
+		"needsReview=false&q=Red":                   {"Red pen"},
+	} {
+		if got := list(params); !slices.Equal(got, want) {
+			t.Errorf("?%s: %v, want %v", params, got, want)
+		}
+	}
+
 	for params, wantParam := range map[string]string{
 		"type=refund":                   "type",
 		"from=yesterday":                "from",

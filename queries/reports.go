@@ -51,20 +51,7 @@ func (s *Service) DailyReport(ctx context.Context, merchant domain.MerchantID, f
 	}
 	start := days[0]
 	end := days[len(days)-1].AddDate(0, 0, 1)
-	// Each entry has exactly one psp_receivable posting when it is an approval (debit: the
-	// amount) or a cancel (credit: the amount refunded); a settlement's psp_fees posting is
-	// its fee (debit, or credit for a cancel's returned fee). Days are grouped in KST.
-	rows, err := s.pool.Query(ctx, `
-		SELECT to_char(p.occurred_at AT TIME ZONE INTERVAL '+09:00', 'YYYY-MM-DD') AS day,
-		       count(*) FILTER (WHERE e.kind = 'approval'),
-		       COALESCE(sum(p.debit) FILTER (WHERE e.kind = 'approval'), 0),
-		       count(*) FILTER (WHERE e.kind = 'cancel'),
-		       COALESCE(sum(p.credit) FILTER (WHERE e.kind = 'cancel'), 0),
-		       COALESCE(sum(p.debit - p.credit) FILTER (WHERE e.kind = 'settlement'), 0)
-		FROM postings p JOIN journal_entries e ON e.id = p.entry_id
-		WHERE p.merchant_id = $1 AND p.occurred_at >= $2 AND p.occurred_at < $3
-		  AND ((p.account = $4 AND e.kind IN ('approval', 'cancel')) OR (p.account = $5 AND e.kind = 'settlement'))
-		GROUP BY 1`, merchant, start, end, domain.AccountPSPReceivable, domain.AccountPSPFees)
+	rows, err := s.pool.Query(ctx, dailyReportSQL, merchant, start, end, domain.AccountPSPReceivable, domain.AccountPSPFees)
 	if err != nil {
 		return nil, fmt.Errorf("daily report: %w", err)
 	}
@@ -99,6 +86,22 @@ type DailyTotals struct {
 	NetAmount      decimal.Decimal `json:"netAmount"`
 	PSPFees        decimal.Decimal `json:"pspFees"`
 }
+
+// dailyReportSQL sums the merchant's entries of [$2, $3) per KST day. An approval or a cancel
+// entry has exactly one psp_receivable posting ($4), its amount (a debit for an approval, a
+// credit for a cancel); a settlement entry's psp_fees posting ($5) is its fee (a debit, or a
+// credit for a cancel's returned fee). Payout entries are not counted.
+const dailyReportSQL = `
+	SELECT to_char(p.occurred_at AT TIME ZONE INTERVAL '+09:00', 'YYYY-MM-DD') AS day,
+	       count(*) FILTER (WHERE e.kind = 'approval'),
+	       COALESCE(sum(p.debit) FILTER (WHERE e.kind = 'approval'), 0),
+	       count(*) FILTER (WHERE e.kind = 'cancel'),
+	       COALESCE(sum(p.credit) FILTER (WHERE e.kind = 'cancel'), 0),
+	       COALESCE(sum(p.debit - p.credit) FILTER (WHERE e.kind = 'settlement'), 0)
+	FROM postings p JOIN journal_entries e ON e.id = p.entry_id
+	WHERE p.merchant_id = $1 AND p.occurred_at >= $2 AND p.occurred_at < $3
+	  AND ((p.account = $4 AND e.kind IN ('approval', 'cancel')) OR (p.account = $5 AND e.kind = 'settlement'))
+	GROUP BY 1`
 
 // ReportTotals sums a report's days.
 func ReportTotals(days []DailyRow) DailyTotals {
