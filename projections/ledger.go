@@ -137,6 +137,56 @@ func (p *postingRow) values() []any {
 	return []any{p.MerchantID, p.Account, p.AccountType, p.SellerID, p.LineID, p.Debit, p.Credit, p.Currency, p.OccurredAt}
 }
 
+// dailyTotalsRow is what one entry adds to its merchant's KST day in ledger_daily_totals, the
+// daily report's rollup (queries.DailyReport): an approval entry one approval of its
+// psp_receivable debit, a cancel entry one cancel of its psp_receivable credit, a settlement
+// entry its psp_fees (debit − credit: a cancel's row gives its fee back). A payout entry adds
+// nothing. The rollup is kept with the entries, in the same transaction, so the report reads a
+// row per day instead of summing a month of postings.
+type dailyTotalsRow struct {
+	MerchantID     domain.MerchantID
+	Currency       domain.Currency
+	Day            string // the KST calendar day, 2026-11-01
+	ApprovedCount  int
+	ApprovedAmount decimal.Decimal
+	CanceledCount  int
+	CanceledAmount decimal.Decimal
+	PSPFees        decimal.Decimal
+}
+
+const ledgerDailyColumns = `merchant_id, currency, day, approved_count, approved_amount, canceled_count, canceled_amount, psp_fees`
+
+func (d *dailyTotalsRow) values() []any {
+	return []any{d.MerchantID, d.Currency, d.Day, d.ApprovedCount, d.ApprovedAmount, d.CanceledCount, d.CanceledAmount, d.PSPFees}
+}
+
+// dailyDelta is what entry e with its postings adds to its day; ok is false when it adds nothing.
+func dailyDelta(e journalEntryRow, postings []postingRow) (d dailyTotalsRow, ok bool) {
+	k := e.OccurredAt.In(domain.KST)
+	d = dailyTotalsRow{MerchantID: e.MerchantID, Currency: e.Currency, Day: k.Format(time.DateOnly),
+		ApprovedAmount: decimal.Zero, CanceledAmount: decimal.Zero, PSPFees: decimal.Zero}
+	for _, p := range postings {
+		switch {
+		case e.Kind == domain.EntryApproval && p.Account == domain.AccountPSPReceivable:
+			d.ApprovedCount, d.ApprovedAmount, ok = d.ApprovedCount+1, d.ApprovedAmount.Add(p.Debit), true
+		case e.Kind == domain.EntryCancel && p.Account == domain.AccountPSPReceivable:
+			d.CanceledCount, d.CanceledAmount, ok = d.CanceledCount+1, d.CanceledAmount.Add(p.Credit), true
+		case e.Kind == domain.EntrySettlement && p.Account == domain.AccountPSPFees:
+			d.PSPFees, ok = d.PSPFees.Add(p.Debit).Sub(p.Credit), true
+		}
+	}
+	return d, ok
+}
+
+// add adds o's figures to d's.
+func (d *dailyTotalsRow) add(o dailyTotalsRow) {
+	d.ApprovedCount += o.ApprovedCount
+	d.ApprovedAmount = d.ApprovedAmount.Add(o.ApprovedAmount)
+	d.CanceledCount += o.CanceledCount
+	d.CanceledAmount = d.CanceledAmount.Add(o.CanceledAmount)
+	d.PSPFees = d.PSPFees.Add(o.PSPFees)
+}
+
 type walletMovementRow struct {
 	EntryID        int64
 	MerchantID     domain.MerchantID
@@ -497,6 +547,13 @@ func (s sqlLedger) insertEntry(ctx context.Context, e journalEntryRow, postings 
 		batch.Queue(`INSERT INTO postings (entry_id, `+postingColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
 			append([]any{id}, p.values()...)...)
 	}
+	if d, ok := dailyDelta(e, postings); ok {
+		batch.Queue(`INSERT INTO ledger_daily_totals AS t (`+ledgerDailyColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+			ON CONFLICT (merchant_id, currency, day) DO UPDATE SET
+				approved_count = t.approved_count + EXCLUDED.approved_count, approved_amount = t.approved_amount + EXCLUDED.approved_amount,
+				canceled_count = t.canceled_count + EXCLUDED.canceled_count, canceled_amount = t.canceled_amount + EXCLUDED.canceled_amount,
+				psp_fees = t.psp_fees + EXCLUDED.psp_fees`, d.values()...)
+	}
 	if err := s.tx.SendBatch(ctx, batch).Close(); err != nil {
 		return 0, false, fmt.Errorf("ledger: insert postings for %s: %w", e.OrderID, err)
 	}
@@ -540,6 +597,7 @@ func (s sqlLedger) insertMovements(ctx context.Context, ms []walletMovementRow) 
 func ResetLedger(ctx context.Context, tx pgx.Tx) error {
 	_, err := tx.Exec(ctx, `
 		DELETE FROM wallet_movements;
+		DELETE FROM ledger_daily_totals;
 		DELETE FROM postings;
 		DELETE FROM journal_entries;
 		DELETE FROM ledger_order_lines;

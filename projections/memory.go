@@ -141,6 +141,14 @@ type memLedger struct {
 	postings  appendOnly[memPosting]
 	wallet    appendOnly[memMovement]
 	byTx      map[orderTx][]walletMovementRow // what movements reads back
+	days      map[dailyKey]*dailyTotalsRow
+	dayList   []*dailyTotalsRow
+}
+
+type dailyKey struct {
+	merchant domain.MerchantID
+	currency domain.Currency
+	day      string
 }
 
 type memPosting struct {
@@ -174,7 +182,7 @@ var _ ledgerStore = (*memLedger)(nil)
 // chunk rows at a time.
 func newMemLedger(send func(copyTable) error, chunk int) *memLedger {
 	return &memLedger{rates: map[domain.MerchantID]*ledgerRateRow{}, orders: map[domain.OrderID]*memLedgerOrder{},
-		entryIDs: map[entryKey]int64{}, byTx: map[orderTx][]walletMovementRow{},
+		entryIDs: map[entryKey]int64{}, byTx: map[orderTx][]walletMovementRow{}, days: map[dailyKey]*dailyTotalsRow{},
 		entries: appendOnly[journalEntryRow]{table: "journal_entries", columns: append([]string{"id"}, columnList(journalEntryColumns)...), send: send, chunk: chunk,
 			values: func(e *journalEntryRow) []any { return append([]any{e.ID}, e.values()...) }},
 		postings: appendOnly[memPosting]{table: "postings", columns: append([]string{"id", "entry_id"}, columnList(postingColumns)...), send: send, chunk: chunk,
@@ -251,6 +259,15 @@ func (m *memLedger) insertEntry(_ context.Context, e journalEntryRow, postings [
 			return 0, false, err
 		}
 	}
+	if d, ok := dailyDelta(e, postings); ok {
+		k := dailyKey{d.MerchantID, d.Currency, d.Day}
+		if row := m.days[k]; row != nil {
+			row.add(d)
+		} else {
+			m.days[k] = &d
+			m.dayList = append(m.dayList, &d)
+		}
+	}
 	return e.ID, true, nil
 }
 
@@ -294,6 +311,8 @@ func (m *memLedger) copyTables() []copyTable {
 		m.entries.pending(),
 		m.postings.pending(),
 		m.wallet.pending(),
+		{table: "ledger_daily_totals", columns: columnList(ledgerDailyColumns), n: len(m.dayList),
+			row: func(i int) []any { return m.dayList[i].values() }},
 	}
 }
 

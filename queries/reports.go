@@ -13,7 +13,8 @@ import (
 
 // DailyRow is one KST calendar day of a merchant's payments, as its books show them.
 //
-// The figures come from the ledger's journal entries, not from payment_orders: an approval or
+// The figures come from the ledger's journal entries (through their daily rollup), not from
+// payment_orders: an approval or
 // cancel counts on the day it happened at Toss (the entry's time), however it was learned (our
 // confirm, recovery's PaymentApprovedAtPSP, a cancel made in Toss's console), and a payment
 // approved on one day and canceled on another counts on both days.
@@ -40,7 +41,7 @@ const MaxReportDays = 366
 // present (zeros for a day without payments), oldest first. from and to are KST calendar days:
 // midnight in KST (ParseKSTDate reads them from 2026-12-01). A range that is empty, reversed,
 // longer than MaxReportDays, or that does not start and end at midnight KST is invalid input.
-// Amounts are in the merchant's books' currency (KRW).
+// Amounts are in KRW, the merchants' one currency.
 func (s *Service) DailyReport(ctx context.Context, merchant domain.MerchantID, from, to time.Time) ([]DailyRow, error) {
 	if merchant == "" {
 		return nil, errNoMerchant("daily report")
@@ -49,9 +50,8 @@ func (s *Service) DailyReport(ctx context.Context, merchant domain.MerchantID, f
 	if err != nil {
 		return nil, err
 	}
-	start := days[0]
-	end := days[len(days)-1].AddDate(0, 0, 1)
-	rows, err := s.pool.Query(ctx, dailyReportSQL, merchant, start, end, domain.AccountPSPReceivable, domain.AccountPSPFees)
+	start, end := days[0], days[len(days)-1]
+	rows, err := s.pool.Query(ctx, dailyReportSQL, merchant, start.Format(time.DateOnly), end.Format(time.DateOnly), domain.KRW)
 	if err != nil {
 		return nil, fmt.Errorf("daily report: %w", err)
 	}
@@ -87,21 +87,13 @@ type DailyTotals struct {
 	PSPFees        decimal.Decimal `json:"pspFees"`
 }
 
-// dailyReportSQL sums the merchant's entries of [$2, $3) per KST day. An approval or a cancel
-// entry has exactly one psp_receivable posting ($4), its amount (a debit for an approval, a
-// credit for a cancel); a settlement entry's psp_fees posting ($5) is its fee (a debit, or a
-// credit for a cancel's returned fee). Payout entries are not counted.
+// dailyReportSQL reads the ledger's rollup of the merchant's days [$2, $3] in currency $4:
+// ledger_daily_totals, which the ledger projection keeps with the journal entries (see
+// projections.dailyDelta for what each entry adds), so a month is 31 rows whatever the volume.
 const dailyReportSQL = `
-	SELECT to_char(p.occurred_at AT TIME ZONE INTERVAL '+09:00', 'YYYY-MM-DD') AS day,
-	       count(*) FILTER (WHERE e.kind = 'approval'),
-	       COALESCE(sum(p.debit) FILTER (WHERE e.kind = 'approval'), 0),
-	       count(*) FILTER (WHERE e.kind = 'cancel'),
-	       COALESCE(sum(p.credit) FILTER (WHERE e.kind = 'cancel'), 0),
-	       COALESCE(sum(p.debit - p.credit) FILTER (WHERE e.kind = 'settlement'), 0)
-	FROM postings p JOIN journal_entries e ON e.id = p.entry_id
-	WHERE p.merchant_id = $1 AND p.occurred_at >= $2 AND p.occurred_at < $3
-	  AND ((p.account = $4 AND e.kind IN ('approval', 'cancel')) OR (p.account = $5 AND e.kind = 'settlement'))
-	GROUP BY 1`
+	SELECT day, approved_count, approved_amount, canceled_count, canceled_amount, psp_fees
+	FROM ledger_daily_totals
+	WHERE merchant_id = $1 AND currency = $4 AND day BETWEEN $2 AND $3`
 
 // ReportTotals sums a report's days.
 func ReportTotals(days []DailyRow) DailyTotals {
