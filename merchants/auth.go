@@ -95,3 +95,29 @@ func (s *Service) merchantOfKey(ctx context.Context, kid domain.APIKeyID) (domai
 	s.index.Add(kid, m)
 	return m, nil
 }
+
+// CheckKey reports whether the merchant's key kid still works, without its secret: for holders
+// of a key Authenticate already accepted (the back office's sessions keep the key id, never the
+// key). It reads the merchant's state as Authenticate does, at most CacheTTL old, so a
+// revocation ends such holders' access on every instance within CacheTTL. A key that is unknown,
+// of another merchant, revoked or past its rotation's grace, or a merchant whose history failed
+// verification, is an *AuthError; any other error means the database could not be asked.
+func (s *Service) CheckKey(ctx context.Context, merchant domain.MerchantID, kid domain.APIKeyID) (Principal, error) {
+	m, err := s.state(ctx, merchant)
+	switch {
+	case errors.Is(err, domain.ErrMerchantNotFound):
+		return Principal{}, &AuthError{Reason: ReasonUnknownKey}
+	case errors.Is(err, domain.ErrHistoryBroken):
+		return Principal{}, &AuthError{Reason: ReasonBroken}
+	case err != nil:
+		return Principal{}, err
+	}
+	k, ok := m.Keys[kid]
+	switch {
+	case !ok:
+		return Principal{}, &AuthError{Reason: ReasonUnknownKey}
+	case !k.ActiveAt(s.cfg.Now()):
+		return Principal{}, &AuthError{Reason: ReasonRevoked}
+	}
+	return Principal{Merchant: m.ID, KeyID: kid, Mode: k.Mode, Scopes: k.Scopes}, nil
+}

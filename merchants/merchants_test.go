@@ -288,3 +288,32 @@ func TestTossFeeRate(t *testing.T) {
 		t.Fatalf("unknown merchant: %v", err)
 	}
 }
+
+// CheckKey answers for a key by its id as Authenticate does for the key: it works, and after a
+// revocation on another instance it is refused within the cache TTL; ids of no key, or of
+// another merchant's key, are unknown.
+func TestCheckKeyFollowsRevocation(t *testing.T) {
+	f := newFixture(t)
+	k, err := f.a.Create(ctx, merchants.CreateInput{ID: "shop-1", Name: "Shop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := f.a.Create(ctx, merchants.CreateInput{ID: "shop-2", Name: "Other"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := f.b.CheckKey(ctx, "shop-1", k.KeyID)
+	if err != nil || p.Merchant != "shop-1" || p.KeyID != k.KeyID || len(p.Scopes) != len(domain.AllScopes) {
+		t.Fatalf("CheckKey: %+v %v", p, err)
+	}
+	_, err = f.b.CheckKey(ctx, "shop-1", other.KeyID)
+	wantReason(t, err, merchants.ReasonUnknownKey)
+	_, err = f.b.CheckKey(ctx, "shop-none", k.KeyID)
+	wantReason(t, err, merchants.ReasonUnknownKey)
+	if _, err := f.a.RevokeKey(ctx, "shop-1", k.KeyID, merchants.ActorAdmin); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Add(ttl)
+	_, err = f.b.CheckKey(ctx, "shop-1", k.KeyID)
+	wantReason(t, err, merchants.ReasonRevoked)
+}
