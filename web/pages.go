@@ -106,14 +106,14 @@ func messageOf(err error) string {
 }
 
 type paymentData struct {
-	OrderID  string
-	Payment  queries.Payment
-	Balance  decimal.Decimal
-	Broken   bool   // the stored history failed verification
-	Message  string // why it is broken
-	Row      *queries.Payment
+	OrderID   string
+	Payment   queries.Payment
+	Balance   decimal.Decimal
+	Broken    bool   // the stored history failed verification
+	Message   string // why it is broken
+	Row       *queries.Payment
 	CanRefund bool
-	IdemKey  string
+	IdemKey   string
 	// The refund just made, or why it was refused; the form's values when it was.
 	Result      *commands.CancelResult
 	RefundError string

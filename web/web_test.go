@@ -381,7 +381,9 @@ func TestAnotherMerchantsPaymentIsNotFound(t *testing.T) {
 	if theirs.status != http.StatusNotFound || missing.status != http.StatusNotFound {
 		t.Fatalf("statuses %d %d", theirs.status, missing.status)
 	}
-	norm := func(s string) string { return regexp.MustCompile(`no payment with orderId \S+`).ReplaceAllString(s, "") }
+	norm := func(s string) string {
+		return regexp.MustCompile(`no payment with orderId \S+`).ReplaceAllString(s, "")
+	}
 	if norm(theirs.body) != norm(missing.body) {
 		t.Fatalf("another merchant's order reads differently from a missing one:\n%s\n---\n%s", theirs.body, missing.body)
 	}
