@@ -345,6 +345,3 @@ func (h *Handler) reconciliationPage(w http.ResponseWriter, r *http.Request) {
 	}
 	h.render(w, r, http.StatusOK, "reconciliation", page{Title: "Reconciliation", Nav: "reconciliation", Data: d})
 }
-
-// exportURL is the CSV export of the filtered list; "" until the export exists.
-func (h *Handler) exportURL(url.Values) string { return "" }

@@ -25,7 +25,7 @@ type page struct {
 type pageTemplate = template.Template
 
 // pageNames are the templates/<name>.html files, each rendered inside layout.html.
-var pageNames = []string{"signin", "error", "payments", "payment", "review", "wallets", "ledger", "reconciliation"}
+var pageNames = []string{"signin", "error", "payments", "payment", "review", "wallets", "ledger", "reconciliation", "daily"}
 
 var funcs = template.FuncMap{
 	"won":       won,

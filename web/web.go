@@ -76,6 +76,7 @@ var (
 	_ Payments = (*queries.Service)(nil)
 	_ Ledger   = (*queries.Ledger)(nil)
 	_ Refunds  = (*commands.Service)(nil)
+	_ Reports  = (*queries.Service)(nil)
 )
 
 // Config holds the back office's services and settings.
@@ -84,6 +85,8 @@ type Config struct {
 	Payments Payments      // required
 	Ledger   Ledger        // required
 	Refunds  Refunds       // required
+	Reports  Reports       // required: the daily chart
+	Exporter Exporter      // required: the CSV export
 	Pool     *pgxpool.Pool // required: the sessions (web_sessions)
 	Logger   *slog.Logger
 
@@ -122,7 +125,7 @@ var staticFiles embed.FS
 func New(cfg Config) *Handler {
 	var missing []error
 	for name, ok := range map[string]bool{"Keys": cfg.Keys != nil, "Payments": cfg.Payments != nil,
-		"Ledger": cfg.Ledger != nil, "Refunds": cfg.Refunds != nil, "Pool": cfg.Pool != nil} {
+		"Ledger": cfg.Ledger != nil, "Refunds": cfg.Refunds != nil, "Reports": cfg.Reports != nil, "Exporter": cfg.Exporter != nil, "Pool": cfg.Pool != nil} {
 		if !ok {
 			missing = append(missing, fmt.Errorf("web: Config.%s is required", name))
 		}
@@ -170,9 +173,11 @@ func (h *Handler) routes() {
 		http.Redirect(w, r, "/payments", http.StatusSeeOther)
 	})).Methods(http.MethodGet)
 	r.Handle("/payments", h.signedIn(domain.ScopePaymentsRead, h.paymentsPage)).Methods(http.MethodGet)
+	r.Handle("/payments/export.csv", h.signedIn(domain.ScopePaymentsRead, h.exportPage)).Methods(http.MethodGet)
 	r.Handle("/payments/{orderId}", h.signedIn(domain.ScopePaymentsRead, h.paymentPage)).Methods(http.MethodGet)
 	r.Handle("/payments/{orderId}/refund", h.signedIn(domain.ScopeRefundsWrite, h.refund)).Methods(http.MethodPost)
 	r.Handle("/review", h.signedIn(domain.ScopePaymentsRead, h.reviewPage)).Methods(http.MethodGet)
+	r.Handle("/reports/daily", h.signedIn(domain.ScopePaymentsRead, h.dailyPage)).Methods(http.MethodGet)
 	r.Handle("/wallets", h.signedIn(domain.ScopeLedgerRead, h.walletPage)).Methods(http.MethodGet)
 	r.Handle("/ledger", h.signedIn(domain.ScopeLedgerRead, h.trialBalancePage)).Methods(http.MethodGet)
 	r.Handle("/reconciliation", h.signedIn(domain.ScopeLedgerRead, h.reconciliationPage)).Methods(http.MethodGet)

@@ -55,7 +55,7 @@ func newSite(t *testing.T, cfg web.Config) *site {
 	t.Helper()
 	env := testenv.New(t, testenv.Options{})
 	s := &site{env: env, clock: &clock{now: time.Now()}}
-	cfg.Keys, cfg.Payments, cfg.Ledger, cfg.Refunds, cfg.Pool = env.Merchants, env.Queries, queries.NewLedger(env.Pool), env.Commands, env.Pool
+	cfg.Keys, cfg.Payments, cfg.Ledger, cfg.Refunds, cfg.Reports, cfg.Exporter, cfg.Pool = env.Merchants, env.Queries, queries.NewLedger(env.Pool), env.Commands, env.Queries, env.Queries, env.Pool
 	cfg.Logger = testenv.Logger(t)
 	if cfg.Now == nil {
 		cfg.Now = s.clock.Now
