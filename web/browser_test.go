@@ -174,9 +174,28 @@ func TestBackOfficeInABrowser(t *testing.T) {
 	}
 	check("12-other-merchants-order-404", "not found")
 
+	// A payment whose stored history was edited behind the event store's back: its events are not
+	// shown as history, the page says the chain is broken.
+	ctxTamper := context.Background()
+	for _, sql := range []string{`ALTER TABLE events DISABLE TRIGGER events_no_update_delete`,
+		`UPDATE events SET data = '{"edited": true}' WHERE stream_id = 'payment-` + string(other) + `' AND version = 1`,
+		`ALTER TABLE events ENABLE TRIGGER events_no_update_delete`} {
+		if _, err := s.env.Pool.Exec(ctxTamper, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp = browsertest.Get(t, tab, "broken payment", chromedp.NavigateResponse(s.url+"/payments/"+string(other)))
+	if got := text("broken state", "#chain-status"); resp.Status != http.StatusConflict || !strings.Contains(got, "History failed verification") {
+		t.Fatalf("broken history: %d %q", resp.Status, got)
+	}
+	if browsertest.Get(t, tab, "no timeline", chromedp.Evaluate[bool](`document.getElementById("timeline") === null`)) != true {
+		t.Fatal("a broken history is shown as a timeline")
+	}
+	check("13-history-failed-verification", "broken history")
+
 	browsertest.Do(t, tab, "sign out", chromedp.Navigate(s.url+"/payments"), chromedp.WaitVisible(chromedp.ID("signout")),
 		chromedp.Click(chromedp.ID("signout")), chromedp.WaitVisible(chromedp.ID("signin-notice")))
-	check("13-signed-out", "signed out")
+	check("14-signed-out", "signed out")
 	browsertest.Do(t, tab, "after sign-out", chromedp.Navigate(s.url+"/payments"), chromedp.WaitVisible(chromedp.ID("apiKey")))
 }
 

@@ -138,8 +138,3 @@ func withParams(path string, v url.Values) string {
 	}
 	return path + "?" + clean.Encode()
 }
-
-// formatCount writes n with thousands separators.
-func formatCount(n int) string {
-	return strings.TrimSuffix(won(decimal.NewFromInt(int64(n))), "원")
-}
