@@ -393,3 +393,87 @@ func commandsCheckout(m domain.MerchantID) commands.CheckoutInput {
 	return commands.CheckoutInput{Merchant: m, OrderName: "their order", BuyerID: "buyer-9",
 		Lines: []domain.CheckoutLine{{SellerID: "seller-z", ProductID: "p", Amount: decimal.NewFromInt(5000)}}}
 }
+
+// The list pages by keyset links that keep the filters; invalid filters are a 400 with the
+// problem; the export holds the whole filtered set, formulas quoted.
+func TestListPagesFiltersAndExport(t *testing.T) {
+	s := newSite(t, web.Config{})
+	ctx := context.Background()
+	var last domain.OrderID
+	for i := range 51 {
+		in := commandsCheckout(testenv.Merchant)
+		in.OrderName = "=HYPERLINK(\"x\") " + string(rune('a'+i%26))
+		co, err := s.env.Commands.Checkout(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = co.OrderID
+	}
+	s.waitListed(t, last, string(domain.StatusNotStarted))
+	testenv.WaitFor(t, 10*time.Second, "51 payments listed", func() bool {
+		page, err := s.env.Queries.ListPayments(ctx, testenv.Merchant, queries.ListQuery{Limit: 100})
+		return err == nil && len(page.Payments) == 51
+	})
+	c := s.client(t)
+	c.mustSignIn(s.env.APIKey)
+	rows := regexp.MustCompile(`<tr>\s*<td><a href="/payments/`)
+	first := c.get("/payments?status=NOT_STARTED&sellerId=seller-z")
+	next := regexp.MustCompile(`href="(/payments\?[^"]*cursor=[^"]*)" id="next-page"`).FindStringSubmatch(first.body)
+	if first.status != http.StatusOK || len(rows.FindAllString(first.body, -1)) != 50 || next == nil {
+		t.Fatalf("first page: %d, %d rows, next %v", first.status, len(rows.FindAllString(first.body, -1)), next)
+	}
+	link := strings.ReplaceAll(next[1], "&amp;", "&")
+	if !strings.Contains(link, "sellerId=seller-z") || !strings.Contains(link, "status=NOT_STARTED") {
+		t.Fatalf("the next link drops the filters: %s", link)
+	}
+	second := c.get(link)
+	if second.status != http.StatusOK || len(rows.FindAllString(second.body, -1)) != 1 || strings.Contains(second.body, `id="next-page"`) ||
+		!strings.Contains(second.body, "First page") {
+		t.Fatalf("second page: %d %s", second.status, second.body)
+	}
+	if res := c.get("/payments?minAmount=abc&status=NOPE"); res.status != http.StatusBadRequest ||
+		!strings.Contains(res.body, "minAmount must be a non-negative amount") || !strings.Contains(res.body, `value="abc"`) {
+		t.Fatalf("invalid filters: %d %s", res.status, res.body)
+	}
+	csv := c.get("/payments/export.csv?sellerId=seller-z")
+	lines := strings.Split(strings.TrimSpace(csv.body), "\n")
+	if csv.status != http.StatusOK || len(lines) != 52 || !strings.HasPrefix(lines[0], "orderId,createdAt,status,orderName") ||
+		!strings.Contains(lines[1], `'=HYPERLINK`) {
+		t.Fatalf("export: %d, %d lines, %q", csv.status, len(lines), lines[:2])
+	}
+	if res := c.get("/payments/export.csv?sellerId=nobody"); strings.TrimSpace(res.body) != strings.Join(strings.Split(lines[0], ","), ",") {
+		t.Fatalf("an empty export: %q", res.body)
+	}
+}
+
+// A key without refunds:write sees no refund form and cannot post one; without ledger:read the
+// ledger pages are refused and not offered.
+func TestPagesFollowTheKeysScopes(t *testing.T) {
+	s := newSite(t, web.Config{})
+	id := s.pay(t, 10000)
+	k, err := s.env.Merchants.IssueKey(context.Background(), testenv.Merchant, []domain.Scope{domain.ScopePaymentsRead}, merchants.ActorAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := s.client(t)
+	c.mustSignIn(k.APIKey)
+	page := "/payments/" + string(id)
+	res := c.get(page)
+	if res.status != http.StatusOK || strings.Contains(res.body, `id="refund-submit"`) || !strings.Contains(res.body, `id="no-refund-scope"`) ||
+		strings.Contains(res.body, `href="/ledger"`) {
+		t.Fatalf("payment page for payments:read: %d %s", res.status, res.body)
+	}
+	before := s.env.CountEvents(t)
+	token := csrfField.FindStringSubmatch(res.body)[1]
+	if res := c.post(page+"/refund", url.Values{"csrf": {token}, "amount": {"1000"}, "reason": {"x"}, "idempotencyKey": {"web-scope"}}); res.status != http.StatusForbidden {
+		t.Fatalf("refund without refunds:write: %d", res.status)
+	}
+	if s.env.CountEvents(t) != before {
+		t.Fatal("a refund without the scope appended events")
+	}
+	for _, p := range []string{"/ledger", "/wallets?sellerId=seller-a", "/reconciliation"} {
+		if res := c.get(p); res.status != http.StatusForbidden || !strings.Contains(res.body, "ledger:read") {
+			t.Errorf("%s without ledger:read: %d", p, res.status)
+		}
+	}
+}
