@@ -205,6 +205,14 @@ func TestRecordedResponsesMatchDocument(t *testing.T) {
 			a.do(400, http.MethodGet, "/api/v1/payments?"+q, "")
 		}
 		a.do(400, http.MethodGet, "/api/v1/payments?q=%00", "")
+		a.do(200, http.MethodGet, "/api/v1/payments?format=csv&q=buyer-1", "")
+		a.do(200, http.MethodGet, "/api/v1/payments", "", "Accept", "text/csv")
+		a.do(400, http.MethodGet, "/api/v1/payments?format=xml", "")
+		a.do(200, http.MethodGet, "/api/v1/reports/daily?from="+day+"&to="+day, "")
+		a.do(200, http.MethodGet, "/api/v1/reports/daily?from=2026-11-01&to=2026-11-30", "")
+		for _, q := range []string{"", "from=" + day, "from=2026-12-02&to=2026-12-01", "from=2025-01-01&to=2026-12-31", "from=x&to=y"} {
+			a.do(400, http.MethodGet, "/api/v1/reports/daily?"+q, "")
+		}
 	})
 
 	t.Run("ledger", func(t *testing.T) {

@@ -54,10 +54,11 @@ type Config struct {
 	ReconcileDays    int    `env:"RECONCILE_DAYS,default=3" desc:"each daily reconciliation compares the last N days up to yesterday, so a day whose run failed is compared again"`
 	ReconcileApply   bool   `env:"RECONCILE_APPLY,default=true" desc:"the daily reconciliation books what Toss's truth settles (approvals Toss holds, console cancels, missing settlement rows), as paymentctl reconcile --apply"`
 
-	AdminToken        string `env:"ADMIN_TOKEN" secret:"true" desc:"bearer token of the admin API /admin/v1, at least 32 characters; empty turns the admin API off"`
-	DemoMerchant      bool   `env:"DEMO_MERCHANT,default=false" desc:"seed a merchant demo and print its API key at start-up; TOSS_SIMULATOR implies it"`
-	DemoTossSecretKey string `env:"DEMO_TOSS_SECRET_KEY,default=test_sk_tosssim_demo" secret:"true" desc:"the demo merchant's Toss secret key, for a simulator run outside paymentd (e.g. docker compose)"`
-	DebugAddr         string `env:"DEBUG_ADDR" desc:"listen address of pprof and /metrics, separate from the API; empty turns it off"`
+	AdminToken          string `env:"ADMIN_TOKEN" secret:"true" desc:"bearer token of the admin API /admin/v1, at least 32 characters; empty turns the admin API off"`
+	DemoMerchant        bool   `env:"DEMO_MERCHANT,default=false" desc:"seed a merchant demo and print its API key at start-up; TOSS_SIMULATOR implies it"`
+	DemoTossSecretKey   string `env:"DEMO_TOSS_SECRET_KEY,default=test_sk_tosssim_demo" secret:"true" desc:"the demo merchant's Toss secret key, for a simulator run outside paymentd (e.g. docker compose)"`
+	TrustForwardedProto bool   `env:"TRUST_FORWARDED_PROTO,default=false" desc:"take X-Forwarded-Proto: https as TLS (back-office cookies get Secure); set it only behind a proxy that sets the header itself"`
+	DebugAddr           string `env:"DEBUG_ADDR" desc:"listen address of pprof and /metrics, separate from the API; empty turns it off"`
 
 	APIKeyRate            float64       `env:"API_KEY_RATE,default=50" desc:"requests per second allowed per API key (token bucket rate)"`
 	APIKeyBurst           int           `env:"API_KEY_BURST,default=100" desc:"requests per API key allowed in a burst"`

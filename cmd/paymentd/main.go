@@ -49,6 +49,7 @@ import (
 	"github.com/paymentledger/ledger/secrets"
 	"github.com/paymentledger/ledger/settlements"
 	"github.com/paymentledger/ledger/shop"
+	"github.com/paymentledger/ledger/web"
 	"github.com/paymentledger/ledger/webhooks"
 )
 
@@ -174,7 +175,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	api := httpapi.New(cmds, queries.New(pool, store), pool.Ping, logger, httpapi.AuthConfig{
+	reads := queries.New(pool, store)
+	ledger := queries.NewLedger(pool)
+	api := httpapi.New(cmds, reads, pool.Ping, logger, httpapi.AuthConfig{
 		Keys:              merchantSvc,
 		AdminToken:        cfg.AdminToken,
 		KeyRate:           cfg.APIKeyRate,
@@ -182,7 +185,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		FailuresPerMinute: cfg.AuthFailuresPerMinute,
 		OnFailure:         met.AuthFailure,
 		OnRateLimited:     met.RateLimited,
-	}).WithLedger(queries.NewLedger(pool)).WithAdmin(merchantSvc, cfg.APIKeyRotationGrace).
+	}).WithLedger(ledger).WithAdmin(merchantSvc, cfg.APIKeyRotationGrace).
 		// Live status streams read the PAYMENTS stream, so a change made through any instance
 		// reaches a stream held by any other.
 		WithLive(natsbus.NewWatcher(bus.JS), httpapi.LiveConfig{Heartbeat: cfg.SSEHeartbeat})
@@ -299,8 +302,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		workers.Go(func() { _ = sweeper.Run(workCtx) })
 	}
 
+	// The back office owns "/"; the API, its mounts and the health checks keep their paths (an
+	// unknown /api/… path stays a JSON 404).
+	backOffice := web.New(web.Config{
+		Keys: merchantSvc, Payments: reads, Ledger: ledger, Refunds: cmds, Reports: reads, Exporter: reads, Pool: pool,
+		Logger: logger.With("component", "web"), TrustForwardedProto: cfg.TrustForwardedProto,
+		FailuresPerMinute: cfg.AuthFailuresPerMinute,
+	})
+	root := http.NewServeMux()
+	root.Handle("/", backOffice)
+	for _, p := range []string{"/api/", "/admin/", "/webhooks/", "/tosssim/", "/shop/", "/sdk/", "/metrics", "/openapi.yaml", "/healthz", "/readyz"} {
+		root.Handle(p, api)
+	}
+
 	srv := &http.Server{
-		Handler:           logging.RequestIDMiddleware(api),
+		Handler:           logging.RequestIDMiddleware(root),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      90 * time.Second,
@@ -313,6 +329,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(ln) }()
 	logger.Info("serving", "addr", ln.Addr().String())
+	base := "http://" + loopbackAddr(ln.Addr())
+	fmt.Fprintf(stdout, "\nback office: %s/  (sign in with an API key)\n", base)
+	if sim != nil {
+		fmt.Fprintf(stdout, "demo shop:   %s/shop/\n", base)
+	}
+	fmt.Fprintln(stdout)
 	var debugSrv *http.Server
 	if cfg.DebugAddr != "" {
 		dln, err := net.Listen("tcp", cfg.DebugAddr)

@@ -73,6 +73,26 @@ func TestRunServesThePaymentFlowWithTheInProcessSimulator(t *testing.T) {
 	if status, _ := testenv.Do(t, "", "GET", base+"/api/v1/payments", ""); status != http.StatusUnauthorized {
 		t.Fatalf("no key: %d", status)
 	}
+	// One listener: the back office at "/", the demo shop, the API's description, and an
+	// unknown API path still a JSON 404.
+	for _, c := range []struct {
+		path, want string
+		status     int
+	}{
+		{"/signin", "<form", 200},
+		{"/shop/", "<html", 200},
+		{"/sdk/v1/pay.js", "LedgerPay", 200},
+		{"/openapi.yaml", "openapi: 3.1.0", 200},
+		{"/api/v1/nothing", `"NOT_FOUND"`, 404},
+	} {
+		status, body := testenv.Do(t, "", "GET", base+c.path, "")
+		if status != c.status || !strings.Contains(string(body), c.want) {
+			t.Errorf("GET %s: %d, want %d with %q:\n%.300s", c.path, status, c.status, c.want, body)
+		}
+	}
+	if !strings.Contains(logs.String(), "back office: http://") || !strings.Contains(logs.String(), "/shop/") {
+		t.Errorf("the start-up output must print the back office's and the demo shop's URLs:\n%s", logs.String())
+	}
 
 	co := post(t, key, base+"/api/v1/payments/checkout",
 		`{"orderName":"Book","buyerId":"buyer-1","lines":[{"sellerId":"seller-1","productId":"book-1","amount":"15000"}]}`, 201)
