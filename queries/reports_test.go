@@ -13,6 +13,7 @@ import (
 	"github.com/paymentledger/ledger/domain"
 	"github.com/paymentledger/ledger/eventstore"
 	"github.com/paymentledger/ledger/internal/pgtest"
+	"github.com/paymentledger/ledger/internal/testenv"
 	"github.com/paymentledger/ledger/projections"
 	"github.com/paymentledger/ledger/queries"
 )
@@ -125,6 +126,16 @@ func TestDailyReport(t *testing.T) {
 	} {
 		p.store(ctx, store)
 	}
+	// CatchUp reads what is readable now: readers stop at the oldest transaction running on the
+	// server (another test's, say), so wait until every event committed here is readable.
+	testenv.WaitFor(t, 20*time.Second, "every event readable", func() bool {
+		var n int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM events`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		all, err := store.ReadAll(ctx, eventstore.Start, n+1)
+		return err == nil && len(all) == n
+	})
 	if err := projections.CatchUp(ctx, pool, store, projections.Ledger{}); err != nil {
 		t.Fatal(err)
 	}
