@@ -101,3 +101,40 @@ func (s *Service) ReconciliationRuns(ctx context.Context, merchant domain.Mercha
 	}
 	return page, nil
 }
+
+// MaxOpenDifferences bounds OpenDifferences: the list is a person's work queue, not an export.
+const MaxOpenDifferences = 200
+
+// OrderDifference is an open difference with the order it belongs to.
+type OrderDifference struct {
+	OrderID string `json:"orderId"`
+	OpenDifference
+	LastRunID int64 `json:"lastRunId"`
+}
+
+// OpenDifferences lists the merchant's differences with Toss that reconciliation left open,
+// most recently seen first, at most MaxOpenDifferences (more reports whether there are more).
+func (s *Service) OpenDifferences(ctx context.Context, merchant domain.MerchantID) (diffs []OrderDifference, more bool, err error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT order_id, category, transaction_key, ours, toss, detail, first_seen, last_run_id
+		FROM reconciliation_differences
+		WHERE merchant_id = $1 AND resolved_at IS NULL
+		ORDER BY last_seen DESC, order_id, category, transaction_key
+		LIMIT $2`, merchant, MaxOpenDifferences+1)
+	if err != nil {
+		return nil, false, fmt.Errorf("open differences: %w", err)
+	}
+	diffs, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (OrderDifference, error) {
+		var d OrderDifference
+		err := r.Scan(&d.OrderID, &d.Category, &d.TransactionKey, &d.Ours, &d.Toss, &d.Detail, &d.Since, &d.LastRunID)
+		d.Since = d.Since.In(domain.KST)
+		return d, err
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("open differences: %w", err)
+	}
+	if len(diffs) > MaxOpenDifferences {
+		return diffs[:MaxOpenDifferences], true, nil
+	}
+	return diffs, false, nil
+}

@@ -150,6 +150,9 @@ func TestBackOfficeInABrowser(t *testing.T) {
 	if got := text("runs", "#runs"); !strings.Contains(got, "amount_mismatch: 1") {
 		t.Fatalf("runs %q", got)
 	}
+	if got := text("differences", "#differences"); !strings.Contains(got, string(other)) || !strings.Contains(got, "amount_mismatch") {
+		t.Fatalf("open differences %q", got)
+	}
 	check("09-reconciliation", "reconciliation")
 	browsertest.Do(t, tab, "review queue", chromedp.Navigate(s.url+"/review"), chromedp.WaitVisible(chromedp.ID("review")))
 	if got := text("review", "#review"); !strings.Contains(got, string(other)) || !strings.Contains(got, "Toss approved 7,500") {

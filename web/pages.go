@@ -322,13 +322,16 @@ func (h *Handler) trialBalancePage(w http.ResponseWriter, r *http.Request) {
 }
 
 type reconciliationData struct {
-	Runs     []queries.ReconciliationRun
-	NextURL  string
-	FirstURL string
+	Runs            []queries.ReconciliationRun
+	Differences     []queries.OrderDifference // open, for a person
+	MoreDifferences bool
+	NextURL         string
+	FirstURL        string
 }
 
-// reconciliationPage serves GET /reconciliation: the merchant's runs, newest first, with the
-// differences each found by category.
+// reconciliationPage serves GET /reconciliation: the differences with Toss left open, each
+// linking to its payment, then the merchant's runs, newest first, with what each found by
+// category.
 func (h *Handler) reconciliationPage(w http.ResponseWriter, r *http.Request) {
 	cursor := r.URL.Query().Get("cursor")
 	res, err := h.cfg.Payments.ReconciliationRuns(r.Context(), sessionOf(r).Merchant, queries.RunsQuery{Cursor: cursor})
@@ -336,7 +339,12 @@ func (h *Handler) reconciliationPage(w http.ResponseWriter, r *http.Request) {
 		h.failed(w, r, err)
 		return
 	}
-	d := reconciliationData{Runs: res.Runs}
+	diffs, more, err := h.cfg.Payments.OpenDifferences(r.Context(), sessionOf(r).Merchant)
+	if err != nil {
+		h.failed(w, r, err)
+		return
+	}
+	d := reconciliationData{Runs: res.Runs, Differences: diffs, MoreDifferences: more}
 	if res.NextCursor != "" {
 		d.NextURL = withParams("/reconciliation", url.Values{"cursor": {res.NextCursor}})
 	}

@@ -57,6 +57,7 @@ type Payments interface {
 	Payment(ctx context.Context, merchant domain.MerchantID, orderID string) (queries.Payment, error)
 	ListPayments(ctx context.Context, merchant domain.MerchantID, q queries.ListQuery) (queries.Page, error)
 	ReconciliationRuns(ctx context.Context, merchant domain.MerchantID, q queries.RunsQuery) (queries.RunsPage, error)
+	OpenDifferences(ctx context.Context, merchant domain.MerchantID) ([]queries.OrderDifference, bool, error)
 }
 
 // Ledger is the ledger read side the pages need; every method reads one merchant's books.
