@@ -51,6 +51,8 @@ func TestListFilters(t *testing.T) {
 	}
 	today := time.Now().In(time.FixedZone("KST", 9*3600)).Format(time.DateOnly)
 	for params, want := range map[string][]string{
+		"q=re":                          {"Red pen"}, // one or two characters: the start of the name, any case
+		"q=en":                          nil,
 		"q=pen":                         {"Blue pen", "Red pen"},
 		"q=" + url.QueryEscape("100%_"): {"Notebook 100%_off"}, // wildcards are literal
 		"q=buyer-a":                     {"Blue pen", "Notebook 100%_off"},

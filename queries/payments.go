@@ -261,7 +261,8 @@ type ListQuery struct {
 	NeedsReview bool   // only payments that need a person: recovery gave up, broken history, a difference with Toss
 
 	// Q finds a payment by what a person has at hand: an orderId prefix, a buyerId, a
-	// paymentKey, or words of the orderName (case-insensitive).
+	// paymentKey, or words of the orderName (case-insensitive; a q of one or two characters
+	// matches the start of the name, since searching anywhere needs three).
 	Q string
 	// From and To bound the creation time: From ≤ createdAt < To. Zero means open.
 	From, To time.Time
@@ -419,6 +420,10 @@ func (q ListQuery) validate() error {
 	return errors.Join(errs...)
 }
 
+// minNameSearch is the shortest q matched anywhere in the order name; a shorter one matches
+// the name's start (see ListQuery.Q).
+const minNameSearch = 3
+
 // maxSearchLen bounds q: an order id is at most 64 characters, a paymentKey 200.
 const maxSearchLen = 200
 
@@ -477,8 +482,15 @@ func (q ListQuery) pageSQL(merchant domain.MerchantID, after *time.Time, afterID
 	if q.Q != "" {
 		p := arg(q.Q)
 		// text_pattern_ops index for the prefix, btree for the ids, trigram GIN for the name.
-		choose("o.order_id LIKE "+arg(likePrefix(q.Q)), "o.buyer_id = "+p, "o.payment_key = "+p,
-			"o.order_name ILIKE "+arg("%"+escapeLike(q.Q)+"%"))
+		var name string
+		if utf8.RuneCountInString(q.Q) < minNameSearch {
+			// Trigrams need three characters: a shorter q matches the start of the name, on
+			// the (merchant_id, lower(order_name)) prefix index.
+			name = "lower(o.order_name) LIKE " + arg(likePrefix(strings.ToLower(q.Q)))
+		} else {
+			name = "o.order_name ILIKE " + arg("%"+escapeLike(q.Q)+"%")
+		}
+		choose("o.order_id LIKE "+arg(likePrefix(q.Q)), "o.buyer_id = "+p, "o.payment_key = "+p, name)
 	}
 	if q.NeedsReview {
 		choose("o.needs_review",
