@@ -128,6 +128,7 @@ func TestListFilters(t *testing.T) {
 		"minAmount=5&maxAmount=1":       "minAmount",
 		"from=2026-12-02&to=2026-12-01": "from",
 		"needsReview=maybe":             "needsReview",
+		"type=refund&from=yesterday":    "from must be a date (2026-12-01, KST) or an RFC 3339 time, got \"yesterday\"; type must be payment or cancel", // every problem at once
 	} {
 		status, body := call(t, "GET", env.API.URL+"/api/v1/payments?"+params, "")
 		e, _ := body["error"].(map[string]any)
