@@ -18,7 +18,7 @@ type LedgerQueries interface {
 	Postings(ctx context.Context, merchant domain.MerchantID, account string, q queries.PostingsQuery) (queries.PostingsPage, error)
 	TrialBalance(ctx context.Context, merchant domain.MerchantID, asOf time.Time, currency string) (queries.TrialBalance, error)
 	Wallet(ctx context.Context, merchant domain.MerchantID, seller domain.SellerID, asOf time.Time, currency string) (queries.Wallet, error)
-	WalletHistory(ctx context.Context, merchant domain.MerchantID, seller domain.SellerID, asOf time.Time, currency string) ([]queries.WalletMovement, error)
+	WalletMovements(ctx context.Context, merchant domain.MerchantID, seller domain.SellerID, asOf time.Time, currency string, q queries.MovementsQuery) (queries.MovementsPage, error)
 }
 
 var _ LedgerQueries = (*queries.Ledger)(nil)
@@ -32,7 +32,11 @@ var _ LedgerQueries = (*queries.Ledger)(nil)
 //	                                                     a cursor not returned by it (cursor= too): 400
 //	GET /api/v1/ledger/trial-balance?asOf=&currency=     trial balance (currency default KRW)
 //	GET /api/v1/wallets/{sellerId}?asOf=&currency=       pending and available
-//	GET /api/v1/wallets/{sellerId}/movements?asOf=       the movements behind those figures
+//	GET /api/v1/wallets/{sellerId}/movements?asOf=&currency=
+//	                                                     the movements behind those figures, newest
+//	                                                     first (limit 1–500, default 50; cursor); a
+//	                                                     later page without asOf is as of the first's;
+//	                                                     a cursor of another seller, currency or asOf: 400
 //
 // asOf is an RFC 3339 timestamp (absent: now); anything else is 400 INVALID_REQUEST. Times in
 // answers are RFC 3339 in KST (+09:00).
@@ -117,16 +121,26 @@ func (s *Server) wallet(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) walletMovements(w http.ResponseWriter, r *http.Request) {
-	at, err := asOf(r)
+	// Absent, asOf is left zero: now on a first page, the first page's moment on the pages after
+	// it (the cursor holds it), so that a listing read page by page is of one moment.
+	var at time.Time
+	if r.URL.Query().Get("asOf") != "" {
+		var err error
+		if at, err = asOf(r); err != nil {
+			writeError(w, r, s.logger, err)
+			return
+		}
+	}
+	cursor, limit, err := pageParams(r.URL.Query())
 	if err != nil {
 		writeError(w, r, s.logger, err)
 		return
 	}
-	seller := mux.Vars(r)["sellerId"]
-	res, err := s.ledger.WalletHistory(r.Context(), principalOf(r.Context()).Merchant, domain.SellerID(seller), at, r.URL.Query().Get("currency"))
+	q := queries.MovementsQuery{Cursor: cursor, Limit: limit}
+	res, err := s.ledger.WalletMovements(r.Context(), principalOf(r.Context()).Merchant, domain.SellerID(mux.Vars(r)["sellerId"]), at, r.URL.Query().Get("currency"), q)
 	if err != nil {
 		writeError(w, r, s.logger, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"sellerId": seller, "asOf": at.In(domain.KST), "movements": res})
+	writeJSON(w, http.StatusOK, res)
 }

@@ -280,11 +280,11 @@ func TestLedgerPostsApprovalCancelAndSettlementsAndReplaysIdentically(t *testing
 		}, map[domain.SellerID][2]string{"s1": {"0", "5400"}, "s2": {"0", "2700"}}},
 	)
 	// Every time in the answers is KST.
-	hist, err := q.WalletHistory(ctx, m, "s1", paid24, "")
-	if err != nil || len(hist) == 0 {
+	hist, err := q.WalletMovements(ctx, m, "s1", paid24, "", queries.MovementsQuery{Limit: queries.MaxMovementsPageSize})
+	if err != nil || len(hist.Movements) == 0 || hist.NextCursor != "" {
 		t.Fatalf("history %v %v", hist, err)
 	}
-	for _, mv := range hist {
+	for _, mv := range hist.Movements {
 		if _, off := mv.OccurredAt.Zone(); off != 9*3600 {
 			t.Fatalf("movement at %s: want KST", mv.OccurredAt)
 		}
@@ -519,11 +519,11 @@ func TestEachMerchantHasItsOwnBooks(t *testing.T) {
 		if err != nil || strings.Join(got, " ") != strings.Join(want, " ") {
 			t.Errorf("%s's receivable postings %v (%v), want %v", m, got, err, want)
 		}
-		hist, err := q.WalletHistory(ctx, m, "s1", later, "")
-		if err != nil {
-			t.Fatal(err)
+		hist, err := q.WalletMovements(ctx, m, "s1", later, "", queries.MovementsQuery{Limit: queries.MaxMovementsPageSize})
+		if err != nil || hist.NextCursor != "" {
+			t.Fatal(hist.NextCursor, err)
 		}
-		for _, mv := range hist {
+		for _, mv := range hist.Movements {
 			if !strings.HasPrefix(mv.OrderID, "order-"+string(m[len(m)-1])) {
 				t.Errorf("%s's wallet history shows %+v", m, mv)
 			}
@@ -543,8 +543,8 @@ func TestEachMerchantHasItsOwnBooks(t *testing.T) {
 	if _, err := q.Wallet(ctx, "", "s1", later, ""); err == nil {
 		t.Error("Wallet without a merchant answered")
 	}
-	if _, err := q.WalletHistory(ctx, "", "s1", later, ""); err == nil {
-		t.Error("WalletHistory without a merchant answered")
+	if _, err := q.WalletMovements(ctx, "", "s1", later, "", queries.MovementsQuery{}); err == nil {
+		t.Error("WalletMovements without a merchant answered")
 	}
 }
 

@@ -278,36 +278,147 @@ func (l *Ledger) Wallet(ctx context.Context, merchant domain.MerchantID, seller 
 	return w, nil
 }
 
-// WalletHistory returns the movements that make up the wallet of the merchant's seller as of
-// asOf, oldest first.
-func (l *Ledger) WalletHistory(ctx context.Context, merchant domain.MerchantID, seller domain.SellerID, asOf time.Time, currency string) ([]WalletMovement, error) {
+// MovementsQuery selects a page of a wallet's movements.
+type MovementsQuery struct {
+	Limit  int    // 1–MaxMovementsPageSize, default DefaultMovementsPageSize
+	Cursor string // the previous page's NextCursor; empty for the first page
+}
+
+// A seller's movements are many (hundreds of thousands for a big seller), each row small: pages
+// are larger than the payments list's, and bounded all the same.
+const (
+	DefaultMovementsPageSize = 50
+	MaxMovementsPageSize     = 500
+)
+
+// MovementsPage is a page of a wallet's movements, newest first, as of AsOf. NextCursor is
+// empty on the last page.
+type MovementsPage struct {
+	SellerID   string           `json:"sellerId"`
+	AsOf       time.Time        `json:"asOf"`
+	Movements  []WalletMovement `json:"movements"`
+	NextCursor string           `json:"nextCursor,omitempty"`
+}
+
+// movementsCursor is the keyset of the last movement of a page (time, id) with what the list
+// is: its seller, currency and asOf. A cursor resumes only the list it came from; it carries
+// asOf so that the pages after the first answer as of the same moment when the caller leaves
+// asOf out (now would have moved on).
+func movementsCursor(seller domain.SellerID, currency string, asOf, at time.Time, id int64) string {
+	return encodeCursorFields("wallet-movements", string(seller), currency,
+		strconv.FormatInt(asOf.UnixMicro(), 10), strconv.FormatInt(at.UnixMicro(), 10), strconv.FormatInt(id, 10))
+}
+
+// decodeMovementsCursor returns the list's asOf and the keyset of c, checking that c is a
+// cursor of seller's movements in currency, as of asOf when asOf is not zero.
+func decodeMovementsCursor(c string, seller domain.SellerID, currency string, asOf time.Time) (listAsOf, at time.Time, id int64, err error) {
+	f, err := decodeCursorFields(c, 6)
+	if err != nil {
+		return time.Time{}, time.Time{}, 0, err
+	}
+	listAsOf, asOfOK := cursorAsOf(f[3])
+	at, timeOK := cursorTime(f[4])
+	id, idErr := strconv.ParseInt(f[5], 10, 64)
+	if f[0] != "wallet-movements" || !asOfOK || !timeOK || idErr != nil || id < 1 {
+		return time.Time{}, time.Time{}, 0, domain.Errorf(domain.ErrInvalidInput, "cursor %q is not one this API returned", clip(c, 40))
+	}
+	if f[1] != string(seller) || f[2] != currency || (!asOf.IsZero() && !listAsOf.Equal(asOf)) {
+		return time.Time{}, time.Time{}, 0, domain.Errorf(domain.ErrInvalidInput,
+			"cursor %q is not one this API returned for the movements of seller %s in %s as of %s (another list's, or other filters)",
+			clip(c, 40), clip(string(seller), 40), clip(currency, 10), listAsOf.In(domain.KST).Format(time.RFC3339Nano))
+	}
+	return listAsOf, at, id, nil
+}
+
+// cursorAsOf reads a cursor's asOf: any moment an RFC 3339 timestamp can name (years 1 to 9999
+// with an offset of up to a day either side), which PostgreSQL takes. A list's asOf, unlike a
+// row's time, may lie before 2000 or at the end of 9999.
+func cursorAsOf(field string) (time.Time, bool) {
+	micros, err := strconv.ParseInt(field, 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	t := time.UnixMicro(micros).UTC()
+	return t, t.Year() >= 0 && t.Year() <= 10000
+}
+
+// WalletMovements returns a page of the movements that make up the wallet of the merchant's
+// seller in currency (KRW when empty) as of asOf, newest first (by the time the movement
+// occurred, then by id). A zero asOf is now on a first page and the cursor's asOf on the pages
+// after it; the page says which moment it answers for. A limit beyond 1–MaxMovementsPageSize,
+// or a cursor this method did not return for this seller, currency and asOf, is invalid input.
+//
+// Pages are keyset pages read off wallet_movements_seller_keyset (migration 0024): any page
+// costs one index range scan of its rows. A movement stored later with a time before the
+// cursor's (a rebuild, a late settlement row) shows on a new listing, not on the pages after
+// the cursor.
+func (l *Ledger) WalletMovements(ctx context.Context, merchant domain.MerchantID, seller domain.SellerID, asOf time.Time, currency string, q MovementsQuery) (MovementsPage, error) {
 	if merchant == "" {
-		return nil, errNoMerchant("wallet history")
+		return MovementsPage{}, errNoMerchant("wallet movements")
 	}
 	if seller == "" {
-		return nil, domain.Errorf(domain.ErrInvalidInput, "sellerId is required")
+		return MovementsPage{}, domain.Errorf(domain.ErrInvalidInput, "sellerId is required")
 	}
 	if currency == "" {
 		currency = string(domain.KRW)
 	}
-	rows, err := l.pool.Query(ctx, `
-		SELECT order_id, line_id, COALESCE(transaction_key, ''), kind, bucket, amount, occurred_at
-		FROM wallet_movements WHERE merchant_id = $1 AND seller_id = $2 AND currency = $3 AND occurred_at <= $4
-		ORDER BY occurred_at, id`, merchant, seller, currency, asOf)
-	if err != nil {
-		return nil, fmt.Errorf("wallet history of %s: %w", seller, err)
+	if q.Limit == 0 {
+		q.Limit = DefaultMovementsPageSize
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (WalletMovement, error) {
+	if q.Limit < 1 || q.Limit > MaxMovementsPageSize {
+		return MovementsPage{}, domain.Errorf(domain.ErrInvalidInput, "limit must be between 1 and %d", MaxMovementsPageSize)
+	}
+	// PostgreSQL keeps microseconds: the list's asOf is the one the query compares with, so that
+	// a cursor's asOf equals the asOf a caller passes again.
+	if !asOf.IsZero() {
+		asOf = time.UnixMicro(asOf.UnixMicro())
+	}
+	sql := `
+		SELECT id, order_id, line_id, COALESCE(transaction_key, ''), kind, bucket, amount, occurred_at
+		FROM wallet_movements
+		WHERE merchant_id = $1 AND seller_id = $2 AND currency = $3 AND occurred_at <= $4`
+	args := []any{merchant, seller, currency}
+	if q.Cursor != "" {
+		listAsOf, at, id, err := decodeMovementsCursor(q.Cursor, seller, currency, asOf)
+		if err != nil {
+			return MovementsPage{}, err
+		}
+		// Two statements rather than "$5 IS NULL OR ...": a generic plan could not use the
+		// keyset as an index condition and would read every newer row to find a deep page.
+		asOf = listAsOf
+		sql += ` AND (occurred_at, id) < ($6, $7)`
+		args = append(args, asOf, q.Limit+1, at, id)
+	} else {
+		if asOf.IsZero() {
+			asOf = time.UnixMicro(time.Now().UnixMicro())
+		}
+		args = append(args, asOf, q.Limit+1)
+	}
+	sql += ` ORDER BY occurred_at DESC, id DESC LIMIT $5`
+	rows, err := l.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return MovementsPage{}, fmt.Errorf("wallet movements of %s: %w", seller, err)
+	}
+	var ids []int64
+	ms, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (WalletMovement, error) {
 		var m WalletMovement
-		err := r.Scan(&m.OrderID, &m.LineID, &m.TransactionKey, &m.Kind, &m.Bucket, &m.Amount, &m.OccurredAt)
+		var id int64
+		err := r.Scan(&id, &m.OrderID, &m.LineID, &m.TransactionKey, &m.Kind, &m.Bucket, &m.Amount, &m.OccurredAt)
 		m.OccurredAt = m.OccurredAt.In(domain.KST)
+		ids = append(ids, id)
 		return m, err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("wallet history of %s: %w", seller, err)
+		return MovementsPage{}, fmt.Errorf("wallet movements of %s: %w", seller, err)
 	}
-	if out == nil {
-		out = []WalletMovement{}
+	page := MovementsPage{SellerID: string(seller), AsOf: asOf.In(domain.KST), Movements: ms}
+	if len(ms) > q.Limit {
+		page.Movements = ms[:q.Limit]
+		last := page.Movements[q.Limit-1]
+		page.NextCursor = movementsCursor(seller, currency, asOf, last.OccurredAt, ids[q.Limit-1])
 	}
-	return out, nil
+	if page.Movements == nil {
+		page.Movements = []WalletMovement{}
+	}
+	return page, nil
 }

@@ -130,8 +130,8 @@ func TestBackOfficeInABrowser(t *testing.T) {
 	// The books move: the ledger projection records the cancel for seller-b and the receivable.
 	ledger := queries.NewLedger(s.env.Pool)
 	testenv.WaitFor(t, 10*time.Second, "the cancel in seller-b's wallet", func() bool {
-		ms, err := ledger.WalletHistory(ctx, testenv.Merchant, "seller-b", time.Now().Add(time.Minute), "")
-		return err == nil && len(ms) > 0 && ms[len(ms)-1].Kind == "cancel"
+		page, err := ledger.WalletMovements(ctx, testenv.Merchant, "seller-b", time.Now().Add(time.Minute), "", queries.MovementsQuery{})
+		return err == nil && len(page.Movements) > 0 && page.Movements[0].Kind == "cancel"
 	})
 	browsertest.Do(t, tab, "seller-b's wallet", chromedp.Navigate(s.url+"/wallets?sellerId=seller-b"), chromedp.WaitVisible(chromedp.ID("movements")))
 	if got := text("movements", "#movements"); !strings.Contains(got, "cancel") || !strings.Contains(got, "approval") {

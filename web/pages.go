@@ -268,21 +268,46 @@ type walletData struct {
 	Wallet    *queries.Wallet
 	Total     decimal.Decimal
 	Movements []queries.WalletMovement
+	NextURL   string // older movements
+	FirstURL  string // on a page after the first: the newest movements
 }
 
+// walletPageSize is how many movements the wallet page shows at a time, newest first.
+const walletPageSize = queries.DefaultMovementsPageSize
+
 // walletPage serves GET /wallets?sellerId=&asOf=: a seller's pending and available money and
-// the movements behind them.
+// the newest movements behind them, with a link to older ones (cursor=). The totals are as of
+// the moment the movements are: without asOf, a later page stays at the first page's moment
+// (its cursor holds it) rather than moving on to now.
 func (h *Handler) walletPage(w http.ResponseWriter, r *http.Request) {
 	s := sessionOf(r)
-	d := walletData{SellerID: strings.TrimSpace(r.URL.Query().Get("sellerId"))}
+	params := r.URL.Query()
+	d := walletData{SellerID: strings.TrimSpace(params.Get("sellerId"))}
+	cursor := params.Get("cursor")
 	at, asOfText, err := h.asOfDay(r, "asOf")
+	if err == nil && params.Get("asOf") == "" && cursor != "" {
+		at = time.Time{} // the cursor's moment
+	}
 	d.AsOf = asOfText
 	status := http.StatusOK
 	if err == nil && d.SellerID != "" {
+		seller := domain.SellerID(d.SellerID)
+		var res queries.MovementsPage
+		res, err = h.cfg.Ledger.WalletMovements(r.Context(), s.Merchant, seller, at, "", queries.MovementsQuery{Limit: walletPageSize, Cursor: cursor})
 		var wal queries.Wallet
-		if wal, err = h.cfg.Ledger.Wallet(r.Context(), s.Merchant, domain.SellerID(d.SellerID), at, ""); err == nil {
-			d.Wallet, d.Total = &wal, wal.Pending.Add(wal.Available)
-			d.Movements, err = h.cfg.Ledger.WalletHistory(r.Context(), s.Merchant, domain.SellerID(d.SellerID), at, "")
+		if err == nil {
+			wal, err = h.cfg.Ledger.Wallet(r.Context(), s.Merchant, seller, res.AsOf, "")
+		}
+		if err == nil {
+			d.Wallet, d.Total, d.Movements = &wal, wal.Pending.Add(wal.Available), res.Movements
+			d.AsOf = res.AsOf.In(domain.KST).Format(time.DateOnly)
+			first := url.Values{"sellerId": {d.SellerID}, "asOf": {params.Get("asOf")}}
+			if res.NextCursor != "" {
+				d.NextURL = withParams("/wallets", url.Values{"sellerId": first["sellerId"], "asOf": first["asOf"], "cursor": {res.NextCursor}})
+			}
+			if cursor != "" {
+				d.FirstURL = withParams("/wallets", first)
+			}
 		}
 	}
 	if err != nil {

@@ -64,7 +64,7 @@ type Payments interface {
 type Ledger interface {
 	TrialBalance(ctx context.Context, merchant domain.MerchantID, asOf time.Time, currency string) (queries.TrialBalance, error)
 	Wallet(ctx context.Context, merchant domain.MerchantID, seller domain.SellerID, asOf time.Time, currency string) (queries.Wallet, error)
-	WalletHistory(ctx context.Context, merchant domain.MerchantID, seller domain.SellerID, asOf time.Time, currency string) ([]queries.WalletMovement, error)
+	WalletMovements(ctx context.Context, merchant domain.MerchantID, seller domain.SellerID, asOf time.Time, currency string, q queries.MovementsQuery) (queries.MovementsPage, error)
 }
 
 // Refunds makes refunds: the command the API's cancel route calls.
