@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -148,6 +149,49 @@ func TestLedgerRoutes(t *testing.T) {
 		}
 	}
 
+	// Newest first, a page at a time: the payout's two movements (one moment), then the approval.
+	movements := base + "/wallets/s1/movements"
+	code, body = call(t, http.MethodGet, movements+"?limit=2", "")
+	if code != 200 || len(body["movements"].([]any)) != 2 || body["nextCursor"] == nil || body["sellerId"] != "s1" {
+		t.Fatalf("movements page 1: %d %v", code, body)
+	}
+	for _, mv := range body["movements"].([]any) {
+		if mv.(map[string]any)["kind"] != "payout" {
+			t.Fatalf("movements page 1: %v, want the payout first", body)
+		}
+	}
+	pageAsOf, mvCursor := body["asOf"].(string), body["nextCursor"].(string)
+	// Without asOf the next page is as of the first's; with it, the same moment is accepted.
+	for _, q := range []string{"", "&asOf=" + url.QueryEscape(pageAsOf)} {
+		code, body = call(t, http.MethodGet, movements+"?limit=2&cursor="+url.QueryEscape(mvCursor)+q, "")
+		mv := body["movements"].([]any)
+		if code != 200 || len(mv) != 1 || mv[0].(map[string]any)["kind"] != "approval" || body["nextCursor"] != nil || body["asOf"] != pageAsOf {
+			t.Fatalf("movements page 2 (%q): %d %v", q, code, body)
+		}
+	}
+	mvFields := cursorFields(t, mvCursor)
+	for name, u := range map[string]string{
+		"limit 0":            movements + "?limit=0",
+		"limit 501":          movements + "?limit=501",
+		"limit x":            movements + "?limit=x",
+		"an empty cursor":    movements + "?cursor=",
+		"junk":               movements + "?cursor=abc",
+		"another seller's":   base + "/wallets/s2/movements?cursor=" + url.QueryEscape(mvCursor),
+		"another asOf":       movements + "?asOf=" + url.QueryEscape("2025-01-02T00:00:00+09:00") + "&cursor=" + url.QueryEscape(mvCursor),
+		"another currency":   movements + "?currency=USD&cursor=" + url.QueryEscape(mvCursor),
+		"edited to s2":       base + "/wallets/s2/movements?cursor=" + url.QueryEscape(editedCursor(t, mvCursor, "s1", "s2")),
+		"a postings cursor":  movements + "?cursor=" + url.QueryEscape(makeCursor("psp_receivable:toss", mvFields[4], mvFields[5])),
+		"an asOf of no year": movements + "?cursor=" + url.QueryEscape(makeCursor(append(append([]string{}, mvFields[:3]...), "-9000000000000000000", mvFields[4], mvFields[5])...)),
+	} {
+		code, body = call(t, http.MethodGet, u, "")
+		if code != 400 || body["error"].(map[string]any)["code"] != "INVALID_REQUEST" {
+			t.Errorf("movements, %s: %d %v, want 400 INVALID_REQUEST", name, code, body)
+		}
+	}
+	if code, body = call(t, http.MethodGet, movements+"?limit=500", ""); code != 200 || len(body["movements"].([]any)) != 3 {
+		t.Fatalf("movements, limit 500: %d %v", code, body)
+	}
+
 	// Postings, oldest first, one per page; m's only.
 	postings := base + "/ledger/accounts/psp_receivable:toss/postings"
 	code, body = call(t, http.MethodGet, postings+"?limit=1", "")
@@ -249,4 +293,35 @@ func makeCursor(fields ...string) string {
 	h.Write([]byte("paymentledger/queries cursor\x00"))
 	h.Write(payload)
 	return base64.RawURLEncoding.EncodeToString(append(payload, h.Sum(nil)[:6]...))
+}
+
+// cursorFields reads the fields of a cursor the API returned (makeCursor's inverse), so that the
+// test can forge one that differs in a single field.
+func cursorFields(t *testing.T, c string) []string {
+	t.Helper()
+	raw, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil || len(raw) < 7 {
+		t.Fatalf("cursor %q: %v", c, err)
+	}
+	rest := raw[1 : len(raw)-6]
+	var fields []string
+	for len(rest) > 0 {
+		n, k := binary.Uvarint(rest)
+		if k <= 0 || n > uint64(len(rest)-k) {
+			t.Fatalf("cursor %q is not framed as queries/cursor.go frames it", c)
+		}
+		fields = append(fields, string(rest[k:k+int(n)]))
+		rest = rest[k+int(n):]
+	}
+	return fields
+}
+
+// editedCursor is c with from replaced by to and its checksum left as it was.
+func editedCursor(t *testing.T, c, from, to string) string {
+	t.Helper()
+	raw, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil || !strings.Contains(string(raw), from) {
+		t.Fatalf("cursor %q holds no %q: %v", c, from, err)
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte(strings.Replace(string(raw), from, to, 1)))
 }

@@ -253,6 +253,19 @@ func TestRecordedResponsesMatchDocument(t *testing.T) {
 		}
 		a.do(400, http.MethodGet, "/api/v1/wallets/seller-a?asOf=x", "")
 		a.do(400, http.MethodGet, "/api/v1/wallets/seller-a/movements?asOf=x", "")
+		// A page with a nextCursor, the page after it, and cursors and limits it refuses.
+		mv := "/api/v1/wallets/seller-b/movements"
+		page := decode[struct {
+			NextCursor string `json:"nextCursor"`
+		}](t, a.do(200, http.MethodGet, mv+"?limit=1", ""))
+		if page.NextCursor == "" {
+			t.Fatalf("seller-b has one movement or none: no second page to check")
+		}
+		a.do(200, http.MethodGet, mv+"?limit=1&cursor="+url.QueryEscape(page.NextCursor), "")
+		a.do(400, http.MethodGet, "/api/v1/wallets/seller-a/movements?cursor="+url.QueryEscape(page.NextCursor), "")
+		for _, q := range []string{"cursor=bogus", "cursor=", "limit=0", "limit=501"} {
+			a.do(400, http.MethodGet, mv+"?"+q, "")
+		}
 		a.do(200, http.MethodGet, "/api/v1/reconciliation/runs", "")
 		a.do(200, http.MethodGet, "/api/v1/reconciliation/runs?limit=5", "")
 		a.do(400, http.MethodGet, "/api/v1/reconciliation/runs?limit=x", "")
