@@ -3,6 +3,7 @@ package web_test
 import (
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -474,6 +475,50 @@ func TestPagesFollowTheKeysScopes(t *testing.T) {
 	for _, p := range []string{"/ledger", "/wallets?sellerId=seller-a", "/reconciliation"} {
 		if res := c.get(p); res.status != http.StatusForbidden || !strings.Contains(res.body, "ledger:read") {
 			t.Errorf("%s without ledger:read: %d", p, res.status)
+		}
+	}
+}
+
+// TestWalletPageShowsTheNewestMovementsAndLinksToOlder: 52 movements of seller-a; the page
+// shows the newest 50 with the totals, its "Older movements" link keeps sellerId and asOf and
+// shows the last 2; a cursor of another seller is a 400 page.
+func TestWalletPageShowsTheNewestMovementsAndLinksToOlder(t *testing.T) {
+	s := newSite(t, web.Config{})
+	ctx := context.Background()
+	var lines []domain.CheckoutLine
+	for i := range 26 {
+		lines = append(lines, domain.CheckoutLine{SellerID: "seller-a", ProductID: fmt.Sprintf("product-%d", i), Amount: decimal.NewFromInt(100)})
+	}
+	s.env.Pay(t, lines...)
+	s.env.Pay(t, append(lines[:0:0], lines...)...)
+	ledger := queries.NewLedger(s.env.Pool)
+	testenv.WaitFor(t, 10*time.Second, "52 movements of seller-a", func() bool {
+		page, err := ledger.WalletMovements(ctx, testenv.Merchant, "seller-a", time.Now().Add(time.Minute), "", queries.MovementsQuery{Limit: 100})
+		return err == nil && len(page.Movements) == 52
+	})
+	s.clock.Add(time.Minute)
+	c := s.client(t)
+	c.mustSignIn(s.env.APIKey)
+	rows := regexp.MustCompile(`<tr><td>[^<]*</td><td><a href="/payments/`)
+	older := regexp.MustCompile(`href="(/wallets\?[^"]*)" id="older-movements"`)
+	for _, asOf := range []string{"", "&asOf=" + s.clock.Now().In(domain.KST).Format(time.DateOnly)} {
+		first := c.get("/wallets?sellerId=seller-a" + asOf)
+		next := older.FindStringSubmatch(first.body)
+		if first.status != http.StatusOK || len(rows.FindAllString(first.body, -1)) != 50 || next == nil || !strings.Contains(first.body, "5,200원") {
+			t.Fatalf("first page (%q): %d, %d rows, older %v", asOf, first.status, len(rows.FindAllString(first.body, -1)), next)
+		}
+		link := strings.ReplaceAll(next[1], "&amp;", "&")
+		if !strings.Contains(link, "sellerId=seller-a") || !strings.Contains(link, "cursor=") || strings.Contains(link, "asOf=") != (asOf != "") {
+			t.Fatalf("the older link (%q) drops the seller or asOf: %s", asOf, link)
+		}
+		second := c.get(link)
+		if second.status != http.StatusOK || len(rows.FindAllString(second.body, -1)) != 2 || strings.Contains(second.body, `id="older-movements"`) ||
+			!strings.Contains(second.body, `id="newest-movements"`) || !strings.Contains(second.body, "5,200원") {
+			t.Fatalf("second page (%q): %d %s", asOf, second.status, second.body)
+		}
+		cursor, _ := url.ParseQuery(link[strings.Index(link, "?")+1:])
+		if res := c.get("/wallets?sellerId=seller-b&cursor=" + url.QueryEscape(cursor.Get("cursor"))); res.status != http.StatusBadRequest || !strings.Contains(res.body, "is not one this API returned") {
+			t.Fatalf("another seller's cursor: %d %s", res.status, res.body)
 		}
 	}
 }
