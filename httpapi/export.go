@@ -5,17 +5,12 @@ import (
 	"errors"
 	"mime"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/paymentledger/ledger/domain"
 	"github.com/paymentledger/ledger/queries"
 )
-
-// csvColumns are the columns of a payments export, in order.
-var csvColumns = []string{"orderId", "createdAt", "status", "orderName", "buyerId", "amount", "canceledAmount",
-	"currency", "method", "paymentKey", "approvedAt", "needsReview"}
 
 // exportWriteTimeout bounds each batch's write of an export: the server's WriteTimeout, meant
 // for whole answers, is lifted so that a big export can run for minutes while the client reads.
@@ -57,7 +52,7 @@ func (s *Server) exportPayments(w http.ResponseWriter, r *http.Request, q querie
 		h.Set("Content-Disposition", `attachment; filename="payments-`+time.Now().In(domain.KST).Format(time.DateOnly)+`.csv"`)
 		h.Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusOK)
-		return cw.Write(csvColumns)
+		return cw.Write(queries.CSVColumns)
 	}
 	err := s.queries.EachPayment(r.Context(), principalOf(r.Context()).Merchant, q, func(p queries.Payment) error {
 		if !started {
@@ -72,7 +67,7 @@ func (s *Server) exportPayments(w http.ResponseWriter, r *http.Request, q querie
 			}
 		}
 		n++
-		return cw.Write(csvRecord(p))
+		return cw.Write(queries.CSVRecord(p))
 	})
 	if err == nil && !started {
 		err = start() // no payment: the header row alone
@@ -89,27 +84,4 @@ func (s *Server) exportPayments(w http.ResponseWriter, r *http.Request, q querie
 		s.logger.WarnContext(r.Context(), "payments export cut short", "rows", n, "error", err)
 		panic(http.ErrAbortHandler)
 	}
-}
-
-func csvRecord(p queries.Payment) []string {
-	approved := ""
-	if p.ApprovedAt != nil {
-		approved = p.ApprovedAt.In(domain.KST).Format(time.RFC3339)
-	}
-	rec := []string{p.OrderID, p.CreatedAt.In(domain.KST).Format(time.RFC3339), p.Status, p.OrderName, p.BuyerID,
-		p.Amount.String(), p.CanceledAmount.String(), p.Currency, p.Method, p.PaymentKey, approved, strconv.FormatBool(p.NeedsReview)}
-	for i, v := range rec {
-		rec[i] = neutralizeFormula(v)
-	}
-	return rec
-}
-
-// neutralizeFormula keeps a spreadsheet from reading a cell as a formula (CSV injection, OWASP):
-// a cell that starts with = + - @, a tab or a carriage return is prefixed with a single quote.
-// Buyers choose order names, and a merchant's staff open exports in Excel.
-func neutralizeFormula(v string) string {
-	if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
-		return "'" + v
-	}
-	return v
 }

@@ -34,6 +34,10 @@ func badRequest(code, format string, args ...any) *apiError {
 	return &apiError{Status: http.StatusBadRequest, Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
+// StatusOf is the HTTP status of a domain error kind: the one table every package that answers
+// HTTP uses (the API here, the back office's pages).
+func StatusOf(k domain.Kind) int { return statusOf[k] }
+
 // statusOf is the one table from domain error kinds to HTTP status codes.
 var statusOf = map[domain.Kind]int{
 	domain.KindInvalid:     http.StatusBadRequest,

@@ -12,6 +12,7 @@ import (
 
 	"github.com/paymentledger/ledger/commands"
 	"github.com/paymentledger/ledger/domain"
+	"github.com/paymentledger/ledger/httpapi"
 	"github.com/paymentledger/ledger/queries"
 )
 
@@ -186,7 +187,7 @@ func (h *Handler) refund(w http.ResponseWriter, r *http.Request) {
 		h.failed(w, r, err)
 	default:
 		d.RefundError = messageOf(err)
-		h.showPayment(w, r, statusOf[kind], d)
+		h.showPayment(w, r, httpapi.StatusOf(kind), d)
 	}
 }
 

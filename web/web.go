@@ -40,6 +40,7 @@ import (
 
 	"github.com/paymentledger/ledger/commands"
 	"github.com/paymentledger/ledger/domain"
+	"github.com/paymentledger/ledger/httpapi"
 	"github.com/paymentledger/ledger/internal/ratelimit"
 	"github.com/paymentledger/ledger/merchants"
 	"github.com/paymentledger/ledger/queries"
@@ -252,16 +253,6 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
-// statusOf maps domain error kinds to status codes as the API's table (httpapi/json.go) does;
-// that table is unexported, so the five lines are repeated here.
-var statusOf = map[domain.Kind]int{
-	domain.KindInvalid:     http.StatusBadRequest,
-	domain.KindNotFound:    http.StatusNotFound,
-	domain.KindConflict:    http.StatusConflict,
-	domain.KindUnavailable: http.StatusServiceUnavailable,
-	domain.KindInternal:    http.StatusInternalServerError,
-}
-
 // failed answers err as an error page: a domain error's message for people, anything else
 // logged and answered with a generic message.
 func (h *Handler) failed(w http.ResponseWriter, r *http.Request, err error) {
@@ -269,7 +260,7 @@ func (h *Handler) failed(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.As(err, &de) && de.Kind != domain.KindInternal {
 		title := map[domain.Kind]string{domain.KindInvalid: "Invalid request", domain.KindNotFound: "Not found",
 			domain.KindConflict: "Conflict", domain.KindUnavailable: "Unavailable"}[de.Kind]
-		h.renderError(w, r, statusOf[de.Kind], title, de.Message)
+		h.renderError(w, r, httpapi.StatusOf(de.Kind), title, de.Message)
 		return
 	}
 	h.logger.ErrorContext(r.Context(), "web: internal error", "method", r.Method, "path", clip(r.URL.Path, 200), "error", err)
