@@ -11,6 +11,10 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/paymentledger/ledger/domain"
 )
 
 var pages = template.Must(template.New("pages").Funcs(template.FuncMap{"won": formatWon}).ParseFS(files, "templates/*.html"))
@@ -215,18 +219,12 @@ func kstTime(t time.Time) string {
 	return t.In(kst).Format("2006-01-02 15:04:05") + " KST"
 }
 
-// formatWon writes a whole number of won as people read it: "25000" → "25,000원". Anything
-// but digits comes back unchanged with "원" appended.
-func formatWon(digits string) string {
-	if digits == "" || strings.IndexFunc(digits, func(r rune) bool { return r < '0' || r > '9' }) >= 0 {
-		return digits + "원"
+// formatWon writes an amount in won as people read it, "25000" → "25,000원"
+// (domain.FormatWon); text that is not an amount comes back unchanged with "원" appended.
+func formatWon(amount string) string {
+	d, err := decimal.NewFromString(amount)
+	if err != nil {
+		return amount + "원"
 	}
-	var b strings.Builder
-	for i, r := range digits {
-		if i > 0 && (len(digits)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(r)
-	}
-	return b.String() + "원"
+	return domain.FormatWon(d)
 }

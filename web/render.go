@@ -6,7 +6,6 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -72,27 +71,8 @@ func (h *Handler) renderError(w http.ResponseWriter, r *http.Request, status int
 	h.render(w, r, status, "error", page{Title: heading, Data: errorData{Heading: heading, Message: msg}})
 }
 
-// won formats an amount of Korean won as people read it: 25,000원 (a fraction, which KRW
-// amounts never have, is kept rather than rounded away).
-func won(d decimal.Decimal) string {
-	s := d.String()
-	sign := ""
-	if strings.HasPrefix(s, "-") {
-		sign, s = "−", s[1:]
-	}
-	intPart, frac, _ := strings.Cut(s, ".")
-	var b strings.Builder
-	for i, c := range intPart {
-		if i > 0 && (len(intPart)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	if frac != "" {
-		b.WriteString("." + frac)
-	}
-	return sign + b.String() + "원"
-}
+// won formats an amount as people read it (domain.FormatWon).
+func won(d decimal.Decimal) string { return domain.FormatWon(d) }
 
 // kst formats a time in KST, to the second.
 func kst(t time.Time) string {
