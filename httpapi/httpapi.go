@@ -202,8 +202,9 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.ready(ctx); err != nil {
+		// The error's text (addresses, the driver's words) is logged, never sent: /readyz is public.
 		s.logger.WarnContext(r.Context(), "not ready", "error", err)
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": err.Error()})
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": "the database did not answer"})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -580,4 +581,17 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// A failing readiness check answers 503 in general terms: the error's text, which can name
+// addresses and credentials, stays in the log.
+func TestReadinessDoesNotLeakTheError(t *testing.T) {
+	srv := httpapi.New(nil, nil, func(context.Context) error {
+		return errors.New("dial tcp 10.9.8.7:5432: password authentication failed for user hunter2")
+	}, slog.New(slog.DiscardHandler), httpapi.AuthConfig{})
+	rec := httptest.NewRecorder()
+	srv.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+	if rec.Code != http.StatusServiceUnavailable || strings.Contains(rec.Body.String(), "10.9.8.7") || strings.Contains(rec.Body.String(), "hunter2") {
+		t.Fatalf("/readyz: %d %s", rec.Code, rec.Body)
+	}
 }
