@@ -59,6 +59,7 @@ var encoders = map[uint32]encodeValue{
 	pgtype.BoolOID:        encodeBool,
 	pgtype.NumericOID:     encodeNumeric,
 	pgtype.TimestamptzOID: encodeTimestamptz,
+	pgtype.DateOID:        encodeDate,
 	pgtype.UUIDOID:        encodeUUID,
 }
 
@@ -162,6 +163,23 @@ func encodeTimestamptz(buf []byte, v any) ([]byte, error) {
 	}
 	return nil, unsupported(v, "timestamptz")
 }
+
+// encodeDate writes a time's calendar day in its own location as a date, as pgx does: days
+// since 2000-01-01.
+func encodeDate(buf []byte, v any) ([]byte, error) {
+	switch t := deref(v).(type) {
+	case nil:
+		return appendNull(buf), nil
+	case time.Time:
+		day := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+		buf = binary.BigEndian.AppendUint32(buf, 4)
+		return binary.BigEndian.AppendUint32(buf, uint32(int32((day.Unix()-dateEpoch)/86400))), nil
+	}
+	return nil, unsupported(v, "date")
+}
+
+// dateEpoch is where PostgreSQL's dates count from, in Unix seconds.
+const dateEpoch = 946684800
 
 // encodeNumeric writes a decimal as a numeric: the value in base-10000 digits around the
 // decimal point, and as display scale the decimal's own number of decimal places (0 for a

@@ -18,7 +18,7 @@ import (
 func TestCopyEncodesAsPgx(t *testing.T) {
 	ctx := context.Background()
 	pool := pgtest.NewPool(t)
-	if _, err := pool.Exec(ctx, `CREATE TABLE via_pgx (i int, t text, n numeric, ts timestamptz, u uuid, b bool, s int4, l int8);
+	if _, err := pool.Exec(ctx, `CREATE TABLE via_pgx (i int, t text, n numeric, ts timestamptz, u uuid, b bool, s int4, l int8, d date);
 		CREATE TABLE via_copy (LIKE via_pgx)`); err != nil {
 		t.Fatal(err)
 	}
@@ -39,15 +39,19 @@ func TestCopyEncodesAsPgx(t *testing.T) {
 		if i%4 != 0 {
 			ts = &times[i%len(times)]
 		}
-		rows = append(rows, []any{i, text, n, ts, uuid.New(), i%2 == 0, int64(-2147483648 + i), int64(9223372036854775807 - i)})
+		var day *time.Time
+		if i%5 != 0 { // a calendar day in the time's own location, 1900 and 0001 included
+			day = &times[(i+1)%len(times)]
+		}
+		rows = append(rows, []any{i, text, n, ts, uuid.New(), i%2 == 0, int64(-2147483648 + i), int64(9223372036854775807 - i), day})
 	}
-	rows = append(rows, []any{len(rows), domain.OrderID("order-1"), decimal.NewFromInt(-1), times[0], uuid.Nil, true, 2147483647, -9223372036854775808})
+	rows = append(rows, []any{len(rows), domain.OrderID("order-1"), decimal.NewFromInt(-1), times[0], uuid.Nil, true, 2147483647, -9223372036854775808, time.Date(2026, 11, 3, 0, 0, 0, 0, time.UTC)})
 	for _, r := range rows {
-		if _, err := pool.Exec(ctx, `INSERT INTO via_pgx VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, r...); err != nil {
+		if _, err := pool.Exec(ctx, `INSERT INTO via_pgx VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, r...); err != nil {
 			t.Fatal(err)
 		}
 	}
-	table := copyTable{table: "via_copy", columns: []string{"i", "t", "n", "ts", "u", "b", "s", "l"}, n: len(rows), row: func(i int) []any { return rows[i] }}
+	table := copyTable{table: "via_copy", columns: []string{"i", "t", "n", "ts", "u", "b", "s", "l", "d"}, n: len(rows), row: func(i int) []any { return rows[i] }}
 	enc, err := columnEncoders(ctx, pool, "public", "via_copy", table.columns)
 	if err != nil {
 		t.Fatal(err)

@@ -187,6 +187,71 @@ func (d *dailyTotalsRow) add(o dailyTotalsRow) {
 	d.PSPFees = d.PSPFees.Add(o.PSPFees)
 }
 
+// accountDayRow is what one entry adds to an account's KST day in ledger_account_days, the
+// balances' rollup (queries.Ledger.balances): the sum of the entry's debits and of its credits
+// on the account. Kept with the entries, in the same transaction, so a balance as of a moment
+// reads a row per account and day before that moment's day, and that day's postings alone.
+type accountDayRow struct {
+	MerchantID  domain.MerchantID
+	Account     string
+	AccountType domain.AccountType
+	Currency    domain.Currency
+	Day         time.Time // the KST calendar day, at midnight UTC (a date column)
+	Debit       decimal.Decimal
+	Credit      decimal.Decimal
+}
+
+const ledgerAccountDayColumns = `merchant_id, account, account_type, currency, day, debit, credit`
+
+func (d *accountDayRow) values() []any {
+	return []any{d.MerchantID, d.Account, d.AccountType, d.Currency, d.Day, d.Debit, d.Credit}
+}
+
+// accountDayKey is ledger_account_days' primary key.
+type accountDayKey struct {
+	merchant domain.MerchantID
+	currency domain.Currency
+	account  string
+	day      time.Time
+}
+
+func (d *accountDayRow) key() accountDayKey {
+	return accountDayKey{d.MerchantID, d.Currency, d.Account, d.Day}
+}
+
+// kstDay is the KST calendar day of t, as a date column holds it.
+func kstDay(t time.Time) time.Time {
+	y, m, d := t.In(domain.KST).Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+}
+
+// accountDayDeltas is what postings (one entry's) add to their accounts' days, one row per
+// account, sorted by key: the SQL store upserts them in that order, so two transactions lock
+// shared rows in the same order.
+func accountDayDeltas(postings []postingRow) []accountDayRow {
+	var out []accountDayRow
+	for _, p := range postings {
+		d := accountDayRow{MerchantID: p.MerchantID, Account: p.Account, AccountType: p.AccountType, Currency: p.Currency,
+			Day: kstDay(p.OccurredAt), Debit: p.Debit, Credit: p.Credit}
+		if i := slices.IndexFunc(out, func(o accountDayRow) bool { return o.key() == d.key() }); i >= 0 {
+			out[i].add(d)
+			continue
+		}
+		out = append(out, d)
+	}
+	slices.SortFunc(out, func(a, b accountDayRow) int {
+		return cmp.Or(cmp.Compare(a.MerchantID, b.MerchantID), cmp.Compare(a.Currency, b.Currency),
+			cmp.Compare(a.Account, b.Account), a.Day.Compare(b.Day))
+	})
+	return out
+}
+
+// add adds o's debits and credits to d's.
+func (d *accountDayRow) add(o accountDayRow) {
+	d.Debit = d.Debit.Add(o.Debit)
+	d.Credit = d.Credit.Add(o.Credit)
+}
+
 type walletMovementRow struct {
 	EntryID        int64
 	MerchantID     domain.MerchantID
@@ -554,6 +619,11 @@ func (s sqlLedger) insertEntry(ctx context.Context, e journalEntryRow, postings 
 				canceled_count = t.canceled_count + EXCLUDED.canceled_count, canceled_amount = t.canceled_amount + EXCLUDED.canceled_amount,
 				psp_fees = t.psp_fees + EXCLUDED.psp_fees`, d.values()...)
 	}
+	for _, d := range accountDayDeltas(postings) {
+		batch.Queue(`INSERT INTO ledger_account_days AS t (`+ledgerAccountDayColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7)
+			ON CONFLICT (merchant_id, currency, account, day) DO UPDATE SET
+				debit = t.debit + EXCLUDED.debit, credit = t.credit + EXCLUDED.credit`, d.values()...)
+	}
 	if err := s.tx.SendBatch(ctx, batch).Close(); err != nil {
 		return 0, false, fmt.Errorf("ledger: insert postings for %s: %w", e.OrderID, err)
 	}
@@ -598,6 +668,7 @@ func ResetLedger(ctx context.Context, tx pgx.Tx) error {
 	_, err := tx.Exec(ctx, `
 		DELETE FROM wallet_movements;
 		DELETE FROM ledger_daily_totals;
+		DELETE FROM ledger_account_days;
 		DELETE FROM postings;
 		DELETE FROM journal_entries;
 		DELETE FROM ledger_order_lines;

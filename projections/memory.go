@@ -143,6 +143,8 @@ type memLedger struct {
 	byTx      map[orderTx][]walletMovementRow // what movements reads back
 	days      map[dailyKey]*dailyTotalsRow
 	dayList   []*dailyTotalsRow
+	accDays   map[accountDayKey]*accountDayRow
+	accList   []*accountDayRow
 }
 
 type dailyKey struct {
@@ -183,6 +185,7 @@ var _ ledgerStore = (*memLedger)(nil)
 func newMemLedger(send func(copyTable) error, chunk int) *memLedger {
 	return &memLedger{rates: map[domain.MerchantID]*ledgerRateRow{}, orders: map[domain.OrderID]*memLedgerOrder{},
 		entryIDs: map[entryKey]int64{}, byTx: map[orderTx][]walletMovementRow{}, days: map[dailyKey]*dailyTotalsRow{},
+		accDays: map[accountDayKey]*accountDayRow{},
 		entries: appendOnly[journalEntryRow]{table: "journal_entries", columns: append([]string{"id"}, columnList(journalEntryColumns)...), send: send, chunk: chunk,
 			values: func(e *journalEntryRow) []any { return append([]any{e.ID}, e.values()...) }},
 		postings: appendOnly[memPosting]{table: "postings", columns: append([]string{"id", "entry_id"}, columnList(postingColumns)...), send: send, chunk: chunk,
@@ -268,6 +271,14 @@ func (m *memLedger) insertEntry(_ context.Context, e journalEntryRow, postings [
 			m.dayList = append(m.dayList, &d)
 		}
 	}
+	for _, d := range accountDayDeltas(postings) {
+		if row := m.accDays[d.key()]; row != nil {
+			row.add(d)
+		} else {
+			m.accDays[d.key()] = &d
+			m.accList = append(m.accList, &d)
+		}
+	}
 	return e.ID, true, nil
 }
 
@@ -313,6 +324,8 @@ func (m *memLedger) copyTables() []copyTable {
 		m.wallet.pending(),
 		{table: "ledger_daily_totals", columns: columnList(ledgerDailyColumns), n: len(m.dayList),
 			row: func(i int) []any { return m.dayList[i].values() }},
+		{table: "ledger_account_days", columns: columnList(ledgerAccountDayColumns), n: len(m.accList),
+			row: func(i int) []any { return m.accList[i].values() }},
 	}
 }
 

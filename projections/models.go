@@ -117,6 +117,7 @@ var readModels = []readModel{
 			{name: "wallet_movements", from: `%[1]s.wallet_movements t JOIN %[1]s.journal_entries e ON e.id = t.entry_id`,
 				key: `e.event_id, e.kind, t.seller_id, t.line_id, t.bucket`, omit: []string{"id", "entry_id"}, entry: true},
 			{name: "ledger_daily_totals", from: `%[1]s.ledger_daily_totals t`, key: `t.merchant_id, t.currency, t.day`},
+			{name: "ledger_account_days", from: `%[1]s.ledger_account_days t`, key: `t.merchant_id, t.currency, t.account, t.day`},
 		},
 		lookups: []string{"wallet_movements_tx"}, // sqlLedger.movements
 		// The deferred trigger of migrations 0005 and 0008, over every entry at once.
