@@ -135,13 +135,29 @@ func decodePostingsCursor(account, c string) (time.Time, int64, error) {
 	return t, id, nil
 }
 
-func (l *Ledger) balances(ctx context.Context, merchant domain.MerchantID, asOf time.Time, currency string) ([]AccountBalance, error) {
-	rows, err := l.pool.Query(ctx, `
-		SELECT account, account_type, currency, sum(debit), sum(credit), sum(debit) - sum(credit)
+// balancesSQL sums the merchant's postings up to $2 per account: the days before $2's KST day
+// ($4) from the projection's rollup ledger_account_days (see projections.accountDayDeltas), and
+// the postings of that day ($5, its start, to $2) from postings_merchant_time, so the work is a
+// row per account and day plus one day's postings, whatever the volume.
+const balancesSQL = `
+	SELECT account, account_type, currency, sum(debit), sum(credit), sum(debit) - sum(credit)
+	FROM (
+		SELECT account, account_type, currency, debit, credit
+		FROM ledger_account_days
+		WHERE merchant_id = $1 AND day < $4::date AND ($3::text = '' OR currency = $3)
+		UNION ALL
+		SELECT account, account_type, currency, debit, credit
 		FROM postings
-		WHERE merchant_id = $1 AND occurred_at <= $2 AND ($3::text = '' OR currency = $3)
-		GROUP BY account, account_type, currency
-		ORDER BY account, currency`, merchant, asOf, currency)
+		WHERE merchant_id = $1 AND occurred_at >= $5 AND occurred_at <= $2 AND ($3::text = '' OR currency = $3)
+	) b
+	GROUP BY account, account_type, currency
+	ORDER BY account, currency`
+
+func (l *Ledger) balances(ctx context.Context, merchant domain.MerchantID, asOf time.Time, currency string) ([]AccountBalance, error) {
+	y, m, d := asOf.In(domain.KST).Date()
+	day := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)        // the rollup's date
+	dayStart := time.Date(y, m, d, 0, 0, 0, 0, domain.KST) // where that day's postings start
+	rows, err := l.pool.Query(ctx, balancesSQL, merchant, asOf, currency, day, dayStart)
 	if err != nil {
 		return nil, fmt.Errorf("ledger balances: %w", err)
 	}

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/paymentledger/ledger/domain"
 	"github.com/paymentledger/ledger/eventstore"
 	"github.com/paymentledger/ledger/internal/pgtest"
@@ -180,4 +182,143 @@ func postingsCursor(t *testing.T, ctx context.Context, l *queries.Ledger, m doma
 		t.Fatalf("postings page: %q %v", p.NextCursor, err)
 	}
 	return p.NextCursor
+}
+
+// TestBalancesMatchPostings: balances read from the rollup plus asOf's day equal a plain sum of
+// the postings up to asOf, for asOf before everything, at and around every posting (midnight
+// KST, the settlements' end of day and the payouts' start of day among them), mid-day, at the
+// end of a day and after everything; and the rollup the projection wrote equals the one the
+// migration's backfill computes from the same postings.
+func TestBalancesMatchPostings(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.NewPool(t)
+	store := eventstore.NewPostgres(pool)
+	const m, other domain.MerchantID = "shop-balances", "shop-other"
+	for _, p := range []*payment{
+		newPayment(t, m, "order-A", "A", "buyer-1", "seller-1", 10000, kst("2026-11-01", 9, 55)).
+			approve(kst("2026-11-01", 10, 0)).cancel(4000, kst("2026-11-02", 15, 0)).
+			settle("tx_order-A", "2026-11-01", 10000, 350).settle("ctx_order-A_c1", "2026-11-02", -4000, -140),
+		// Approved at midnight KST: the first moment of 11-03.
+		newPayment(t, m, "order-B", "B", "buyer-2", "seller-2", 20000, kst("2026-11-02", 23, 50)).
+			approve(kst("2026-11-03", 0, 0)).cancel(20000, kst("2026-11-03", 23, 59)),
+		// 00:30 KST is the previous day in UTC.
+		newPayment(t, m, "order-C", "C", "buyer-3", "seller-1", 30000, kst("2026-11-04", 0, 20)).
+			approve(kst("2026-11-04", 0, 30)).settle("tx_order-C", "2026-11-04", 30000, 1000),
+		newPayment(t, m, "order-D", "D", "buyer-4", "seller-2", 7000, kst("2026-11-04", 12, 0)).approve(kst("2026-11-04", 12, 5)),
+		newPayment(t, m, "order-E", "E", "buyer-5", "seller-3", 5000, kst("2026-11-06", 9, 0)).reject(kst("2026-11-06", 9, 1)),
+		// Another merchant's books, the same days: never in this merchant's balances.
+		newPayment(t, other, "order-X", "X", "buyer-1", "seller-1", 99000, kst("2026-11-01", 9, 55)).
+			approve(kst("2026-11-01", 10, 0)).settle("tx_order-X", "2026-11-02", 99000, 3000),
+	} {
+		p.store(ctx, store)
+	}
+	testenv.WaitFor(t, 20*time.Second, "every event readable", func() bool {
+		var n int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM events`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		all, err := store.ReadAll(ctx, eventstore.Start, n+1)
+		return err == nil && len(all) == n
+	})
+	if err := projections.CatchUp(ctx, pool, store, projections.Ledger{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The migration's backfill over these postings gives the rows the projection wrote.
+	var diff int
+	if err := pool.QueryRow(ctx, `
+		WITH backfill AS (
+			SELECT merchant_id, account, account_type, currency, (occurred_at AT TIME ZONE 'Asia/Seoul')::date AS day,
+			       sum(debit) AS debit, sum(credit) AS credit
+			FROM postings GROUP BY 1, 2, 3, 4, 5),
+		kept AS (SELECT merchant_id, account, account_type, currency, day, debit, credit FROM ledger_account_days)
+		SELECT (SELECT count(*) FROM (TABLE backfill EXCEPT TABLE kept) a) + (SELECT count(*) FROM (TABLE kept EXCEPT TABLE backfill) b)`).
+		Scan(&diff); err != nil {
+		t.Fatal(err)
+	}
+	if diff != 0 {
+		t.Errorf("ledger_account_days differs from the backfill of its postings in %d rows", diff)
+	}
+
+	var asOfs []time.Time
+	rows, err := pool.Query(ctx, `SELECT DISTINCT occurred_at FROM postings WHERE merchant_id = $1 ORDER BY 1`, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var at time.Time
+		if err := rows.Scan(&at); err != nil {
+			t.Fatal(err)
+		}
+		asOfs = append(asOfs, at.Add(-time.Microsecond), at, at.Add(time.Microsecond))
+	}
+	if rows.Err() != nil || len(asOfs) < 3*8 {
+		t.Fatalf("%d moments around postings (%v)", len(asOfs)/3, rows.Err())
+	}
+	asOfs = append(asOfs,
+		kst("2026-10-31", 12, 0), // before everything
+		kst("2026-11-01", 0, 0),  // the start of the first day
+		kst("2026-11-02", 12, 0), // mid-day, postings before and after on the same day
+		kst("2026-11-04", 6, 0),
+		kst("2026-11-03", 0, 0).Add(-time.Microsecond), // the last moment of 11-02
+		kst("2026-11-05", 0, 0).Add(-time.Microsecond),
+		kst("2026-11-05", 0, 0),
+		kst("2026-11-30", 0, 0)) // after everything
+
+	l := queries.NewLedger(pool)
+	format := func(bs []queries.AccountBalance) string {
+		out := ""
+		for _, b := range bs {
+			out += fmt.Sprintf("%s/%s/%s %s %s %s\n", b.Account, b.Type, b.Currency, b.Debits, b.Credits, b.Balance)
+		}
+		return out
+	}
+	direct := func(asOf time.Time, currency string) string {
+		rows, err := pool.Query(ctx, `
+			SELECT account, account_type, currency, sum(debit), sum(credit), sum(debit) - sum(credit)
+			FROM postings WHERE merchant_id = $1 AND occurred_at <= $2 AND ($3::text = '' OR currency = $3)
+			GROUP BY account, account_type, currency ORDER BY account, currency`, m, asOf, currency)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (queries.AccountBalance, error) {
+			var b queries.AccountBalance
+			return b, r.Scan(&b.Account, &b.Type, &b.Currency, &b.Debits, &b.Credits, &b.Balance)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if currency != "" { // a trial balance says its currency once, at the top
+			for i := range bs {
+				bs[i].Currency = ""
+			}
+		}
+		return format(bs)
+	}
+	nonEmpty := 0
+	for _, asOf := range asOfs {
+		ab, err := l.AccountBalances(ctx, m, asOf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := format(ab.Accounts), direct(asOf, ""); got != want {
+			t.Errorf("account balances as of %s:\n%swant:\n%s", asOf.In(domain.KST).Format(time.RFC3339Nano), got, want)
+		}
+		tb, err := l.TrialBalance(ctx, m, asOf, "KRW")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := format(tb.Accounts), direct(asOf, "KRW"); got != want {
+			t.Errorf("trial balance as of %s:\n%swant:\n%s", asOf.In(domain.KST).Format(time.RFC3339Nano), got, want)
+		}
+		if !tb.TotalDebits.Equal(tb.TotalCredits) {
+			t.Errorf("trial balance as of %s: debits %s, credits %s", asOf.In(domain.KST).Format(time.RFC3339Nano), tb.TotalDebits, tb.TotalCredits)
+		}
+		if len(ab.Accounts) > 0 {
+			nonEmpty++
+		}
+	}
+	if nonEmpty == 0 || nonEmpty == len(asOfs) {
+		t.Errorf("%d of %d moments with balances: want some before the first posting and some after", nonEmpty, len(asOfs))
+	}
 }
