@@ -255,6 +255,14 @@ func TestRecordedResponsesMatchDocument(t *testing.T) {
 		a.do(400, http.MethodGet, "/api/v1/wallets/seller-a/movements?asOf=x", "")
 		// A page with a nextCursor, the page after it, and cursors and limits it refuses.
 		mv := "/api/v1/wallets/seller-b/movements"
+		// The ledger projection follows the log within moments: wait for seller-b's movements.
+		testenv.WaitFor(t, 20*time.Second, "two movements of seller-b", func() bool {
+			status, raw := testenv.Do(t, a.key, http.MethodGet, a.e.API.URL+mv+"?limit=2", "")
+			var p struct {
+				Movements []any `json:"movements"`
+			}
+			return status == http.StatusOK && json.Unmarshal(raw, &p) == nil && len(p.Movements) == 2
+		})
 		page := decode[struct {
 			NextCursor string `json:"nextCursor"`
 		}](t, a.do(200, http.MethodGet, mv+"?limit=1", ""))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/sethvargo/go-retry"
 	"github.com/shopspring/decimal"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
@@ -182,6 +185,12 @@ func (o *operator) seed(ctx context.Context, opts seedOptions) error {
 	fmt.Fprintf(o.stdout, "appended %d payments (%d events) in %s: %.0f payments/s, %.0f events/s\n",
 		opts.payments, events.Load(), appended.Round(time.Millisecond),
 		float64(opts.payments)/appended.Seconds(), float64(events.Load())/appended.Seconds())
+
+	// Readers of the log stop at the oldest transaction running on the server (anybody's): the
+	// replay would end before the last appends while one is open. Wait until all are readable.
+	if err := waitReadable(ctx, env.pool, o.stderr); err != nil {
+		return err
+	}
 
 	// The read models, rebuilt from the log and swapped in.
 	rebuild := time.Now()
@@ -415,5 +424,32 @@ func (h *seedHistory) add(events []domain.Event, err error) {
 			return
 		}
 		h.events = append(h.events, e)
+	}
+}
+
+// waitReadable waits until every committed event is older than the oldest transaction running
+// on the server, so that the global log's readers see them all; it says so while it waits.
+func waitReadable(ctx context.Context, pool *pgxpool.Pool, stderr io.Writer) error {
+	const q = `SELECT coalesce((SELECT max(transaction_id) FROM events) < pg_snapshot_xmin(pg_current_snapshot()), true)`
+	said := false
+	b := retry.WithCappedDuration(time.Second, retry.NewExponential(10*time.Millisecond))
+	for {
+		var readable bool
+		if err := pool.QueryRow(ctx, q).Scan(&readable); err != nil {
+			return fmt.Errorf("wait for the log to be readable: %w", err)
+		}
+		if readable {
+			return nil
+		}
+		if !said {
+			fmt.Fprintln(stderr, "seed: waiting for another transaction on the server to end, so that the log is readable to its end")
+			said = true
+		}
+		wait, _ := b.Next()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
 	}
 }
