@@ -23,6 +23,7 @@ import (
 
 	"github.com/paymentledger/ledger/commands"
 	"github.com/paymentledger/ledger/domain"
+	"github.com/paymentledger/ledger/internal/logging"
 	"github.com/paymentledger/ledger/queries"
 )
 
@@ -146,7 +147,7 @@ func (s *Server) Handle(prefix string, h http.Handler) {
 // ServeHTTP implements http.Handler: input guards, panic recovery and an access log.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	rec := logging.NewStatusRecorder(w)
 	fields := &logFields{}
 	r = r.WithContext(context.WithValue(r.Context(), logFieldsKey{}, fields))
 	defer func() {
@@ -157,12 +158,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				panic(p)
 			}
 			s.logger.ErrorContext(r.Context(), "panic", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			if !rec.wrote {
+			if !rec.Wrote {
 				writeError(rec, r, s.logger, &apiError{Status: http.StatusInternalServerError, Code: "INTERNAL", Message: "internal error; it has been logged"})
 			}
 		}
 		attrs := append([]any{"method", r.Method, "path", truncate(r.URL.Path, 200),
-			"status", rec.status, "ms", time.Since(start).Milliseconds()}, fields.attrs()...)
+			"status", rec.Status, "ms", time.Since(start).Milliseconds()}, fields.attrs()...)
 		s.logger.InfoContext(r.Context(), "http", attrs...)
 	}()
 	if err := checkRequestText(r); err != nil {
@@ -171,28 +172,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.router.ServeHTTP(rec, r)
 }
-
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-	wrote  bool
-}
-
-func (s *statusRecorder) WriteHeader(code int) {
-	if !s.wrote {
-		s.status, s.wrote = code, true
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusRecorder) Write(b []byte) (int, error) {
-	s.wrote = true
-	return s.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the connection (Flush and write deadlines of the
-// live status streams).
-func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

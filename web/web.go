@@ -41,6 +41,7 @@ import (
 	"github.com/paymentledger/ledger/commands"
 	"github.com/paymentledger/ledger/domain"
 	"github.com/paymentledger/ledger/httpapi"
+	"github.com/paymentledger/ledger/internal/logging"
 	"github.com/paymentledger/ledger/internal/ratelimit"
 	"github.com/paymentledger/ledger/merchants"
 	"github.com/paymentledger/ledger/queries"
@@ -204,7 +205,7 @@ type startKey struct{}
 // ServeHTTP implements http.Handler: security headers, panic recovery and an access log.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	rec := logging.NewStatusRecorder(w)
 	r = r.WithContext(context.WithValue(r.Context(), startKey{}, start))
 	hd := w.Header()
 	hd.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "+
@@ -216,11 +217,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		if p := recover(); p != nil {
 			h.logger.ErrorContext(r.Context(), "web: panic", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			if !rec.wrote {
+			if !rec.Wrote {
 				h.renderError(rec, r, http.StatusInternalServerError, "Something went wrong", "The error has been logged.")
 			}
 		}
-		h.logger.InfoContext(r.Context(), "web", "method", r.Method, "path", clip(r.URL.Path, 200), "status", rec.status,
+		h.logger.InfoContext(r.Context(), "web", "method", r.Method, "path", clip(r.URL.Path, 200), "status", rec.Status,
 			"ms", time.Since(start).Milliseconds())
 	}()
 	h.router.ServeHTTP(rec, r)
@@ -232,26 +233,6 @@ func serverTiming(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Server-Timing", fmt.Sprintf("app;dur=%.1f", float64(time.Since(start).Microseconds())/1000))
 	}
 }
-
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-	wrote  bool
-}
-
-func (s *statusRecorder) WriteHeader(code int) {
-	if !s.wrote {
-		s.status, s.wrote = code, true
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusRecorder) Write(b []byte) (int, error) {
-	s.wrote = true
-	return s.ResponseWriter.Write(b)
-}
-
-func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // failed answers err as an error page: a domain error's message for people, anything else
 // logged and answered with a generic message.
