@@ -361,7 +361,8 @@ func (w *Worker) syncOrder(ctx context.Context, id domain.OrderID, rows []claime
 	// The results are recorded even when ctx ends meanwhile: a read-back that happened counts.
 	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer rcancel()
-	ctx, rows, kerr := w.keep(ctx, rows)
+	ctx, rows, stopWork, kerr := w.keep(ctx, rows)
+	defer stopWork()
 	if kerr != nil {
 		// Those rows' leases run out and they are claimed again.
 		w.logger.ErrorContext(ctx, "webhook rows skipped: their leases could not be renewed", "orderId", id, "error", kerr)
@@ -496,9 +497,12 @@ func (w *Worker) record(ctx, rctx context.Context, id domain.OrderID, rows []cla
 
 // keep renews the leases of rows and keeps them renewed until each row's last write. A row whose
 // lease ran out while it waited and that another worker claimed is left to that worker. The
-// context returned ends when any kept lease is lost: the read-back is then left to the new holder.
-func (w *Worker) keep(ctx context.Context, rows []claimed) (context.Context, []claimed, error) {
-	var kept []claimed
+// context returned ends when any kept lease is lost (the read-back is then left to the new
+// holder), not when a row's lease ends normally: each lease hangs off ctx, and only a loss is
+// passed on, so recording the first row does not cancel the work on the others. stop releases
+// the context once the rows are done.
+func (w *Worker) keep(ctx context.Context, rows []claimed) (work context.Context, kept []claimed, stop func(), err error) {
+	work, cancel := context.WithCancelCause(ctx)
 	var errs []error
 	for _, r := range rows {
 		kctx, held, err := w.leases.Keep(ctx, lease.Token{Key: r.id, Holder: w.cfg.InstanceID, Until: r.until})
@@ -510,10 +514,15 @@ func (w *Worker) keep(ctx context.Context, rows []claimed) (context.Context, []c
 			errs = append(errs, fmt.Errorf("webhooks: keep row %d: %w", r.id, err)) // its lease runs out
 			continue
 		}
-		ctx, r.held = kctx, held
+		context.AfterFunc(kctx, func() {
+			if cause := context.Cause(kctx); errors.Is(cause, lease.ErrLost) {
+				cancel(cause)
+			}
+		})
+		r.held = held
 		kept = append(kept, r)
 	}
-	return ctx, kept, errors.Join(errs...)
+	return work, kept, func() { cancel(nil) }, errors.Join(errs...)
 }
 
 // takeGate reports whether this worker may read order id back now. It moves the order's

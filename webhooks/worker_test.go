@@ -315,6 +315,46 @@ func TestRowsOfOneOrderShareOneReadBack(t *testing.T) {
 	}
 }
 
+// TestFailedReadBackCountsForEveryRowOfTheOrder: when the one read-back of an order's rows fails,
+// each row gets its attempt and its back-off. Ending the first row's lease must not cancel the
+// work of the others (which would give them back as if never tried, due again at once).
+func TestFailedReadBackCountsForEveryRowOfTheOrder(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	url := inboxServer(t, env.Pool, webhooks.InboxConfig{})
+	for i := range 3 {
+		if a := post(t, url, []byte(`{"eventType":"PAYMENT_STATUS_CHANGED","data":{"orderId":"order-1"}}`), tid(fmt.Sprint("whtrans_", i))); a.Status != 200 {
+			t.Fatalf("answer %+v", a)
+		}
+	}
+	syncer := &fakeSyncer{err: errors.New("toss is down")}
+	w := webhooks.NewWorker(env.Pool, syncer, webhooks.WorkerConfig{}, testenv.Logger(t))
+	if n, err := w.ProcessOnce(ctx); n != 3 || err != nil {
+		t.Fatalf("ProcessOnce: %d rows, %v; want 3", n, err)
+	}
+	rows, err := env.Pool.Query(ctx, `SELECT id, status, attempts, next_attempt_at > now() FROM webhook_inbox ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var id int64
+		var status string
+		var attempts int
+		var later bool
+		if err := rows.Scan(&id, &status, &attempts, &later); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		if status != "pending" || attempts != 1 || !later {
+			t.Errorf("row %d: %s, %d attempts, due later %t; want pending, 1 attempt, backed off", id, status, attempts, later)
+		}
+	}
+	if n != 3 || syncer.callsFor("order-1") != 1 {
+		t.Fatalf("%d rows, %d read-backs; want 3 rows, 1 read-back", n, syncer.callsFor("order-1"))
+	}
+}
+
 // TestConsoleRefundIsBookedFromItsWebhook: a refund made in Toss's merchant console reaches the
 // ledger through Toss's webhook, not only at the daily reconciliation: the worker's read-back
 // books it as PaymentCanceledAtPSP, once, and calls no cancel itself.
