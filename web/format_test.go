@@ -19,7 +19,8 @@ func TestWonReadsAsPeopleWriteIt(t *testing.T) {
 
 func TestLocalPathKeepsSignInOnThisSite(t *testing.T) {
 	for in, want := range map[string]string{"/payments?q=a": "/payments?q=a", "//evil.example": "", `/\evil.example`: "",
-		"https://evil.example": "", "": "", "/signin": "", "payments": ""} {
+		"https://evil.example": "", "": "", "/signin": "", "payments": "",
+		"/\t/evil.example": "", "/\n/evil.example": "", "/\x00": "", "/\x7f/x": "", "/\xff": "", "/pay\u2028ments": "/pay\u2028ments"} {
 		if got := localPath(in); got != want {
 			t.Errorf("localPath(%q) = %q, want %q", in, got, want)
 		}

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/paymentledger/ledger/internal/ratelimit"
 	"github.com/paymentledger/ledger/merchants"
@@ -109,10 +112,16 @@ func (h *Handler) signOut(w http.ResponseWriter, r *http.Request) {
 }
 
 // localPath returns p when it is a path on this server, else "": a sign-in never redirects to
-// another site.
+// another site. Browsers drop tabs and other control characters from a Location ("/\t/x" is
+// "//x", another host), so any control character or invalid UTF-8 refuses p, and what is left
+// must parse as a path with no scheme or host.
 func localPath(p string) string {
 	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, `/\`) ||
-		strings.ContainsAny(p, "\r\n\\") || strings.HasPrefix(p, "/signin") || strings.HasPrefix(p, "/signout") {
+		strings.ContainsAny(p, "\\") || !utf8.ValidString(p) || strings.ContainsFunc(p, unicode.IsControl) ||
+		strings.HasPrefix(p, "/signin") || strings.HasPrefix(p, "/signout") {
+		return ""
+	}
+	if u, err := url.Parse(p); err != nil || u.Scheme != "" || u.Host != "" || u.User != nil {
 		return ""
 	}
 	return p
