@@ -10,10 +10,11 @@ import (
 	"github.com/paymentledger/ledger/domain"
 )
 
-// checkRequestText refuses a request whose path or query holds text no handler could store or
+// CheckRequestText refuses a request whose path or query holds text no handler could store or
 // answer about: invalid UTF-8, NUL or other control characters. PostgreSQL cannot hold NUL in
-// text, and a handler that passed such a value on would turn bad input into a 500.
-func checkRequestText(r *http.Request) error {
+// text, and a handler that passed such a value on would turn bad input into a 500. The API runs
+// it on every request, and so does the back office.
+func CheckRequestText(r *http.Request) error {
 	if err := checkText("the path", r.URL.Path); err != nil {
 		return err
 	}

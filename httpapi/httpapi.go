@@ -166,7 +166,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"status", rec.Status, "ms", time.Since(start).Milliseconds()}, fields.attrs()...)
 		s.logger.InfoContext(r.Context(), "http", attrs...)
 	}()
-	if err := checkRequestText(r); err != nil {
+	if err := CheckRequestText(r); err != nil {
 		writeError(rec, r, s.logger, err)
 		return
 	}

@@ -276,8 +276,8 @@ func (l *Ledger) Wallet(ctx context.Context, merchant domain.MerchantID, seller 
 	if merchant == "" {
 		return Wallet{}, errNoMerchant("wallet")
 	}
-	if seller == "" {
-		return Wallet{}, domain.Errorf(domain.ErrInvalidInput, "sellerId is required")
+	if err := checkSeller(seller); err != nil {
+		return Wallet{}, err
 	}
 	if currency == "" {
 		currency = string(domain.KRW)
@@ -372,8 +372,8 @@ func (l *Ledger) WalletMovements(ctx context.Context, merchant domain.MerchantID
 	if merchant == "" {
 		return MovementsPage{}, errNoMerchant("wallet movements")
 	}
-	if seller == "" {
-		return MovementsPage{}, domain.Errorf(domain.ErrInvalidInput, "sellerId is required")
+	if err := checkSeller(seller); err != nil {
+		return MovementsPage{}, err
 	}
 	if currency == "" {
 		currency = string(domain.KRW)

@@ -402,11 +402,11 @@ func (q ListQuery) validate() error {
 	if q.Type != "" && q.Type != TypePayment && q.Type != TypeCancel {
 		errs = append(errs, domain.Errorf(domain.ErrInvalidInput, "type must be %s or %s, got %q", TypePayment, TypeCancel, clip(q.Type, 40)))
 	}
-	if len(q.Q) > maxSearchLen || !utf8.ValidString(q.Q) || strings.ContainsFunc(q.Q, unicode.IsControl) {
-		errs = append(errs, domain.Errorf(domain.ErrInvalidInput, "q must be at most %d bytes of text", maxSearchLen))
+	if !utf8.ValidString(q.Q) || utf8.RuneCountInString(q.Q) > maxSearchLen || strings.ContainsFunc(q.Q, unicode.IsControl) {
+		errs = append(errs, domain.Errorf(domain.ErrInvalidInput, "q must be at most %d characters of text", maxSearchLen))
 	}
-	if len(q.SellerID) > domain.MaxIdentifierLen || !utf8.ValidString(q.SellerID) || strings.ContainsFunc(q.SellerID, unicode.IsControl) {
-		errs = append(errs, domain.Errorf(domain.ErrInvalidInput, "sellerId must be at most %d characters of text", domain.MaxIdentifierLen))
+	if q.SellerID != "" {
+		errs = append(errs, checkSeller(domain.SellerID(q.SellerID)))
 	}
 	if !q.From.IsZero() && !q.To.IsZero() && !q.From.Before(q.To) {
 		errs = append(errs, domain.Errorf(domain.ErrInvalidInput, "from must be before to"))
@@ -441,7 +441,20 @@ func oneInvalid(errs []error) error {
 // the name's start (see ListQuery.Q).
 const minNameSearch = 3
 
-// maxSearchLen bounds q: an order id is at most 64 characters, a paymentKey 200.
+// checkSeller checks a seller id asked about by the rule a checkout's sellerId passes: at most
+// MaxIdentifierLen characters of text (no control characters, valid UTF-8, which PostgreSQL
+// would otherwise refuse with a 500).
+func checkSeller(s domain.SellerID) error {
+	if s == "" {
+		return domain.Errorf(domain.ErrInvalidInput, "sellerId is required")
+	}
+	if !utf8.ValidString(string(s)) || utf8.RuneCountInString(string(s)) > domain.MaxIdentifierLen || strings.ContainsFunc(string(s), unicode.IsControl) {
+		return domain.Errorf(domain.ErrInvalidInput, "sellerId must be at most %d characters of text", domain.MaxIdentifierLen)
+	}
+	return nil
+}
+
+// maxSearchLen bounds q (characters): an order id is at most 64 characters, a paymentKey 200.
 const maxSearchLen = 200
 
 // pageSQL is the statement of the page of at most limit payments that match the filters, newest

@@ -224,6 +224,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.logger.InfoContext(r.Context(), "web", "method", r.Method, "path", clip(r.URL.Path, 200), "status", rec.Status,
 			"ms", time.Since(start).Milliseconds())
 	}()
+	if err := httpapi.CheckRequestText(r); err != nil {
+		h.renderError(rec, r, http.StatusBadRequest, "Bad address", "The address holds characters no page takes (control characters or invalid UTF-8).")
+		return
+	}
 	h.router.ServeHTTP(rec, r)
 }
 

@@ -522,3 +522,24 @@ func TestWalletPageShowsTheNewestMovementsAndLinksToOlder(t *testing.T) {
 		}
 	}
 }
+
+// Text no page takes (NUL, invalid UTF-8, control characters) in the address is a 400 page,
+// never a database error's 500; a long seller id in a page's field is the page's 400 too.
+func TestBadTextInTheAddressIs400(t *testing.T) {
+	s := newSite(t, web.Config{})
+	c := s.client(t)
+	c.mustSignIn(s.env.APIKey)
+	for _, path := range []string{"/wallets?sellerId=%00", "/wallets?sellerId=%ff", "/payments?q=a%01b", "/payments/%00",
+		"/wallets?sellerId=" + strings.Repeat("x", 65), "/payments?sellerId=" + strings.Repeat("x", 65)} {
+		if r := c.get(path); r.status != http.StatusBadRequest {
+			t.Errorf("GET %s: %d, want 400", path, r.status)
+		}
+	}
+	// Characters, not bytes: a Korean seller id of 30 characters (90 bytes) is a fine filter.
+	korean := url.QueryEscape(strings.Repeat("판", 30))
+	for _, path := range []string{"/wallets?sellerId=" + korean, "/payments?sellerId=" + korean} {
+		if r := c.get(path); r.status != http.StatusOK {
+			t.Errorf("GET %s: %d, want 200", path, r.status)
+		}
+	}
+}
