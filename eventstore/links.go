@@ -1,11 +1,13 @@
 package eventstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/jackc/pgx/v5"
 )
 
 // LinkChecker verifies events read from the global log (ReadAll, Subscribe) before a reader
@@ -29,7 +31,9 @@ type LinkChecker struct {
 type link struct {
 	version int64
 	hash    []byte
-	keyed   bool // the stream has a keyed event: no plain one may follow
+	// keyed: the event is keyed, so no plain one may follow (a valid chain has no plain event
+	// after a keyed one, so the last event's own algorithm says it for the whole stream).
+	keyed bool
 }
 
 // NewLinkChecker returns a checker with the store's Verifier that remembers the last event of
@@ -74,36 +78,43 @@ func (c *LinkChecker) Check(ctx context.Context, batch []RecordedEvent) (map[str
 			missingVersions = append(missingVersions, e.Version-1)
 		}
 	}
+	// One round trip: the streams already listed as broken, and the events before the batch's
+	// first of each stream the checker does not remember (only what a link needs of them).
+	b := &pgx.Batch{}
+	b.Queue(`SELECT stream_id, detail FROM broken_streams WHERE stream_id = ANY($1)`, streams)
+	b.Queue(`SELECT stream_id, version, hash, hash_alg FROM events
+		WHERE (stream_id, version) IN (SELECT * FROM unnest($1::text[], $2::bigint[]))`, missing, missingVersions)
+	br := c.p.pool.SendBatch(ctx, b)
 	broken := map[string]Broken{}
-	rows, err := c.p.pool.Query(ctx, `SELECT stream_id, detail FROM broken_streams WHERE stream_id = ANY($1)`, streams)
+	var stream, detail string
+	rows, err := br.Query()
+	if err == nil {
+		_, err = pgx.ForEachRow(rows, []any{&stream, &detail}, func() error {
+			broken[stream] = Broken{From: 1, Err: fmt.Errorf("eventstore: stream %q is listed as broken: %w: %s", stream, ErrChainBroken, detail)}
+			return nil
+		})
+	}
+	if err == nil {
+		rows, err = br.Query()
+	}
+	if err == nil {
+		var l link
+		var alg string
+		_, err = pgx.ForEachRow(rows, []any{&stream, &l.version, &l.hash, &alg}, func() error {
+			a, err := parseHashAlg(alg)
+			if err != nil {
+				return err // a hash_alg the table's CHECK refuses: the row was changed
+			}
+			l.keyed = a == HashHMACSHA256
+			c.last.Add(stream, link{version: l.version, hash: bytes.Clone(l.hash), keyed: l.keyed}) // pgx may reuse the scan buffer
+			return nil
+		})
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
 	if err != nil {
 		return nil, fmt.Errorf("eventstore: check links: %w", err)
-	}
-	var stream, detail string
-	for rows.Next() {
-		if err := rows.Scan(&stream, &detail); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("eventstore: check links: %w", err)
-		}
-		broken[stream] = Broken{From: 1, Err: fmt.Errorf("eventstore: stream %q is listed as broken: %w: %s", stream, ErrChainBroken, detail)}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("eventstore: check links: %w", err)
-	}
-	if len(missing) > 0 {
-		// The events before the batch's first of each stream the checker does not remember.
-		prevs, err := c.p.pool.Query(ctx, `SELECT `+eventColumns+` FROM events
-			WHERE (stream_id, version) IN (SELECT * FROM unnest($1::text[], $2::bigint[]))`, missing, missingVersions)
-		if err != nil {
-			return nil, fmt.Errorf("eventstore: check links: %w", err)
-		}
-		events, err := scanEvents(prevs)
-		if err != nil {
-			return nil, fmt.Errorf("eventstore: check links: %w", err)
-		}
-		for _, e := range events {
-			c.remember(e, false)
-		}
 	}
 	for _, e := range batch {
 		if broken[e.StreamID].Err != nil {
@@ -122,14 +133,9 @@ func (c *LinkChecker) Check(ctx context.Context, batch []RecordedEvent) (map[str
 			broken[e.StreamID] = Broken{e.Version, c.flag(ctx, e, problem.Problem, "%s", problem.Detail)}
 			continue
 		}
-		c.remember(e, prev.keyed)
+		c.last.Add(e.StreamID, link{version: e.Version, hash: e.Hash, keyed: e.HashAlg == HashHMACSHA256})
 	}
 	return broken, nil
-}
-
-// remember keeps e as its stream's last event.
-func (c *LinkChecker) remember(e RecordedEvent, keyedBefore bool) {
-	c.last.Add(e.StreamID, link{version: e.Version, hash: e.Hash, keyed: keyedBefore || e.HashAlg == HashHMACSHA256})
 }
 
 // flag records e's stream as broken and returns the error.
