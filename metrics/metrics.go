@@ -17,6 +17,8 @@
 //	paymentledger_projection_lag_events{projection}                  gauge, sampled from the database
 //	paymentledger_projection_lag_seconds{projection}                 gauge, sampled from the database
 //	paymentledger_projection_parked_events{projection}               gauge, sampled from the database
+//	paymentledger_relay_lag_events{relay}                            gauge, sampled from the database
+//	paymentledger_relay_lag_seconds{relay}                           gauge, sampled from the database
 //
 // Label values come from closed sets (route templates, not paths; known methods, reasons and
 // limiters, anything else as "other"), so no request can grow the number of series.

@@ -4,8 +4,9 @@
 //	paymentctl merchants create --name NAME [--toss-secret-key KEY] [--id ID] [--json]
 //	paymentctl merchants list | show ID | set-toss-key ID --toss-secret-key KEY | set-commission ID --rate 0.1
 //	paymentctl merchants set-fee-rate ID --rate 0.0341 [--from yyyy-MM-dd]   the merchant's Toss contract fee rate
+//	paymentctl merchants set-notification-url ID URL | rotate-notification-secret ID [--grace D] | remove-notification-url ID
 //	paymentctl keys issue|list --merchant ID, keys revoke|rotate --merchant ID KEY_ID
-//	paymentctl secrets rotate                                 re-seal Toss keys under SECRETS_KEY
+//	paymentctl secrets rotate                                 re-seal Toss keys and notification secrets under SECRETS_KEY
 //	paymentctl settlements import --merchant ID --from 2026-11-01 --to 2026-11-21
 //	paymentctl reconcile --from 2026-11-01 --to 2026-11-21 [--merchant ID] [--apply] [--format table|json|csv]
 //	paymentctl audit [--format table|json] [--public-key KEY] [--seal-file PATH] [--skip-replay], audit keygen | seal
