@@ -12,6 +12,7 @@ import (
 
 	"github.com/paymentledger/ledger/internal/lease"
 	"github.com/paymentledger/ledger/internal/pgtest"
+	"github.com/paymentledger/ledger/internal/testenv"
 )
 
 var jobs = lease.Table{Name: "jobs", Key: "id", Holder: "leased_by", Until: "leased_until", Held: "NOT done"}
@@ -47,17 +48,6 @@ func claim(t *testing.T, pool *pgxpool.Pool, holder string, now time.Time, ttl t
 }
 
 // waitFor polls cond until it holds, failing the test after a generous deadline.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func row(t *testing.T, pool *pgxpool.Pool) (holder *string, until time.Time, result *string) {
 	t.Helper()
 	if err := pool.QueryRow(context.Background(), `SELECT leased_by, leased_until, result FROM jobs WHERE id = 'j1'`).
@@ -83,7 +73,7 @@ func TestRenewalKeepsTheLeasePastItsTTLWhileWorkRuns(t *testing.T) {
 
 	// Well past the TTL of the claim, and of Keep's first renewal, the lease is still a's.
 	firstEnd := held.Token().Until
-	waitFor(t, "the first lease has run out", func() bool { return time.Now().After(firstEnd.Add(ttl / 2)) })
+	testenv.WaitFor(t, 20*time.Second, "the first lease has run out", func() bool { return time.Now().After(firstEnd.Add(ttl / 2)) })
 	if _, ok := claim(t, pool, "b", time.Now(), ttl); ok {
 		t.Fatal("another holder claimed a lease that is being renewed")
 	}
@@ -200,7 +190,7 @@ func TestAbandonedLeaseIsClaimableAfterItsTTL(t *testing.T) {
 		t.Fatal("b claimed the row before a's lease ran out")
 	}
 	var b lease.Token
-	waitFor(t, "b claims the abandoned row", func() bool {
+	testenv.WaitFor(t, 20*time.Second, "b claims the abandoned row", func() bool {
 		b, ok = claim(t, pool, "b", time.Now(), ttl)
 		return ok
 	})
