@@ -619,11 +619,14 @@ func (s *Sweeper) record(ctx context.Context, held *lease.Held, l leased, attemp
 // release ends leases without counting an attempt. A lease already lost is left to its new
 // holder.
 func (s *Sweeper) release(ctx context.Context, ls []leased) error {
+	toks := make([]lease.Token, len(ls))
+	for i, l := range ls {
+		toks[i] = l.token(s.cfg.InstanceID)
+	}
 	var errs []error
-	for _, l := range ls {
-		err := s.leases.End(ctx, l.token(s.cfg.InstanceID), `leased_until = '-infinity', updated_at = $4`, s.now())
+	for i, err := range s.leases.EndAll(ctx, toks, `leased_until = '-infinity', updated_at = $4`, s.now()) {
 		if err != nil && !errors.Is(err, lease.ErrLost) {
-			errs = append(errs, fmt.Errorf("recovery: release %s: %w", l.id, err))
+			errs = append(errs, fmt.Errorf("recovery: release %s: %w", ls[i].id, err))
 		}
 	}
 	return errors.Join(errs...)

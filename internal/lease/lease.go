@@ -48,6 +48,7 @@ var ErrLost = errors.New("lease lost")
 type DB interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }
 
 // Table names a queue's table and its lease columns. The names are put into SQL as written:
@@ -121,8 +122,40 @@ func (q *Queue) Renew(ctx context.Context, tok Token) (Token, error) {
 // $1 to $3, so set's own arguments, args, are $4 and on. It returns ErrLost if the row is no
 // longer held under tok, and then writes nothing.
 func (q *Queue) End(ctx context.Context, tok Token, set string, args ...any) error {
-	sql := fmt.Sprintf("UPDATE %s SET %s = NULL, %s WHERE %s", q.table.Name, q.table.Holder, set, q.token)
-	tag, err := q.db.Exec(ctx, sql, append([]any{tok.Key, tok.Holder, tok.Until}, args...)...)
+	tag, err := q.db.Exec(ctx, q.endSQL(set), append([]any{tok.Key, tok.Holder, tok.Until}, args...)...)
+	return q.ended(tok, tag, err)
+}
+
+// EndAll is End for several rows with the same write, in one round trip. It returns one error
+// per token (nil, ErrLost, or the database's), in order.
+func (q *Queue) EndAll(ctx context.Context, toks []Token, set string, args ...any) []error {
+	sql := q.endSQL(set)
+	b := &pgx.Batch{}
+	for _, tok := range toks {
+		b.Queue(sql, append([]any{tok.Key, tok.Holder, tok.Until}, args...)...)
+	}
+	br := q.db.SendBatch(ctx, b)
+	errs := make([]error, len(toks))
+	for i, tok := range toks {
+		tag, err := br.Exec()
+		errs[i] = q.ended(tok, tag, err)
+	}
+	if err := br.Close(); err != nil {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = fmt.Errorf("lease: end %s: %w", q.table.Name, err)
+			}
+		}
+	}
+	return errs
+}
+
+func (q *Queue) endSQL(set string) string {
+	return fmt.Sprintf("UPDATE %s SET %s = NULL, %s WHERE %s", q.table.Name, q.table.Holder, set, q.token)
+}
+
+// ended is End's verdict on one row's update.
+func (q *Queue) ended(tok Token, tag pgconn.CommandTag, err error) error {
 	if err != nil {
 		return fmt.Errorf("lease: end %s %v: %w", q.table.Name, tok.Key, err)
 	}

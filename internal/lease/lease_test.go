@@ -223,3 +223,30 @@ func TestBackoffDoublesWithinEqualJitterAndIsCapped(t *testing.T) {
 		}
 	}
 }
+
+// EndAll ends several leases in one round trip and says, per row, whether it was still held.
+func TestEndAllReportsEachRow(t *testing.T) {
+	pool := newJobs(t)
+	ctx := context.Background()
+	now := time.Now()
+	if _, err := pool.Exec(ctx, `INSERT INTO jobs (id, leased_by, leased_until) VALUES ('j2', 'a', $1), ('j3', 'b', $1)`, now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	var until time.Time
+	if err := pool.QueryRow(ctx, `SELECT leased_until FROM jobs WHERE id = 'j2'`).Scan(&until); err != nil {
+		t.Fatal(err)
+	}
+	q := lease.New(pool, jobs, time.Minute, nil)
+	errs := q.EndAll(ctx, []lease.Token{{Key: "j2", Holder: "a", Until: until}, {Key: "j3", Holder: "a", Until: until}},
+		`result = $4`, "released")
+	if len(errs) != 2 || errs[0] != nil || !errors.Is(errs[1], lease.ErrLost) {
+		t.Fatalf("EndAll: %v; want nil for j2 (held by a), ErrLost for j3 (held by b)", errs)
+	}
+	var j2, j3 *string
+	if err := pool.QueryRow(ctx, `SELECT (SELECT result FROM jobs WHERE id = 'j2' AND leased_by IS NULL), (SELECT result FROM jobs WHERE id = 'j3')`).Scan(&j2, &j3); err != nil {
+		t.Fatal(err)
+	}
+	if j2 == nil || *j2 != "released" || j3 != nil {
+		t.Fatalf("j2 %v, j3 %v: want j2 released and unheld, j3 untouched", j2, j3)
+	}
+}
