@@ -125,6 +125,8 @@ func TestListFilters(t *testing.T) {
 		"type=refund":                   "type",
 		"from=yesterday":                "from",
 		"minAmount=-1":                  "minAmount",
+		"minAmount=1e3":                 "minAmount must be a whole number of won",
+		"maxAmount=1.5":                 "maxAmount must be a whole number of won",
 		"minAmount=5&maxAmount=1":       "minAmount",
 		"from=2026-12-02&to=2026-12-01": "from",
 		"needsReview=maybe":             "needsReview",

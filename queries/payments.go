@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -316,11 +317,13 @@ func ParseListQuery(v url.Values) (ListQuery, error) {
 		if s == "" {
 			continue
 		}
-		d, err := decimal.NewFromString(s)
-		if err != nil || len(s) > 30 || d.IsNegative() {
-			errs = append(errs, domain.Errorf(domain.ErrInvalidInput, "%s must be a non-negative amount such as 15000, got %q", a.name, clip(s, 40)))
+		// Whole won, as the API writes amounts (the OpenAPI Amount pattern): no sign, fraction
+		// or exponent, at most MaxAmount's digits.
+		if !wholeWon.MatchString(s) {
+			errs = append(errs, domain.Errorf(domain.ErrInvalidInput, "%s must be a whole number of won such as 15000, got %q", a.name, clip(s, 40)))
 			continue
 		}
+		d := decimal.RequireFromString(s)
 		*a.dst = &d
 	}
 	return q, oneInvalid(append(errs, q.validate()))
@@ -453,6 +456,9 @@ func checkSeller(s domain.SellerID) error {
 	}
 	return nil
 }
+
+// wholeWon is an amount filter's form: 0, or a whole number of won of at most 13 digits.
+var wholeWon = regexp.MustCompile(`^(0|[1-9][0-9]{0,12})$`)
 
 // maxSearchLen bounds q (characters): an order id is at most 64 characters, a paymentKey 200.
 const maxSearchLen = 200

@@ -433,7 +433,7 @@ func TestListPagesFiltersAndExport(t *testing.T) {
 		t.Fatalf("second page: %d %s", second.status, second.body)
 	}
 	if res := c.get("/payments?minAmount=abc&status=NOPE"); res.status != http.StatusBadRequest ||
-		!strings.Contains(res.body, "minAmount must be a non-negative amount") || !strings.Contains(res.body, `value="abc"`) {
+		!strings.Contains(res.body, "minAmount must be a whole number of won") || !strings.Contains(res.body, `value="abc"`) {
 		t.Fatalf("invalid filters: %d %s", res.status, res.body)
 	}
 	csv := c.get("/payments/export.csv?sellerId=seller-z")
