@@ -29,12 +29,10 @@ const tokenBytes = 32
 // session is one signed-in browser: what web_sessions holds, plus the token from its cookie
 // (never stored) from which its CSRF token is derived.
 type session struct {
-	token     string
-	Merchant  domain.MerchantID
-	KeyID     domain.APIKeyID
-	Scopes    []domain.Scope
-	CreatedAt time.Time
-	ExpiresAt time.Time
+	token    string
+	Merchant domain.MerchantID
+	KeyID    domain.APIKeyID
+	Scopes   []domain.Scope // the key's, as merchants.CheckKey says at each request
 }
 
 // Can reports whether the session's key carries scope (templates show only what it allows).
@@ -64,8 +62,7 @@ func tokenHash(token string) []byte {
 // create starts a session for p at now and returns it with its token. Sessions that have ended
 // are swept on the way: sign-ins are rare enough to carry that work.
 func (st *sessionStore) create(ctx context.Context, p merchants.Principal, now time.Time) (*session, error) {
-	s := &session{token: newToken(), Merchant: p.Merchant, KeyID: p.KeyID, Scopes: p.Scopes,
-		CreatedAt: now, ExpiresAt: now.Add(st.maxAge)}
+	s := &session{token: newToken(), Merchant: p.Merchant, KeyID: p.KeyID, Scopes: p.Scopes}
 	scopes := make([]string, len(p.Scopes))
 	for i, sc := range p.Scopes {
 		scopes[i] = string(sc)
@@ -75,7 +72,7 @@ func (st *sessionStore) create(ctx context.Context, p merchants.Principal, now t
 	}
 	_, err := st.pool.Exec(ctx, `
 		INSERT INTO web_sessions (token_hash, merchant_id, key_id, scopes, created_at, last_seen_at, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $5, $6)`, tokenHash(s.token), p.Merchant, p.KeyID, scopes, now, s.ExpiresAt)
+		VALUES ($1, $2, $3, $4, $5, $5, $6)`, tokenHash(s.token), p.Merchant, p.KeyID, scopes, now, now.Add(st.maxAge))
 	if err != nil {
 		return nil, fmt.Errorf("web: create session: %w", err)
 	}
@@ -83,26 +80,32 @@ func (st *sessionStore) create(ctx context.Context, p merchants.Principal, now t
 }
 
 // touch finds the live session of token at now and records the request (the idle clock starts
-// again). A token of no session, or of one that has ended, is (nil, nil).
+// again). A token of no session, or of one that has ended, is (nil, nil). The request is
+// recorded at most once a minute, so a page view is a read, not a write: the idle clock is that
+// much coarser. The session's scopes are the key's, which the caller takes from CheckKey.
 func (st *sessionStore) touch(ctx context.Context, token string, now time.Time) (*session, error) {
 	s := &session{token: token}
-	var scopes []string
+	var lastSeen time.Time
 	err := st.pool.QueryRow(ctx, `
-		UPDATE web_sessions SET last_seen_at = $2
-		WHERE token_hash = $1 AND expires_at > $2 AND last_seen_at > $3
-		RETURNING merchant_id, key_id, scopes, created_at, expires_at`, tokenHash(token), now, now.Add(-st.idle)).
-		Scan(&s.Merchant, &s.KeyID, &scopes, &s.CreatedAt, &s.ExpiresAt)
+		SELECT merchant_id, key_id, last_seen_at FROM web_sessions
+		WHERE token_hash = $1 AND expires_at > $2 AND last_seen_at > $3`, tokenHash(token), now, now.Add(-st.idle)).
+		Scan(&s.Merchant, &s.KeyID, &lastSeen)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("web: read session: %w", err)
 	}
-	for _, sc := range scopes {
-		s.Scopes = append(s.Scopes, domain.Scope(sc))
+	if now.Sub(lastSeen) >= touchEvery {
+		if _, err := st.pool.Exec(ctx, `UPDATE web_sessions SET last_seen_at = $2 WHERE token_hash = $1`, tokenHash(token), now); err != nil {
+			return nil, fmt.Errorf("web: touch session: %w", err)
+		}
 	}
 	return s, nil
 }
+
+// touchEvery is how often a session's last request is written down.
+const touchEvery = time.Minute
 
 // end deletes the session of token.
 func (st *sessionStore) end(ctx context.Context, token string) error {
