@@ -378,7 +378,7 @@ func swapOnce(ctx context.Context, pool *pgxpool.Pool, m *readModel, live, shado
 		if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '`+lockTimeout+`'`); err != nil {
 			return err
 		}
-		if err := lockParked(ctx, tx, m.proj.Name(), true); err != nil {
+		if err := lockParked(ctx, tx, m.proj.Name()); err != nil {
 			return err
 		}
 		if err := lockTables(ctx, tx, live, m, "ACCESS EXCLUSIVE"); err != nil {

@@ -161,7 +161,7 @@ func RedriveStream(ctx context.Context, pool *pgxpool.Pool, projs []Projection, 
 	}
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		res.Applied = 0
-		if err := lockParked(ctx, tx, projection, true); err != nil {
+		if err := lockParked(ctx, tx, projection); err != nil {
 			return err
 		}
 		rows, err := tx.Query(ctx, `SELECT e.transaction_id, e.position, e.stream_id, e.version, e.event_id, e.event_type,
@@ -249,39 +249,47 @@ func RedriveAll(ctx context.Context, pool *pgxpool.Pool, projs []Projection, f P
 	return out, errors.Join(errs...)
 }
 
-// lockParked takes the transaction advisory lock on a projection's parked rows: shared for a
-// runner's batch, exclusive for Redrive and Swap. It is the two-int4 form, whose keys never meet
-// the bigint ones (tosssim's, the settlements scheduler's).
-func lockParked(ctx context.Context, tx pgx.Tx, projection string, exclusive bool) error {
-	fn := "pg_advisory_xact_lock_shared"
-	if exclusive {
-		fn = "pg_advisory_xact_lock"
-	}
-	_, err := tx.Exec(ctx, `SELECT `+fn+`(hashtext('projection_parked'), hashtext($1))`, projection)
+// parkedLockKey is the transaction advisory lock on a projection's parked rows ($1 the
+// projection): shared for a runner's batch (heldStreams), exclusive for Redrive and Swap
+// (lockParked). It is the two-int4 form, whose keys never meet the bigint ones (tosssim's, the
+// settlements scheduler's).
+const parkedLockKey = `hashtext('projection_parked'), hashtext($1)`
+
+// lockParked takes the exclusive lock on a projection's parked rows.
+func lockParked(ctx context.Context, tx pgx.Tx, projection string) error {
+	_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(`+parkedLockKey+`)`, projection)
 	return err
 }
 
 // heldStreams takes the runner's shared lock on the projection's parked rows and returns which
-// of the batch's streams have rows: their events are held, not applied.
+// of the batch's streams have rows: their events are held, not applied. Both statements go in
+// one round trip (this runs for every batch of every projection); each still reads with its
+// own snapshot, so the read sees what a redrive that held the lock committed.
 func heldStreams(ctx context.Context, tx pgx.Tx, projection string, batch []eventstore.RecordedEvent) (map[string]bool, error) {
-	if err := lockParked(ctx, tx, projection, false); err != nil {
-		return nil, err
-	}
 	streams := make([]string, 0, len(batch))
 	for _, e := range batch {
 		streams = append(streams, e.StreamID)
 	}
-	rows, err := tx.Query(ctx, `SELECT DISTINCT stream_id FROM projection_parked WHERE projection = $1 AND stream_id = ANY($2)`,
-		projection, streams)
-	if err != nil {
-		return nil, err
-	}
+	b := &pgx.Batch{}
+	b.Queue(`SELECT pg_advisory_xact_lock_shared(`+parkedLockKey+`)`, projection)
+	b.Queue(`SELECT DISTINCT stream_id FROM projection_parked WHERE projection = $1 AND stream_id = ANY($2)`, projection, streams)
+	br := tx.SendBatch(ctx, b)
 	held := map[string]bool{}
-	var s string
-	if _, err := pgx.ForEachRow(rows, []any{&s}, func() error {
-		held[s] = true
-		return nil
-	}); err != nil {
+	_, err := br.Exec()
+	if err == nil {
+		var rows pgx.Rows
+		if rows, err = br.Query(); err == nil {
+			var s string
+			_, err = pgx.ForEachRow(rows, []any{&s}, func() error {
+				held[s] = true
+				return nil
+			})
+		}
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return nil, err
 	}
 	return held, nil
