@@ -87,3 +87,15 @@ func FormatWon(d decimal.Decimal) string {
 	}
 	return sign + b.String() + "원"
 }
+
+var plainFraction = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?$`)
+
+// ParseFraction reads a rate written as people write one, a plain non-negative decimal such as
+// "0.0341": no sign, exponent or spaces, which decimal's own parser would take. The rate's own
+// rules (CheckCommissionRate, CheckTossFeeRate) are the caller's.
+func ParseFraction(s string) (decimal.Decimal, error) {
+	if !plainFraction.MatchString(s) {
+		return decimal.Decimal{}, Errorf(ErrInvalidInput, "%q is not a plain decimal fraction such as 0.1", truncate(s, 40))
+	}
+	return decimal.RequireFromString(s), nil
+}

@@ -18,3 +18,16 @@ func TestFormatWon(t *testing.T) {
 		}
 	}
 }
+
+func TestParseFraction(t *testing.T) {
+	for _, ok := range []string{"0", "0.1", "0.0341", "1"} {
+		if _, err := domain.ParseFraction(ok); err != nil {
+			t.Errorf("ParseFraction(%q): %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "-0.1", "+0.1", ".5", "1e-2", "3.41E-2", " 0.1", "0,1", "NaN"} {
+		if _, err := domain.ParseFraction(bad); err == nil {
+			t.Errorf("ParseFraction(%q) accepted", bad)
+		}
+	}
+}

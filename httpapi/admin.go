@@ -176,12 +176,9 @@ func (h adminHandlers) setFeeRate(w http.ResponseWriter, r *http.Request) {
 		if err := decodeJSON(w, r, &req); err != nil {
 			return nil, err
 		}
-		if !plainFraction.MatchString(req.Rate) {
-			return nil, badRequest("INVALID_REQUEST", "rate must be a decimal fraction such as \"0.0341\" (3.41%%), got %q", truncate(req.Rate, 40))
-		}
-		rate, err := decimal.NewFromString(req.Rate)
+		rate, err := domain.ParseFraction(req.Rate)
 		if err != nil {
-			return nil, badRequest("INVALID_REQUEST", "rate %q: %v", truncate(req.Rate, 40), err)
+			return nil, badRequest("INVALID_REQUEST", "rate must be a decimal fraction such as \"0.0341\" (3.41%%), got %q", truncate(req.Rate, 40))
 		}
 		var from time.Time
 		if req.From != "" {
@@ -195,12 +192,9 @@ func (h adminHandlers) setFeeRate(w http.ResponseWriter, r *http.Request) {
 
 // parseRate reads a commission rate: a plain decimal fraction such as "0.1".
 func parseRate(s string) (decimal.Decimal, error) {
-	if !plainFraction.MatchString(s) {
-		return decimal.Decimal{}, badRequest("INVALID_REQUEST", "rate must be a decimal fraction such as \"0.1\" (10%%), got %q", truncate(s, 40))
-	}
-	d, err := decimal.NewFromString(s)
+	d, err := domain.ParseFraction(s)
 	if err != nil {
-		return decimal.Decimal{}, badRequest("INVALID_REQUEST", "rate %q: %v", truncate(s, 40), err)
+		return decimal.Decimal{}, badRequest("INVALID_REQUEST", "rate must be a decimal fraction such as \"0.1\" (10%%), got %q", truncate(s, 40))
 	}
 	return d, domain.CheckCommissionRate(d)
 }

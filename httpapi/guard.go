@@ -3,7 +3,6 @@ package httpapi
 import (
 	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
 	"unicode/utf8"
 
@@ -123,5 +122,3 @@ func noteOrder(r *http.Request, id domain.OrderID) {
 		f.orderID = domain.OrderID(truncate(string(id), 64))
 	}
 }
-
-var plainFraction = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?$`)

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/shopspring/decimal"
 	"github.com/spf13/cobra"
 
 	"github.com/paymentledger/ledger/domain"
@@ -303,8 +302,8 @@ func (o *operator) merchantsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			r, err := decimal.NewFromString(rate)
-			if err != nil || domain.CheckCommissionRate(r) != nil || strings.ContainsAny(rate, "eE") {
+			r, err := domain.ParseFraction(rate)
+			if err != nil || domain.CheckCommissionRate(r) != nil {
 				return fmt.Errorf("--rate %q must be a decimal fraction from 0 up to (not including) 1, e.g. 0.1 for 10%%", rate)
 			}
 			return o.with(cmd.Context(), false, func(env opEnv) error {
@@ -335,8 +334,8 @@ change.`,
 			if err != nil {
 				return err
 			}
-			r, err := decimal.NewFromString(feeRate)
-			if err != nil || domain.CheckTossFeeRate(r) != nil || strings.ContainsAny(feeRate, "eE") {
+			r, err := domain.ParseFraction(feeRate)
+			if err != nil || domain.CheckTossFeeRate(r) != nil {
 				return fmt.Errorf("--rate %q must be a decimal fraction from 0 up to (not including) 1 with at most %d decimal places, e.g. 0.0341 for 3.41%%", feeRate, domain.MaxFeeRateScale)
 			}
 			var from time.Time
