@@ -3,6 +3,7 @@ package domain
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Kind is the closed set of error kinds. The HTTP adapter maps each kind to one status code.
@@ -51,6 +52,27 @@ func (e *Error) Is(target error) bool {
 // Errorf returns an error with the kind and code of sentinel and a formatted message.
 func Errorf(sentinel *Error, format string, args ...any) *Error {
 	return &Error{Kind: sentinel.Kind, Code: sentinel.Code, Message: fmt.Sprintf(format, args...)}
+}
+
+// InvalidInputs makes the invalid-input problems found in one request one ErrInvalidInput
+// naming them all, in order: an API answers one error, and a person fixing a form or a query
+// wants every problem at once. nil errors are skipped; none left is nil.
+func InvalidInputs(errs ...error) error {
+	var msgs []string
+	for _, err := range errs {
+		var de *Error
+		switch {
+		case err == nil:
+		case errors.As(err, &de):
+			msgs = append(msgs, de.Message)
+		default:
+			msgs = append(msgs, err.Error())
+		}
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	return Errorf(ErrInvalidInput, "%s", strings.Join(msgs, "; "))
 }
 
 // KindOf returns the kind of the first *Error in err's chain, or KindInternal.

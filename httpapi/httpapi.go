@@ -11,7 +11,6 @@ package httpapi
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -367,7 +366,7 @@ func (s *Server) dailyReport(w http.ResponseWriter, r *http.Request) {
 	params := r.URL.Query()
 	from, errFrom := queries.ParseKSTDate("from", params.Get("from"))
 	to, errTo := queries.ParseKSTDate("to", params.Get("to"))
-	if err := errors.Join(errFrom, errTo); err != nil {
+	if err := domain.InvalidInputs(errFrom, errTo); err != nil {
 		writeError(w, r, s.logger, err)
 		return
 	}

@@ -36,6 +36,7 @@ func TestDailyReportRoute(t *testing.T) {
 		"from=2026-11-02&to=2026-11-01": "must not be after",
 		"from=2025-10-31&to=2026-11-01": "366 days",
 		"from=2026-11-01T00:00:00%2B09:00&to=2026-11-02": "from must be a date",
+		"from=x&to=y": `from must be a date such as 2026-12-01 (KST), got "x"; to must be a date`, // both at once
 	} {
 		status, body := call(t, "GET", env.API.URL+"/api/v1/reports/daily?"+params, "")
 		e, _ := body["error"].(map[string]any)

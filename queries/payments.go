@@ -326,7 +326,7 @@ func ParseListQuery(v url.Values) (ListQuery, error) {
 		d := decimal.RequireFromString(s)
 		*a.dst = &d
 	}
-	return q, oneInvalid(append(errs, q.validate()))
+	return q, domain.InvalidInputs(append(errs, q.validate())...)
 }
 
 // The values of ListQuery.Type.
@@ -417,27 +417,7 @@ func (q ListQuery) validate() error {
 	if q.MinAmount != nil && q.MaxAmount != nil && q.MinAmount.GreaterThan(*q.MaxAmount) {
 		errs = append(errs, domain.Errorf(domain.ErrInvalidInput, "minAmount must not be more than maxAmount"))
 	}
-	return oneInvalid(errs)
-}
-
-// oneInvalid makes the problems found one invalid-input error naming them all: the API answers
-// one error, and a person fixing a form wants every problem at once.
-func oneInvalid(errs []error) error {
-	var msgs []string
-	for _, err := range errs {
-		var de *domain.Error
-		switch {
-		case err == nil:
-		case errors.As(err, &de):
-			msgs = append(msgs, de.Message)
-		default:
-			msgs = append(msgs, err.Error())
-		}
-	}
-	if len(msgs) == 0 {
-		return nil
-	}
-	return domain.Errorf(domain.ErrInvalidInput, "%s", strings.Join(msgs, "; "))
+	return domain.InvalidInputs(errs...)
 }
 
 // minNameSearch is the shortest q matched anywhere in the order name; a shorter one matches
