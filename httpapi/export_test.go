@@ -3,9 +3,11 @@ package httpapi_test
 import (
 	"context"
 	"encoding/csv"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/paymentledger/ledger/commands"
 	"github.com/paymentledger/ledger/domain"
+	"github.com/paymentledger/ledger/httpapi"
 	"github.com/paymentledger/ledger/internal/testenv"
 	"github.com/paymentledger/ledger/queries"
 )
@@ -144,5 +147,55 @@ func TestExportCSV(t *testing.T) {
 		if res.StatusCode != http.StatusBadRequest || !strings.Contains(recs[0][0], code) {
 			t.Errorf("?%s: %d %v", params, res.StatusCode, recs)
 		}
+	}
+}
+
+// failingExport is the real queries service whose export fails after rows rows: the database
+// going away midway.
+type failingExport struct {
+	*queries.Service
+	rows int
+}
+
+func (f failingExport) EachPayment(ctx context.Context, m domain.MerchantID, q queries.ListQuery, fn func(queries.Payment) error) error {
+	n := 0
+	return f.Service.EachPayment(ctx, m, q, func(p queries.Payment) error {
+		if n == f.rows {
+			return errors.New("the database went away")
+		}
+		n++
+		return fn(p)
+	})
+}
+
+// TestExportCutShortIsABrokenTransfer: an export that fails after rows were sent cuts the
+// connection, so the client's read fails and a truncated file never looks complete.
+func TestExportCutShortIsABrokenTransfer(t *testing.T) {
+	env := newEnv(t, testenv.Options{})
+	ctx := context.Background()
+	for i := range 3 {
+		if _, err := env.Commands.Checkout(ctx, commands.CheckoutInput{Merchant: testenv.Merchant, OrderName: fmt.Sprintf("cut %d", i),
+			BuyerID: "b", Lines: []domain.CheckoutLine{{SellerID: "s", ProductID: "p", Amount: decimal.NewFromInt(1000)}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.WaitFor(t, 10*time.Second, "3 payments listed", func() bool {
+		page, err := env.Queries.ListPayments(ctx, testenv.Merchant, queries.ListQuery{})
+		return err == nil && len(page.Payments) == 3
+	})
+	srv := httpapi.New(env.Commands, failingExport{Service: env.Queries, rows: 2}, env.Pool.Ping, testenv.Logger(t),
+		httpapi.AuthConfig{Keys: env.Merchants, KeyRate: 1000, KeyBurst: 1000, FailuresPerMinute: 1000})
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	req, _ := http.NewRequest("GET", ts.URL+"/api/v1/payments?format=csv", nil)
+	req.SetBasicAuth(env.APIKey, "")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return // cut before the header reached the client (the rows were still buffered): broken
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err == nil {
+		t.Fatalf("status %d and a body that reads to its end (%q): want a broken transfer", resp.StatusCode, body)
 	}
 }

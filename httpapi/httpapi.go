@@ -150,12 +150,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fields := &logFields{}
 	r = r.WithContext(context.WithValue(r.Context(), logFieldsKey{}, fields))
 	defer func() {
-		if p := recover(); p != nil {
-			if p == http.ErrAbortHandler {
-				// A streamed answer that failed midway (an export): net/http cuts the
-				// connection, so the client sees a broken transfer, not a complete-looking one.
-				panic(p)
-			}
+		p := recover()
+		aborted := p == http.ErrAbortHandler
+		if p != nil && !aborted {
 			s.logger.ErrorContext(r.Context(), "panic", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			if !rec.Wrote {
 				writeError(rec, r, s.logger, &apiError{Status: http.StatusInternalServerError, Code: "INTERNAL", Message: "internal error; it has been logged"})
@@ -163,7 +160,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		attrs := append([]any{"method", r.Method, "path", truncate(r.URL.Path, 200),
 			"status", rec.Status, "ms", time.Since(start).Milliseconds()}, fields.attrs()...)
+		if aborted {
+			attrs = append(attrs, "aborted", true)
+		}
 		s.logger.InfoContext(r.Context(), "http", attrs...)
+		if aborted {
+			// A streamed answer that failed midway (an export): net/http cuts the connection,
+			// so the client sees a broken transfer, not a complete-looking one. Logged first.
+			panic(p)
+		}
 	}()
 	if err := CheckRequestText(r); err != nil {
 		writeError(rec, r, s.logger, err)
