@@ -33,9 +33,6 @@ func (s *Service) storeSecret(ctx context.Context, id domain.MerchantID, secretK
 	if err := toss.ValidateSecretKey(secretKey); err != nil {
 		return "", domain.Errorf(domain.ErrInvalidInput, "tossSecretKey %v", err)
 	}
-	if s.cfg.Keyring == nil {
-		return "", ErrNoKeyring
-	}
 	return s.seal(ctx, id, "cred_", secretKey)
 }
 
