@@ -92,8 +92,10 @@ func Watch(ctx context.Context, js jetstream.JetStream, m domain.MerchantID, o d
 		it.Stop()
 	}()
 	go func() {
-		defer close(s.done)
+		// In this order (defers run last first): err is set and done closed before C closes,
+		// so a reader that sees C closed reads Err's verdict, never a nil for "not done yet".
 		defer close(c)
+		defer close(s.done)
 		defer close(stopped)
 		s.err = follow(ctx, it, m, o, afterVersion, c)
 	}()
